@@ -1,0 +1,54 @@
+# shop — the two commands a newcomer needs are `make run` and `make test`.
+# Each sets itself up (virtual environment, pinned dependencies) on a machine with Python 3.11+, git and make.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+export FLASK_APP := shop
+
+.DEFAULT_GOAL := help
+
+.PHONY: help
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+# the venv is rebuilt whenever a requirements file changes
+$(VENV)/.installed: requirements.txt requirements-dev.txt
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "shop needs Python 3.11 or newer"; exit 1; }
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
+	touch $@
+
+.PHONY: venv
+venv: $(VENV)/.installed  ## create .venv and install the pinned dependencies
+
+.PHONY: run
+run: venv  ## run the service with sample data on http://127.0.0.1:8000
+	$(BIN)/python -m shop.devservices -- sh -c '\
+	  $(BIN)/flask db upgrade && \
+	  $(BIN)/flask load-sample-data && \
+	  exec $(BIN)/flask run --host 127.0.0.1 --port $${PORT:-8000}'
+
+.PHONY: test
+test: venv  ## run the test suite (embedded PostgreSQL and Redis unless DATABASE_URL / REDIS_URL are set)
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+.PHONY: lint
+lint: venv  ## ruff and mypy
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+.PHONY: format
+format: venv  ## apply ruff's formatting and safe fixes
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+.PHONY: bench
+bench: venv  ## benchmark the service under gunicorn (scripts/bench.py)
+	$(BIN)/python -m shop.devservices -- $(BIN)/python scripts/bench.py $(BENCH_ARGS)
+
+.PHONY: clean
+clean:  ## remove the virtual environment and caches (keeps instance/ data)
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
