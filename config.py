@@ -1,0 +1,204 @@
+"""Configuration, read from the environment when the app is created (never at import time).
+
+`load_config(environ, overrides)` picks a settings class by `APP_ENV` (development, testing, production),
+builds it from the environment, applies overrides (tests pass a dict to `create_app`) and validates it.
+Every variable is listed in the README's configuration table.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any, TypeVar
+
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError
+
+Number = TypeVar("Number", int, float)
+
+MIN_SECRET_KEY_LENGTH = 32
+# A database whose name starts or ends with "test" (test, test_shop, shop_test, shop-test) belongs to a test suite.
+TEST_DATABASE_NAME = re.compile(r"(^test([_-]|$))|([_-]test$)", re.IGNORECASE)
+
+
+class ConfigError(RuntimeError):
+    """The configuration cannot run the app; the message names every problem."""
+
+
+def _bool(value: str | None, default: bool) -> bool:
+    if value is None or value == "":
+        return default
+    lowered = value.strip().lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off"}:
+        return False
+    raise ConfigError(f"expected a boolean (true/false), got {value!r}")
+
+
+def _number(environ: Mapping[str, str], name: str, default: Number, kind: type[Number]) -> Number:
+    raw = environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return kind(raw)
+    except ValueError:
+        expected = "a whole number" if kind is int else "a number"
+        raise ConfigError(f"{name} must be {expected}, got {raw!r}") from None
+
+
+class BaseConfig:
+    """Settings shared by every environment. Each attribute in UPPER case ends up in `app.config`."""
+
+    APP_ENV = "base"
+    DEBUG = False
+    TESTING = False
+
+    def __init__(self, environ: Mapping[str, str]) -> None:
+        env = environ.get
+        self.SECRET_KEY: str | None = env("SECRET_KEY") or self.default_secret_key()
+        self.SQLALCHEMY_DATABASE_URI: str | None = normalize_database_url(env("DATABASE_URL") or None)
+        self.REDIS_URL: str | None = env("REDIS_URL") or None
+        self.DEBUG = _bool(env("DEBUG"), type(self).DEBUG)
+
+        self.SQLALCHEMY_ENGINE_OPTIONS: dict[str, Any] = {
+            # a connection dropped by a database restart or a proxy is replaced instead of failing a request
+            "pool_pre_ping": True,
+            "pool_recycle": _number(environ, "DB_POOL_RECYCLE", 1800, int),
+            "pool_size": _number(environ, "DB_POOL_SIZE", 5, int),
+            "max_overflow": _number(environ, "DB_MAX_OVERFLOW", 10, int),
+            "pool_timeout": _number(environ, "DB_POOL_TIMEOUT", 10, int),
+            "connect_args": {
+                "connect_timeout": _number(environ, "DB_CONNECT_TIMEOUT", 5, int),
+                "application_name": env("DB_APPLICATION_NAME", "shop"),
+            },
+        }
+        self.SQLALCHEMY_RECORD_QUERIES = False
+
+        self.REDIS_SOCKET_TIMEOUT = _number(environ, "REDIS_SOCKET_TIMEOUT", 0.25, float)
+        self.CACHE_KEY_PREFIX = env("CACHE_KEY_PREFIX", "shop:")
+        self.CACHE_DEFAULT_TIMEOUT = _number(environ, "CACHE_DEFAULT_TIMEOUT", 300, int)
+
+        # request bodies larger than this are refused with 413 before any parsing
+        self.MAX_CONTENT_LENGTH = _number(environ, "MAX_CONTENT_LENGTH", 1024 * 1024, int)
+        self.CURRENCY = env("CURRENCY", "USD").upper()
+        self.LOG_LEVEL = env("LOG_LEVEL", "INFO").upper()
+
+        # flask-smorest / OpenAPI
+        self.API_TITLE = "shop"
+        self.API_VERSION = "v1"
+        self.OPENAPI_VERSION = "3.1.0"
+        self.OPENAPI_URL_PREFIX = "/api/v1"
+        self.OPENAPI_JSON_PATH = "openapi.json"
+        self.OPENAPI_SWAGGER_UI_PATH = "docs"
+        self.OPENAPI_SWAGGER_UI_URL = env("OPENAPI_SWAGGER_UI_URL", "https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/")
+        self.JSON_SORT_KEYS = False
+
+    def default_secret_key(self) -> str | None:
+        return None
+
+    def problems(self) -> list[str]:
+        """Every reason this configuration cannot serve, in words an operator can act on."""
+        found = []
+        if not self.SQLALCHEMY_DATABASE_URI:
+            found.append(
+                "DATABASE_URL is not set: point it at PostgreSQL, or use `make run` / `make test`, "
+                "which start an embedded PostgreSQL when it is unset"
+            )
+        else:
+            try:
+                url = make_url(self.SQLALCHEMY_DATABASE_URI)
+            except ArgumentError:
+                found.append("DATABASE_URL is not a valid database URL")
+            else:
+                if url.get_backend_name() != "postgresql":
+                    found.append(f"DATABASE_URL must be a PostgreSQL URL, got {url.get_backend_name()!r}")
+        if not self.REDIS_URL:
+            found.append("REDIS_URL is not set: point it at Redis (redis://host:6379/0 or unix:///path.sock)")
+        if self.CURRENCY and not re.fullmatch(r"[A-Z]{3}", self.CURRENCY):
+            found.append(f"CURRENCY must be a three-letter ISO 4217 code, got {self.CURRENCY!r}")
+        return found
+
+    def as_dict(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in dir(self) if name.isupper()}
+
+
+class DevelopmentConfig(BaseConfig):
+    APP_ENV = "development"
+    DEBUG = True
+
+    def default_secret_key(self) -> str:
+        return "development-only-secret-key-never-use-in-production"
+
+
+class TestingConfig(BaseConfig):
+    APP_ENV = "testing"
+    TESTING = True
+
+    def default_secret_key(self) -> str:
+        return "testing-only-secret-key-never-use-in-production"
+
+
+class ProductionConfig(BaseConfig):
+    APP_ENV = "production"
+
+    def problems(self) -> list[str]:
+        found = super().problems()
+        if not self.SECRET_KEY:
+            found.append(
+                "SECRET_KEY is not set: generate one with "
+                "`python -c 'import secrets; print(secrets.token_urlsafe(48))'`"
+            )
+        elif len(self.SECRET_KEY) < MIN_SECRET_KEY_LENGTH:
+            found.append(
+                f"SECRET_KEY is {len(self.SECRET_KEY)} characters long; "
+                f"production needs at least {MIN_SECRET_KEY_LENGTH}"
+            )
+        database = _database_name(self.SQLALCHEMY_DATABASE_URI)
+        if database and TEST_DATABASE_NAME.search(database):
+            found.append(f"DATABASE_URL names the database {database!r}, which looks like a test database")
+        if self.DEBUG:
+            found.append("DEBUG is on; production must run with DEBUG=false")
+        return found
+
+
+CONFIGS: dict[str, type[BaseConfig]] = {
+    "development": DevelopmentConfig,
+    "testing": TestingConfig,
+    "production": ProductionConfig,
+}
+
+
+def normalize_database_url(uri: str | None) -> str | None:
+    """Pin the psycopg2 driver: SQLAlchemy 2.1 maps a bare postgresql:// to psycopg 3, which we do not ship."""
+    if not uri:
+        return uri
+    for bare in ("postgres://", "postgresql://"):
+        if uri.startswith(bare):
+            return "postgresql+psycopg2://" + uri.removeprefix(bare)
+    return uri
+
+
+def _database_name(uri: str | None) -> str | None:
+    if not uri:
+        return None
+    try:
+        url: URL = make_url(uri)
+    except ArgumentError:
+        return None
+    return url.database
+
+
+def load_config(environ: Mapping[str, str], overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Build, override and validate the settings for the environment named by APP_ENV."""
+    overrides = dict(overrides or {})
+    app_env = str(overrides.pop("APP_ENV", None) or environ.get("APP_ENV") or "development").lower()
+    if app_env not in CONFIGS:
+        raise ConfigError(f"APP_ENV must be one of {', '.join(CONFIGS)}; got {app_env!r}")
+    settings = CONFIGS[app_env](environ)
+    for name, value in overrides.items():
+        setattr(settings, name, value)
+    problems = settings.problems()
+    if problems:
+        raise ConfigError(f"shop cannot start with APP_ENV={app_env}:\n  - " + "\n  - ".join(problems))
+    return settings.as_dict() | {"APP_ENV": app_env}

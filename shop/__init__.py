@@ -1,0 +1,76 @@
+"""shop: an order-processing service for online stores."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from flask import Flask
+
+from config import load_config
+
+
+def create_app(config: Mapping[str, Any] | None = None) -> Flask:
+    """Build the app: read the configuration, then wire extensions, blueprints, error handlers and commands.
+
+    `config` overrides settings (tests use it); everything else comes from the environment (see config.py).
+    """
+    app = Flask(__name__, instance_relative_config=True)
+    app.config.from_mapping(load_config(os.environ, config))
+    configure_logging(app)
+    register_extensions(app)
+    register_blueprints(app)
+    register_errorhandlers(app)
+    register_commands(app)
+    return app
+
+
+def configure_logging(app: Flask) -> None:
+    app.logger.setLevel(getattr(logging, app.config["LOG_LEVEL"], logging.INFO))
+
+
+def register_extensions(app: Flask) -> None:
+    from shop import models  # noqa: F401  (registers every table before migrations or queries)
+    from shop.extensions import api, cache, db, migrate, redis_client
+
+    db.init_app(app)
+    migrate.init_app(
+        app,
+        db,
+        directory=os.path.join(os.path.dirname(app.root_path), "migrations"),
+        # autogenerate (and the drift test) compare column types and server defaults too
+        compare_type=True,
+        compare_server_default=True,
+    )
+    redis_client.init_app(app)
+    cache.init_app(
+        app,
+        config={
+            "CACHE_TYPE": "RedisCache",
+            # share the one client (its pool and its short timeouts) with the rest of the app
+            "CACHE_REDIS_HOST": app.extensions["redis"],
+            "CACHE_KEY_PREFIX": app.config["CACHE_KEY_PREFIX"],
+            "CACHE_DEFAULT_TIMEOUT": app.config["CACHE_DEFAULT_TIMEOUT"],
+        },
+    )
+    api.init_app(app)
+
+
+def register_blueprints(app: Flask) -> None:
+    from shop.api import register_blueprints as register_api_blueprints
+
+    register_api_blueprints(app)
+
+
+def register_errorhandlers(app: Flask) -> None:
+    from shop.errors import register_errorhandlers as register_problem_handlers
+
+    register_problem_handlers(app)
+
+
+def register_commands(app: Flask) -> None:
+    from shop.cli import register_commands as register_cli_commands
+
+    register_cli_commands(app)

@@ -1,0 +1,152 @@
+"""Every error becomes one application/problem+json document (RFC 9457).
+
+Domain errors raised by services, webargs validation errors, werkzeug's HTTP errors and unexpected
+exceptions all leave through `problem()`. An unexpected exception is logged with its traceback, the
+session is rolled back and the client gets a 500 that reveals nothing of the internals.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+from flask import Flask, Response, current_app, got_request_exception, json, request
+from werkzeug.exceptions import HTTPException, NotFound
+
+PROBLEM_MIMETYPE = "application/problem+json"
+PROBLEM_TYPE_PREFIX = "/problems/"
+
+
+class DomainError(Exception):
+    """A use case refused; subclasses name the problem type, status and title."""
+
+    status: ClassVar[int] = 400
+    slug: ClassVar[str] = "bad-request"
+    title: ClassVar[str] = "Bad request"
+
+    def __init__(self, detail: str, *, headers: Mapping[str, str] | None = None, **extra: Any) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.headers = dict(headers or {})
+        self.extra = extra
+
+
+class ResourceNotFound(DomainError):
+    status = 404
+    slug = "not-found"
+    title = "Not found"
+
+
+class Conflict(DomainError):
+    status = 409
+    slug = "conflict"
+    title = "Conflict"
+
+
+class ServiceBusy(DomainError):
+    """The request could not get its locks or its database in time; the client may retry."""
+
+    status = 503
+    slug = "service-busy"
+    title = "Service busy"
+
+    def __init__(self, detail: str, *, retry_after: int = 1, **extra: Any) -> None:
+        super().__init__(detail, headers={"Retry-After": str(retry_after)}, **extra)
+
+
+def problem(
+    status: int,
+    title: str,
+    detail: str,
+    *,
+    type_: str = "about:blank",
+    errors: Mapping[str, list[str]] | None = None,
+    headers: Mapping[str, str] | None = None,
+    **extra: Any,
+) -> Response:
+    body: dict[str, Any] = {"type": type_, "title": title, "status": status, "detail": detail}
+    if errors:
+        body["errors"] = dict(errors)
+    body.update(extra)
+    response = Response(json.dumps(body), status=status, mimetype=PROBLEM_MIMETYPE)
+    for name, value in (headers or {}).items():
+        response.headers[name] = value
+    return response
+
+
+def flatten_messages(messages: Any, prefix: str = "") -> dict[str, list[str]]:
+    """Turn marshmallow's nested messages into {"items.0.quantity": ["..."]}."""
+    if isinstance(messages, Mapping):
+        flat: dict[str, list[str]] = {}
+        for key, value in messages.items():
+            name = f"{prefix}.{key}" if prefix else str(key)
+            flat.update(flatten_messages(value, name))
+        return flat
+    if isinstance(messages, list | tuple) and all(isinstance(item, str) for item in messages):
+        return {prefix or "_request": list(messages)}
+    return {prefix or "_request": [str(messages)]}
+
+
+def _validation_errors(error: HTTPException) -> dict[str, list[str]]:
+    data = getattr(error, "data", None) or {}
+    messages = data.get("errors") or data.get("messages") or {}
+    # webargs keys messages by location first ({"json": {...}, "query": {...}}); clients think in field names
+    by_field: dict[str, list[str]] = {}
+    for location_messages in messages.values():
+        by_field.update(flatten_messages(location_messages))
+    return by_field
+
+
+def handle_domain_error(error: DomainError) -> Response:
+    return problem(
+        error.status,
+        error.title,
+        error.detail,
+        type_=PROBLEM_TYPE_PREFIX + error.slug,
+        headers=error.headers,
+        **error.extra,
+    )
+
+
+def handle_http_exception(error: HTTPException) -> Response:
+    status = error.code or 500
+    headers = {name: value for name, value in error.get_headers() if name.lower() != "content-type"}
+    data = getattr(error, "data", None) or {}
+    headers.update(data.get("headers") or {})
+    if status == 422:
+        return problem(
+            422,
+            "Validation failed",
+            "The request has invalid fields; see errors.",
+            type_=PROBLEM_TYPE_PREFIX + "validation-failed",
+            errors=_validation_errors(error),
+            headers=headers,
+        )
+    if status == 400 and data.get("messages"):
+        # webargs could not parse the body, typically malformed JSON
+        return problem(400, "Bad request", "The request body is not valid JSON.", headers=headers)
+    detail = error.description or error.name
+    if isinstance(error, NotFound) and request.url_rule is None:
+        detail = f"No resource at {request.path}."
+    return problem(status, error.name, detail, headers=headers)
+
+
+def handle_unexpected_exception(error: Exception) -> Response:
+    # imported here: extensions import the models, and the app must be able to import errors first
+    from shop.extensions import db
+
+    current_app.logger.exception("unhandled exception on %s %s", request.method, request.path)
+    # error reporters (Sentry's Flask integration) listen for this signal, which Flask sends only for
+    # exceptions no handler took
+    got_request_exception.send(current_app._get_current_object(), exception=error)  # type: ignore[attr-defined]
+    try:
+        db.session.rollback()
+    except Exception:  # the connection itself may be what failed
+        current_app.logger.exception("rollback after an unhandled exception failed")
+    return problem(500, "Internal Server Error", "An unexpected error occurred. It has been logged.")
+
+
+def register_errorhandlers(app: Flask) -> None:
+    app.register_error_handler(DomainError, handle_domain_error)
+    app.register_error_handler(HTTPException, handle_http_exception)
+    app.register_error_handler(Exception, handle_unexpected_exception)
