@@ -1,0 +1,8 @@
+"""Typed models, one module per aggregate. Importing this package registers every table on Base.metadata."""
+
+from shop.models.base import Base
+from shop.models.order import Order, OrderItem, OrderStatus
+from shop.models.product import Product
+from shop.models.user import Role, User
+
+__all__ = ["Base", "Order", "OrderItem", "OrderStatus", "Product", "Role", "User"]

@@ -1,0 +1,92 @@
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from shop.models.base import Base, Timestamps, sql_values
+from shop.models.product import Product
+from shop.models.user import User
+
+
+class OrderStatus(enum.StrEnum):
+    PENDING = "pending"
+    PAID = "paid"
+    SHIPPED = "shipped"
+    DELIVERED = "delivered"
+    CANCELLED = "cancelled"
+
+
+class Order(Timestamps, Base):
+    __tablename__ = "orders"
+    __table_args__ = (
+        sa.CheckConstraint(f"status IN ({sql_values(OrderStatus)})", name="status_allowed"),
+        sa.CheckConstraint("total >= 0", name="total_not_negative"),
+        sa.CheckConstraint("currency ~ '^[A-Z]{3}$'", name="currency_iso"),
+        # a status implies the timestamps of the steps that led to it
+        sa.CheckConstraint(
+            "status NOT IN ('paid', 'shipped', 'delivered') OR paid_at IS NOT NULL", name="paid_has_paid_at"
+        ),
+        sa.CheckConstraint(
+            "status NOT IN ('shipped', 'delivered') OR shipped_at IS NOT NULL", name="shipped_has_shipped_at"
+        ),
+        sa.CheckConstraint("status <> 'delivered' OR delivered_at IS NOT NULL", name="delivered_has_delivered_at"),
+        sa.CheckConstraint("status <> 'cancelled' OR cancelled_at IS NOT NULL", name="cancelled_has_cancelled_at"),
+        # a customer's orders, newest first; staff listing by status; reports by time
+        # (a btree scans backwards just as well, so newest-first needs no DESC index)
+        sa.Index("ix_orders_user_id_created_at", "user_id", "created_at"),
+        sa.Index("ix_orders_status_created_at", "status", "created_at"),
+        sa.Index("ix_orders_created_at", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(sa.BigInteger, sa.Identity(), primary_key=True)
+    user_id: Mapped[int] = mapped_column(sa.ForeignKey(User.id, ondelete="RESTRICT"))
+    status: Mapped[str] = mapped_column(sa.String(16), server_default=OrderStatus.PENDING.value)
+    currency: Mapped[str] = mapped_column(sa.String(3))
+    total: Mapped[Decimal]
+    shipping_address: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    payment_reference: Mapped[str | None] = mapped_column(sa.String(255))
+    cancel_reason: Mapped[str | None] = mapped_column(sa.Text)
+    paid_at: Mapped[datetime | None]
+    shipped_at: Mapped[datetime | None]
+    delivered_at: Mapped[datetime | None]
+    cancelled_at: Mapped[datetime | None]
+
+    user: Mapped[User] = relationship(lazy="raise")
+    items: Mapped[list[OrderItem]] = relationship(
+        back_populates="order", cascade="all, delete-orphan", order_by="OrderItem.id", lazy="raise"
+    )
+
+    def __repr__(self) -> str:
+        return f"<Order {self.id} {self.status}>"
+
+
+class OrderItem(Base):
+    __tablename__ = "order_items"
+    __table_args__ = (
+        sa.CheckConstraint("quantity > 0", name="quantity_positive"),
+        sa.CheckConstraint("unit_price > 0", name="unit_price_positive"),
+        # invariant 2, line level: a line total is exactly price times quantity
+        sa.CheckConstraint("line_total = unit_price * quantity", name="line_total_exact"),
+        # one line per product in an order (duplicate lines are merged before they get here)
+        sa.UniqueConstraint("order_id", "product_id"),
+        sa.Index("ix_order_items_product_id", "product_id"),
+    )
+
+    id: Mapped[int] = mapped_column(sa.BigInteger, sa.Identity(), primary_key=True)
+    order_id: Mapped[int] = mapped_column(sa.ForeignKey(Order.id, ondelete="CASCADE"))
+    product_id: Mapped[int] = mapped_column(sa.ForeignKey(Product.id, ondelete="RESTRICT"))
+    # snapshots: what the customer saw when ordering, whatever the product becomes later
+    sku: Mapped[str] = mapped_column(sa.String(64))
+    name: Mapped[str] = mapped_column(sa.String(200))
+    quantity: Mapped[int]
+    unit_price: Mapped[Decimal]
+    line_total: Mapped[Decimal]
+
+    order: Mapped[Order] = relationship(back_populates="items", lazy="raise")
+    product: Mapped[Product] = relationship(lazy="raise")

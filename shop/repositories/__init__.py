@@ -1,0 +1,7 @@
+"""Repositories: take a session, query and flush. They never commit; the unit of work does."""
+
+from shop.repositories.orders import OrderRepository
+from shop.repositories.products import ProductRepository
+from shop.repositories.users import UserRepository
+
+__all__ = ["OrderRepository", "ProductRepository", "UserRepository"]
