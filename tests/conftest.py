@@ -1,0 +1,206 @@
+"""Test fixtures: real PostgreSQL and Redis, never stand-ins.
+
+With DATABASE_URL / REDIS_URL unset, embedded servers are started under instance/ (shop.devservices).
+The suite never touches the configured database itself: it makes a fresh `<name>_test` database next to
+it, builds the schema there with the migrations, and drops it at the end. Redis keys get a per-session
+prefix and are deleted afterwards, so a shared Redis is left as it was found.
+
+Isolation: `db_session` wraps each test in an outer transaction; the app's commits become savepoint
+releases (join_transaction_mode="create_savepoint") and everything is rolled back at the end.
+Tests that must commit for real (concurrency, faults) use `committing_app` instead; its tables are
+truncated afterwards.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import flask_migrate
+import psycopg2
+import pytest
+import redis
+import sqlalchemy as sa
+from flask import Flask
+from flask.testing import FlaskClient, FlaskCliRunner
+from flask_sqlalchemy.session import Session as FlaskSession
+from psycopg2 import sql
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.orm import scoped_session
+
+from config import normalize_database_url
+from shop import create_app
+from shop.devservices import dev_services
+from shop.extensions import db
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _server_dsn(url: URL) -> str:
+    """A libpq DSN for the server and database of `url` (psycopg2 wants no driver name)."""
+    return url.set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+def create_fresh_database(server_url: URL, name: str) -> URL:
+    """(Re)create database `name` on the server of `server_url`; return its URL."""
+    connection = psycopg2.connect(_server_dsn(server_url))
+    try:
+        connection.autocommit = True
+        with connection.cursor() as cursor:
+            cursor.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+            cursor.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    finally:
+        connection.close()
+    return server_url.set(database=name)
+
+
+def drop_database(server_url: URL, name: str) -> None:
+    connection = psycopg2.connect(_server_dsn(server_url))
+    try:
+        connection.autocommit = True
+        with connection.cursor() as cursor:
+            cursor.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+    finally:
+        connection.close()
+
+
+@pytest.fixture(scope="session")
+def service_urls() -> Iterator[dict[str, str]]:
+    with dev_services(PROJECT_ROOT / "instance") as urls:
+        yield urls
+
+
+@pytest.fixture(scope="session")
+def server_url(service_urls: dict[str, str]) -> URL:
+    """The configured database's URL: the suite makes its own databases on that server."""
+    normalized = normalize_database_url(service_urls["DATABASE_URL"])
+    assert normalized is not None
+    return make_url(normalized)
+
+
+@pytest.fixture(scope="session")
+def test_database_name(server_url: URL) -> str:
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    return f"{server_url.database}_{worker}_test" if worker else f"{server_url.database}_test"
+
+
+@pytest.fixture(scope="session")
+def database_url(server_url: URL, test_database_name: str) -> Iterator[str]:
+    url = create_fresh_database(server_url, test_database_name)
+    yield url.render_as_string(hide_password=False)
+    drop_database(server_url, test_database_name)
+
+
+@pytest.fixture(scope="session")
+def redis_key_prefix(service_urls: dict[str, str]) -> Iterator[str]:
+    prefix = f"shop-test-{uuid.uuid4().hex[:12]}:"
+    yield prefix
+    client = redis.Redis.from_url(service_urls["REDIS_URL"])
+    try:
+        keys = list(client.scan_iter(match=prefix + "*", count=1000))
+        if keys:
+            client.delete(*keys)
+    finally:
+        client.close()
+
+
+@pytest.fixture(scope="session")
+def make_app(database_url: str, service_urls: dict[str, str], redis_key_prefix: str) -> Iterator[Callable[..., Flask]]:
+    """Build an app on the test database and test Redis; keyword arguments override settings."""
+    made: list[Flask] = []
+
+    def factory(**overrides: Any) -> Flask:
+        settings = {
+            "APP_ENV": "testing",
+            "SQLALCHEMY_DATABASE_URI": database_url,
+            "REDIS_URL": service_urls["REDIS_URL"],
+            "CACHE_KEY_PREFIX": redis_key_prefix,
+        }
+        made_app = create_app(settings | overrides)
+        made.append(made_app)
+        return made_app
+
+    yield factory
+    for made_app in made:
+        with made_app.app_context():
+            db.engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def app(make_app: Callable[..., Flask]) -> Flask:
+    """The app, on a database whose schema the migrations built (never create_all)."""
+    the_app = make_app()
+    with the_app.app_context():
+        flask_migrate.upgrade()
+    return the_app
+
+
+class ConnectionBoundSession(FlaskSession):
+    """A session that uses the connection it was bound to.
+
+    Flask-SQLAlchemy's Session.get_bind always answers with the app's engine, ignoring a session-level
+    bind; left alone, the "outer transaction" below would wrap nothing and tests would commit for real.
+    """
+
+    def get_bind(self, mapper: Any = None, clause: Any = None, bind: Any = None, **kwargs: Any) -> Any:
+        if bind is not None:
+            return bind
+        if self.bind is not None:
+            return self.bind
+        return super().get_bind(mapper=mapper, clause=clause, **kwargs)
+
+
+@pytest.fixture
+def db_session(app: Flask) -> Iterator[scoped_session[Any]]:
+    """Run the test inside one outer transaction that is rolled back afterwards."""
+    with app.app_context():
+        connection = db.engine.connect()
+        outer = connection.begin()
+        original_session = db.session
+        db.session = db._make_scoped_session(
+            {
+                "bind": connection,
+                "join_transaction_mode": "create_savepoint",
+                "class_": ConnectionBoundSession,
+            }
+        )
+        try:
+            yield db.session
+        finally:
+            db.session.remove()
+            db.session = original_session
+            outer.rollback()
+            connection.close()
+
+
+@pytest.fixture
+def client(app: Flask, db_session: scoped_session[Any]) -> FlaskClient:
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app: Flask, db_session: scoped_session[Any]) -> FlaskCliRunner:
+    return app.test_cli_runner()
+
+
+@pytest.fixture
+def committing_app(app: Flask) -> Iterator[Flask]:
+    """The app with real commits, for tests that need other connections to see their writes."""
+    yield app
+    with app.app_context():
+        db.session.remove()
+        tables = ", ".join(table.name for table in db.metadata.sorted_tables)
+        with db.engine.begin() as connection:
+            connection.execute(sa.text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+
+
+@pytest.fixture
+def scratch_database(server_url: URL, test_database_name: str) -> Iterator[str]:
+    """An empty database of its own, for tests that build or tear down a schema."""
+    name = f"{test_database_name}_scratch_{uuid.uuid4().hex[:8]}"
+    url = create_fresh_database(server_url, name)
+    yield url.render_as_string(hide_password=False)
+    drop_database(server_url, name)

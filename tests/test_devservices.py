@@ -1,0 +1,80 @@
+"""The embedded servers behind `make run` / `make test`: started when needed, reused, stopped."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from contextlib import closing
+from pathlib import Path
+
+import psycopg2
+import redis
+
+from shop.devservices import dev_services, embedded_postgres, embedded_redis
+from tests.conftest import PROJECT_ROOT
+
+
+def redis_answers(url: str) -> bool:
+    try:
+        return bool(redis.Redis.from_url(url, socket_timeout=1).ping())
+    except redis.ConnectionError:
+        return False
+
+
+def test_configured_servers_are_used_and_nothing_is_started(tmp_path: Path) -> None:
+    environ = {"DATABASE_URL": "postgresql://db.example/shop", "REDIS_URL": "redis://cache.example:6379/3"}
+
+    with dev_services(tmp_path, environ) as urls:
+        assert urls == environ
+
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_embedded_redis_starts_on_a_socket_and_stops_afterwards(tmp_path: Path) -> None:
+    with embedded_redis(tmp_path / "redis") as url:
+        assert url == f"unix://{tmp_path}/redis/redis.sock"
+        assert redis_answers(url)
+        # a second user joins the running server instead of starting another
+        with embedded_redis(tmp_path / "redis") as joined:
+            assert joined == url
+        assert redis_answers(url), "the joiner must not stop a server it did not start"
+
+    assert not redis_answers(url)
+
+
+def test_embedded_postgres_keeps_its_data_for_the_next_run(tmp_path: Path) -> None:
+    pgdata = tmp_path / "postgres"
+    with embedded_postgres(pgdata, "shop") as url, closing(psycopg2.connect(url)) as connection:
+        connection.autocommit = True
+        connection.cursor().execute("CREATE TABLE remembered (note text); INSERT INTO remembered VALUES ('still here')")
+
+    with embedded_postgres(pgdata, "shop") as url, closing(psycopg2.connect(url)) as connection:
+        cursor = connection.cursor()
+        cursor.execute("SELECT note FROM remembered")
+        assert cursor.fetchall() == [("still here",)]
+
+
+def test_the_runner_passes_urls_to_the_command_and_returns_its_status(tmp_path: Path) -> None:
+    script = "import os, sys; print(os.environ['REDIS_URL']); sys.exit(3)"
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "shop.devservices",
+            "--instance",
+            str(tmp_path),
+            "--",
+            sys.executable,
+            "-c",
+            script,
+        ],
+        cwd=PROJECT_ROOT,
+        env={"PATH": "/usr/bin:/bin", "DATABASE_URL": "postgresql://unused/shop"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert result.returncode == 3
+    assert result.stdout.strip() == f"unix://{tmp_path}/redis/redis.sock"
+    assert not redis_answers(result.stdout.strip())
