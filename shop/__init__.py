@@ -20,6 +20,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app = Flask(__name__, instance_relative_config=True)
     app.config.from_mapping(load_config(os.environ, config))
     configure_logging(app)
+    configure_json(app)
     register_extensions(app)
     register_blueprints(app)
     register_errorhandlers(app)
@@ -29,6 +30,11 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
 def configure_logging(app: Flask) -> None:
     app.logger.setLevel(getattr(logging, app.config["LOG_LEVEL"], logging.INFO))
+
+
+def configure_json(app: Flask) -> None:
+    # documents keep the order they are written in (problem details read type, title, status, detail)
+    app.json.sort_keys = False  # type: ignore[attr-defined]
 
 
 def register_extensions(app: Flask) -> None:

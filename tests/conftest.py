@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import uuid
+from contextlib import contextmanager
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -39,32 +40,29 @@ from shop.extensions import db
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
-def _server_dsn(url: URL) -> str:
-    """A libpq DSN for the server and database of `url` (psycopg2 wants no driver name)."""
-    return url.set(drivername="postgresql").render_as_string(hide_password=False)
+@contextmanager
+def autocommit_cursor(server_url: URL) -> Iterator[Any]:
+    """A cursor outside any transaction, as CREATE/DROP DATABASE require (psycopg2 wants no driver name)."""
+    connection = psycopg2.connect(server_url.set(drivername="postgresql").render_as_string(hide_password=False))
+    try:
+        connection.autocommit = True
+        with connection.cursor() as cursor:
+            yield cursor
+    finally:
+        connection.close()
 
 
 def create_fresh_database(server_url: URL, name: str) -> URL:
     """(Re)create database `name` on the server of `server_url`; return its URL."""
-    connection = psycopg2.connect(_server_dsn(server_url))
-    try:
-        connection.autocommit = True
-        with connection.cursor() as cursor:
-            cursor.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
-            cursor.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    finally:
-        connection.close()
+    with autocommit_cursor(server_url) as cursor:
+        cursor.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        cursor.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     return server_url.set(database=name)
 
 
 def drop_database(server_url: URL, name: str) -> None:
-    connection = psycopg2.connect(_server_dsn(server_url))
-    try:
-        connection.autocommit = True
-        with connection.cursor() as cursor:
-            cursor.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
-    finally:
-        connection.close()
+    with autocommit_cursor(server_url) as cursor:
+        cursor.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
 @pytest.fixture(scope="session")

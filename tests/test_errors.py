@@ -189,3 +189,9 @@ def test_a_body_over_the_limit_is_a_413_problem(probe_client: FlaskClient) -> No
     response = probe_client.post("/api/v1/probe/widgets", json={"name": "x" * 2048, "quantity": 1})
 
     assert_problem(response, 413, "Request Entity Too Large")
+
+
+def test_problem_members_keep_the_rfc_order(client: FlaskClient) -> None:
+    response = client.get("/api/v1/nope")
+
+    assert list(response.get_json()) == ["type", "title", "status", "detail"]
