@@ -82,6 +82,23 @@ class BaseConfig:
         # request bodies larger than this are refused with 413 before any parsing
         self.MAX_CONTENT_LENGTH = _number(environ, "MAX_CONTENT_LENGTH", 1024 * 1024, int)
         self.CURRENCY = env("CURRENCY", "USD").upper()
+
+        # accounts: opaque bearer tokens, Argon2id password hashes (argon2-cffi's defaults: RFC 9106 low-memory)
+        self.TOKEN_TTL_SECONDS = _number(environ, "TOKEN_TTL_SECONDS", 7 * 24 * 3600.0, float)
+        self.ARGON2_TIME_COST = _number(environ, "ARGON2_TIME_COST", 3, int)
+        self.ARGON2_MEMORY_COST = _number(environ, "ARGON2_MEMORY_COST", 65536, int)  # KiB
+        self.ARGON2_PARALLELISM = _number(environ, "ARGON2_PARALLELISM", 4, int)
+
+        # rate limits (Flask-Limiter); counters live in Redis unless RATELIMIT_STORAGE_URI says otherwise
+        self.RATELIMIT_STORAGE_URI: str | None = env("RATELIMIT_STORAGE_URI") or None
+        self.LOGIN_LIMIT_PER_ADDRESS = env("LOGIN_LIMIT_PER_ADDRESS", "10 per minute")
+        self.LOGIN_LIMIT_PER_EMAIL = env("LOGIN_LIMIT_PER_EMAIL", "5 per minute")
+        self.REGISTER_LIMIT_PER_ADDRESS = env("REGISTER_LIMIT_PER_ADDRESS", "20 per hour")
+        self.REGISTER_LIMIT_PER_EMAIL = env("REGISTER_LIMIT_PER_EMAIL", "5 per hour")
+
+        # browsers may call the API from these storefront origins (comma-separated); none by default
+        self.CORS_ORIGINS = [origin.strip() for origin in env("CORS_ORIGINS", "").split(",") if origin.strip()]
+        self.HSTS_SECONDS = _number(environ, "HSTS_SECONDS", 0, int)
         self.LOG_LEVEL = env("LOG_LEVEL", "INFO").upper()
 
         # flask-smorest / OpenAPI
@@ -95,6 +112,21 @@ class BaseConfig:
 
     def default_secret_key(self) -> str | None:
         return None
+
+    def derive(self) -> None:
+        """Settings computed from others, after overrides are applied."""
+        # Flask-Limiter: counters in the same Redis, under this deployment's prefix; if Redis fails, limits
+        # go on per process in memory rather than failing the request
+        if not self.RATELIMIT_STORAGE_URI and self.REDIS_URL:
+            self.RATELIMIT_STORAGE_URI = redis_storage_uri(self.REDIS_URL)
+        self.RATELIMIT_STORAGE_OPTIONS = {
+            "key_prefix": f"{self.CACHE_KEY_PREFIX}limits",
+            "socket_timeout": self.REDIS_SOCKET_TIMEOUT,
+            "socket_connect_timeout": self.REDIS_SOCKET_TIMEOUT,
+        }
+        self.RATELIMIT_HEADERS_ENABLED = True
+        self.RATELIMIT_SWALLOW_ERRORS = True
+        self.RATELIMIT_IN_MEMORY_FALLBACK_ENABLED = True
 
     def problems(self) -> list[str]:
         """Every reason this configuration cannot serve, in words an operator can act on."""
@@ -114,6 +146,8 @@ class BaseConfig:
                     found.append(f"DATABASE_URL must be a PostgreSQL URL, got {url.get_backend_name()!r}")
         if not self.REDIS_URL:
             found.append("REDIS_URL is not set: point it at Redis (redis://host:6379/0 or unix:///path.sock)")
+        if "*" in self.CORS_ORIGINS:
+            found.append("CORS_ORIGINS must list storefront origins, not '*'")
         if self.CURRENCY and not re.fullmatch(r"[A-Z]{3}", self.CURRENCY):
             found.append(f"CURRENCY must be a three-letter ISO 4217 code, got {self.CURRENCY!r}")
         return found
@@ -134,12 +168,24 @@ class TestingConfig(BaseConfig):
     APP_ENV = "testing"
     TESTING = True
 
+    def __init__(self, environ: Mapping[str, str]) -> None:
+        super().__init__(environ)
+        # cheap hashes keep the suite fast; the parameters are still Argon2id's
+        self.ARGON2_TIME_COST = 1
+        self.ARGON2_MEMORY_COST = 1024
+        self.ARGON2_PARALLELISM = 1
+
     def default_secret_key(self) -> str:
         return "testing-only-secret-key-never-use-in-production"
 
 
 class ProductionConfig(BaseConfig):
     APP_ENV = "production"
+
+    def __init__(self, environ: Mapping[str, str]) -> None:
+        super().__init__(environ)
+        # behind TLS in production: browsers must never fall back to plain HTTP (two years)
+        self.HSTS_SECONDS = _number(environ, "HSTS_SECONDS", 63_072_000, int)
 
     def problems(self) -> list[str]:
         found = super().problems()
@@ -178,6 +224,11 @@ def normalize_database_url(uri: str | None) -> str | None:
     return uri
 
 
+def redis_storage_uri(redis_url: str) -> str:
+    """The `limits` library spells a unix-socket Redis redis+unix://."""
+    return "redis+unix://" + redis_url.removeprefix("unix://") if redis_url.startswith("unix://") else redis_url
+
+
 def _database_name(uri: str | None) -> str | None:
     if not uri:
         return None
@@ -197,6 +248,7 @@ def load_config(environ: Mapping[str, str], overrides: Mapping[str, Any] | None 
     settings = CONFIGS[app_env](environ)
     for name, value in overrides.items():
         setattr(settings, name, value)
+    settings.derive()
     problems = settings.problems()
     if problems:
         raise ConfigError(f"shop cannot start with APP_ENV={app_env}:\n  - " + "\n  - ".join(problems))
