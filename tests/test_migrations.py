@@ -12,7 +12,7 @@ from flask import Flask
 
 from shop.extensions import db
 
-SHOP_TABLES = {"users", "products", "orders", "order_items"}
+SHOP_TABLES = {"users", "products", "orders", "order_items", "api_tokens"}
 
 
 def table_names() -> set[str]:

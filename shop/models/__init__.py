@@ -3,6 +3,7 @@
 from shop.models.base import Base
 from shop.models.order import Order, OrderItem, OrderStatus
 from shop.models.product import Product
+from shop.models.token import ApiToken
 from shop.models.user import Role, User
 
-__all__ = ["Base", "Order", "OrderItem", "OrderStatus", "Product", "Role", "User"]
+__all__ = ["ApiToken", "Base", "Order", "OrderItem", "OrderStatus", "Product", "Role", "User"]

@@ -2,6 +2,7 @@
 
 from shop.repositories.orders import OrderRepository
 from shop.repositories.products import ProductRepository
+from shop.repositories.tokens import TokenRepository
 from shop.repositories.users import UserRepository
 
-__all__ = ["OrderRepository", "ProductRepository", "UserRepository"]
+__all__ = ["OrderRepository", "ProductRepository", "TokenRepository", "UserRepository"]

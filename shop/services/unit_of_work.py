@@ -7,7 +7,7 @@ from types import TracebackType
 from sqlalchemy.orm import Session
 
 from shop.extensions import db
-from shop.repositories import OrderRepository, ProductRepository, UserRepository
+from shop.repositories import OrderRepository, ProductRepository, TokenRepository, UserRepository
 
 
 class UnitOfWork:
@@ -26,6 +26,7 @@ class UnitOfWork:
         self.users = UserRepository(self.session)
         self.products = ProductRepository(self.session)
         self.orders = OrderRepository(self.session)
+        self.tokens = TokenRepository(self.session)
         return self
 
     def __exit__(
