@@ -39,7 +39,7 @@ def configure_json(app: Flask) -> None:
 
 def register_extensions(app: Flask) -> None:
     from shop import models  # noqa: F401  (registers every table before migrations or queries)
-    from shop.extensions import api, cache, db, migrate, redis_client
+    from shop.extensions import api, cache, cors, db, limiter, migrate, passwords, redis_client
 
     db.init_app(app)
     migrate.init_app(
@@ -62,6 +62,19 @@ def register_extensions(app: Flask) -> None:
         },
     )
     api.init_app(app)
+    api.spec.components.security_scheme("bearerAuth", {"type": "http", "scheme": "bearer"})
+    passwords.init_app(app)
+    limiter.init_app(app)
+    if app.config["CORS_ORIGINS"]:
+        cors.init_app(
+            app,
+            resources={r"/api/*": {"origins": app.config["CORS_ORIGINS"]}},
+            # bearer tokens, never cookies: no credentialed CORS at all
+            supports_credentials=False,
+            allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "If-None-Match"],
+            expose_headers=["ETag", "Link", "Retry-After", "Idempotent-Replayed"],
+            max_age=600,
+        )
 
 
 def register_blueprints(app: Flask) -> None:
@@ -72,8 +85,10 @@ def register_blueprints(app: Flask) -> None:
 
 def register_errorhandlers(app: Flask) -> None:
     from shop.errors import register_errorhandlers as register_problem_handlers
+    from shop.security.headers import register_security_headers
 
     register_problem_handlers(app)
+    register_security_headers(app)
 
 
 def register_commands(app: Flask) -> None:

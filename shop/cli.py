@@ -3,9 +3,52 @@
 from __future__ import annotations
 
 import click
+import marshmallow as ma
 from flask import Flask
 
+from shop.models import Role
+from shop.services.accounts import EmailTaken, purge_expired_tokens, register_user
 from shop.services.sample_catalog import load_sample_catalog
+
+_valid_email = ma.validate.Email()
+
+
+def _email(context: click.Context, parameter: click.Parameter, value: str) -> str:
+    try:
+        return str(_valid_email(value.strip()))
+    except ma.ValidationError:
+        raise click.BadParameter(f"{value!r} is not a valid email address.") from None
+
+
+def _password(context: click.Context, parameter: click.Parameter, value: str) -> str:
+    if not 8 <= len(value) <= 128:
+        raise click.BadParameter("must be 8 to 128 characters long.")
+    return value
+
+
+@click.command("create-user")
+@click.option("--email", required=True, callback=_email)
+@click.option("--name", required=True)
+@click.option(
+    "--role", type=click.Choice([role.value for role in Role]), default=Role.CUSTOMER.value, show_default=True
+)
+@click.option(
+    "--password",
+    prompt=True,
+    hide_input=True,
+    confirmation_prompt=True,
+    callback=_password,
+    help="prompted for, hidden, when not given",
+)
+def create_user_command(email: str, name: str, role: str, password: str) -> None:
+    """Create an account; the only way to make staff and admin accounts."""
+    if not name.strip():
+        raise click.BadParameter("must not be blank.", param_hint="--name")
+    try:
+        user = register_user(email, password, name.strip(), Role(role))
+    except EmailTaken as taken:
+        raise click.ClickException(taken.detail) from None
+    click.echo(f"Created {user.role} account {user.id} for {user.email}.")
 
 
 @click.command("load-sample-data")
@@ -20,5 +63,13 @@ def load_sample_data_command(products: int, seed: int) -> None:
         click.echo("The catalog already has products; nothing loaded.")
 
 
+@click.command("purge-expired-tokens")
+def purge_expired_tokens_command() -> None:
+    """Delete expired API tokens (they are refused anyway; this keeps the table small). Safe to run from cron."""
+    click.echo(f"Deleted {purge_expired_tokens()} expired tokens.")
+
+
 def register_commands(app: Flask) -> None:
     app.cli.add_command(load_sample_data_command)
+    app.cli.add_command(create_user_command)
+    app.cli.add_command(purge_expired_tokens_command)

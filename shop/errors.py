@@ -122,6 +122,14 @@ def handle_http_exception(error: HTTPException) -> Response:
             errors=_validation_errors(error),
             headers=headers,
         )
+    if status == 429:
+        return problem(
+            429,
+            "Too Many Requests",
+            f"Too many requests ({error.description}). Retry after the number of seconds in Retry-After.",
+            type_=PROBLEM_TYPE_PREFIX + "rate-limited",
+            headers=headers,
+        )
     if status == 400 and data.get("messages"):
         # webargs could not parse the body, typically malformed JSON
         return problem(400, "Bad request", "The request body is not valid JSON.", headers=headers)

@@ -3,15 +3,26 @@
 from __future__ import annotations
 
 from flask_caching import Cache
+from flask_cors import CORS
+from flask_limiter import Limiter
+from flask_limiter.util import get_remote_address
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 
 from shop.models.base import Base
 from shop.openapi import ProblemApi
 from shop.redis_client import RedisClient
+from shop.security.passwords import Passwords
 
-db = SQLAlchemy(model_class=Base)
+# objects stay readable after commit: responses are built from what was just written, without a re-query
+SESSION_OPTIONS = {"expire_on_commit": False}
+
+db = SQLAlchemy(model_class=Base, session_options=SESSION_OPTIONS)
 migrate = Migrate()
 cache = Cache()
 redis_client = RedisClient()
 api = ProblemApi()
+passwords = Passwords()
+# limits are declared per route (login, registration); nothing is limited by default
+limiter = Limiter(key_func=get_remote_address)
+cors = CORS()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Flask, request
 from werkzeug.exceptions import UnsupportedMediaType
 
-from shop.api import health
+from shop.api import auth, health, users
 from shop.extensions import api
 
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
@@ -25,3 +25,5 @@ def require_json_body() -> None:
 def register_blueprints(app: Flask) -> None:
     app.before_request(require_json_body)
     api.register_blueprint(health.blp)
+    api.register_blueprint(auth.blp)
+    api.register_blueprint(users.blp)

@@ -1,0 +1,96 @@
+"""Who may call what: the one place where authentication and roles are enforced.
+
+@blp.get("/me")
+@authenticated()                 # any signed-in user
+def me(): ...
+
+@authenticated(Role.STAFF)       # staff and admin
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from copy import deepcopy
+from typing import Any, TypeVar, cast
+
+from flask import g, request
+
+from shop.errors import DomainError
+from shop.models import ApiToken, Role, User
+from shop.services.accounts import find_token_owner
+
+View = TypeVar("View", bound=Callable[..., Any])
+
+# each role may do what the roles before it may
+ROLE_RANK = {Role.CUSTOMER: 0, Role.STAFF: 1, Role.ADMIN: 2}
+
+
+class Unauthenticated(DomainError):
+    status = 401
+    slug = "unauthenticated"
+    title = "Authentication required"
+
+    def __init__(self, detail: str, *, error: str | None = None) -> None:
+        # RFC 6750: say what kind of credential is wanted, and why the one sent was refused
+        challenge = 'Bearer realm="shop"' + (f', error="{error}"' if error else "")
+        super().__init__(detail, headers={"WWW-Authenticate": challenge})
+
+
+class Forbidden(DomainError):
+    status = 403
+    slug = "forbidden"
+    title = "Forbidden"
+
+
+def current_user() -> User:
+    user: User = g.current_user
+    return user
+
+
+def current_token() -> ApiToken:
+    token: ApiToken = g.current_token
+    return token
+
+
+def authenticate_request() -> tuple[ApiToken, User]:
+    header = request.headers.get("Authorization")
+    if header is None:
+        raise Unauthenticated("This route needs a bearer token: send 'Authorization: Bearer <token>'.")
+    scheme, _, token = header.strip().partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthenticated("The Authorization header must be 'Bearer <token>'.", error="invalid_request")
+    found = find_token_owner(token.strip())
+    if found is None:
+        raise Unauthenticated("The token is invalid, expired or revoked.", error="invalid_token")
+    return found
+
+
+def authenticated(minimum_role: Role = Role.CUSTOMER) -> Callable[[View], View]:
+    """Require a live bearer token whose user has at least `minimum_role`; 401 without one, 403 below it."""
+
+    def decorator(view: View) -> View:
+        @functools.wraps(view)
+        def guarded(*args: Any, **kwargs: Any) -> Any:
+            token, user = authenticate_request()
+            if ROLE_RANK[Role(user.role)] < ROLE_RANK[minimum_role]:
+                raise Forbidden(f"This route is for {minimum_role.value} accounts; yours is {user.role}.")
+            g.current_token, g.current_user = token, user
+            return view(*args, **kwargs)
+
+        _document(guarded, minimum_role)
+        return cast(View, guarded)
+
+    return decorator
+
+
+def _document(view: Any, minimum_role: Role) -> None:
+    """Mark the route as needing a bearer token in the OpenAPI document (flask-smorest's _apidoc)."""
+    apidoc = deepcopy(getattr(view, "_apidoc", {}))
+    manual = apidoc.setdefault("manual_doc", {})
+    manual["security"] = [{"bearerAuth": []}]
+    responses = manual.setdefault("responses", {})
+    responses["401"] = {"description": "Missing, invalid, expired or revoked token"}
+    if minimum_role is not Role.CUSTOMER:
+        responses["403"] = {"description": f"Needs a {minimum_role.value} account"}
+    view._apidoc = apidoc

@@ -1,0 +1,27 @@
+"""The signed-in user."""
+
+from __future__ import annotations
+
+import marshmallow as ma
+from flask_smorest import Blueprint
+
+from shop.api.policy import authenticated, current_user
+from shop.models import User
+
+blp = Blueprint("users", __name__, url_prefix="/api/v1/users", description="Accounts")
+
+
+class UserSchema(ma.Schema):
+    id = ma.fields.Integer(dump_only=True)
+    email = ma.fields.String()
+    name = ma.fields.String()
+    role = ma.fields.String(metadata={"enum": ["customer", "staff", "admin"]})
+    created_at = ma.fields.AwareDateTime(format="iso")
+
+
+@blp.get("/me")
+@authenticated()
+@blp.response(200, UserSchema)
+def me() -> User:
+    """The account the bearer token belongs to."""
+    return current_user()

@@ -1,0 +1,47 @@
+"""Argon2id password hashing with parameters from the configuration.
+
+When the configured parameters change, hashes made with the old ones still verify, and are replaced
+at the user's next successful login (`needs_rehash`).
+"""
+
+from __future__ import annotations
+
+from argon2 import PasswordHasher, Type
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+from flask import Flask, current_app
+
+# verified against when the email is unknown, so both failures take the same time (no user enumeration)
+_UNKNOWN_USER_PASSWORD = "no account has this password"  # noqa: S105 - not a credential
+
+
+class Passwords:
+    def init_app(self, app: Flask) -> None:
+        hasher = PasswordHasher(
+            time_cost=app.config["ARGON2_TIME_COST"],
+            memory_cost=app.config["ARGON2_MEMORY_COST"],
+            parallelism=app.config["ARGON2_PARALLELISM"],
+            type=Type.ID,
+        )
+        app.extensions["password_hasher"] = hasher
+        app.extensions["password_decoy_hash"] = hasher.hash(_UNKNOWN_USER_PASSWORD)
+
+    @property
+    def _hasher(self) -> PasswordHasher:
+        hasher: PasswordHasher = current_app.extensions["password_hasher"]
+        return hasher
+
+    def hash(self, password: str) -> str:
+        return self._hasher.hash(password)
+
+    def verify(self, password_hash: str | None, password: str) -> bool:
+        """True when `password` matches; with no hash (unknown user), spend the same time and say False."""
+        try:
+            if password_hash is None:
+                self._hasher.verify(current_app.extensions["password_decoy_hash"], password)
+                return False
+            return self._hasher.verify(password_hash, password)
+        except (VerifyMismatchError, VerificationError, InvalidHashError):
+            return False
+
+    def needs_rehash(self, password_hash: str) -> bool:
+        return self._hasher.check_needs_rehash(password_hash)

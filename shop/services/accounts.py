@@ -1,0 +1,100 @@
+"""Accounts: registration, login (token issue), logout (token revocation) and token lookup."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from flask import current_app
+from sqlalchemy.exc import IntegrityError
+
+from shop.errors import Conflict, DomainError
+from shop.extensions import db, passwords
+from shop.models import ApiToken, Role, User
+from shop.repositories import TokenRepository
+from shop.security.tokens import MAX_TOKEN_LENGTH, new_token, token_digest
+from shop.services.unit_of_work import UnitOfWork
+
+
+class EmailTaken(Conflict):
+    slug = "email-taken"
+    title = "Email already registered"
+
+
+class InvalidCredentials(DomainError):
+    status = 401
+    slug = "invalid-credentials"
+    title = "Invalid credentials"
+
+    def __init__(self) -> None:
+        # one message for every bad credential: which part was wrong is not revealed
+        super().__init__("The email or password is incorrect.", headers={"WWW-Authenticate": 'Bearer realm="shop"'})
+
+
+@dataclass(frozen=True)
+class IssuedToken:
+    token: str
+    expires_at: datetime
+    user: User
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def register_user(email: str, password: str, name: str, role: Role = Role.CUSTOMER) -> User:
+    with UnitOfWork() as uow:
+        if uow.users.get_by_email(email) is not None:
+            raise EmailTaken(f"An account with the email {email} already exists.")
+        user = User(email=email, name=name, password_hash=passwords.hash(password), role=role.value)
+        try:
+            uow.users.add(user)
+        except IntegrityError as error:
+            # a concurrent registration of the same email won the race for the unique index
+            if "uq_users_email_lower" in str(error.orig):
+                raise EmailTaken(f"An account with the email {email} already exists.") from None
+            raise
+        uow.commit()
+    return user
+
+
+def issue_token(email: str, password: str) -> IssuedToken:
+    """Check the credentials and return a new bearer token; rehash the password if the parameters changed."""
+    with UnitOfWork() as uow:
+        found = uow.users.get_by_email(email)
+        user = found if found is not None and found.is_active else None
+        if user is None:
+            passwords.verify(None, password)  # as slow as a real check: timing tells nothing
+            raise InvalidCredentials()
+        if not passwords.verify(user.password_hash, password):
+            raise InvalidCredentials()
+        if passwords.needs_rehash(user.password_hash):
+            user.password_hash = passwords.hash(password)
+        token = new_token()
+        now = utcnow()
+        expires_at = now + timedelta(seconds=current_app.config["TOKEN_TTL_SECONDS"])
+        uow.tokens.add(
+            ApiToken(user_id=user.id, token_digest=token_digest(token), created_at=now, expires_at=expires_at)
+        )
+        uow.commit()
+    return IssuedToken(token=token, expires_at=expires_at, user=user)
+
+
+def find_token_owner(token: str) -> tuple[ApiToken, User] | None:
+    """The live token and its active user, or None. Read on the request's session: no commit here."""
+    if not token or len(token) > MAX_TOKEN_LENGTH:
+        return None
+    return TokenRepository(db.session()).find_live(token_digest(token), utcnow())
+
+
+def revoke_token(token: ApiToken) -> None:
+    with UnitOfWork() as uow:
+        uow.tokens.delete(token)
+        uow.commit()
+
+
+def purge_expired_tokens() -> int:
+    with UnitOfWork() as uow:
+        purged = uow.tokens.delete_expired(utcnow())
+        uow.commit()
+    return purged
