@@ -35,7 +35,7 @@ from sqlalchemy.orm import scoped_session
 from config import normalize_database_url
 from shop import create_app
 from shop.devservices import dev_services
-from shop.extensions import db
+from shop.extensions import SESSION_OPTIONS, api, db, limiter
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -158,12 +158,10 @@ def db_session(app: Flask) -> Iterator[scoped_session[Any]]:
         connection = db.engine.connect()
         outer = connection.begin()
         original_session = db.session
+        # the app's own session options, bound to the connection that holds the outer transaction
         db.session = db._make_scoped_session(
-            {
-                "bind": connection,
-                "join_transaction_mode": "create_savepoint",
-                "class_": ConnectionBoundSession,
-            }
+            SESSION_OPTIONS
+            | {"bind": connection, "join_transaction_mode": "create_savepoint", "class_": ConnectionBoundSession}
         )
         try:
             yield db.session
@@ -174,9 +172,78 @@ def db_session(app: Flask) -> Iterator[scoped_session[Any]]:
             connection.close()
 
 
+# Per-app state that Flask-Limiter and flask-smorest keep on their (process-wide) extension objects.
+# A production process has one app; the suite builds more (a dead Redis, other limits), and each
+# init_app rebinds these to the newest app. They are put back after every test.
+EXTENSION_STATE = {
+    limiter: ("_storage", "_limiter", "_storage_dead", "_fallback_storage", "_fallback_limiter"),
+    api: ("_app", "spec"),
+}
+
+
+@pytest.fixture(autouse=True)
+def extensions_bound_to_the_session_app(app: Flask) -> Iterator[None]:
+    saved = {
+        (extension, name): getattr(extension, name, None)
+        for extension, names in EXTENSION_STATE.items()
+        for name in names
+    }
+    yield
+    for (extension, name), value in saved.items():
+        setattr(extension, name, value)
+
+
+@pytest.fixture(autouse=True)
+def fresh_rate_limits(service_urls: dict[str, str], redis_key_prefix: str) -> None:
+    """Each test starts with no rate-limit counters (they live in Redis under the session's prefix)."""
+    client = redis.Redis.from_url(service_urls["REDIS_URL"])
+    try:
+        keys = list(client.scan_iter(match=f"{redis_key_prefix}limits*", count=1000))
+        if keys:
+            client.delete(*keys)
+    finally:
+        client.close()
+
+
 @pytest.fixture
 def client(app: Flask, db_session: scoped_session[Any]) -> FlaskClient:
     return app.test_client()
+
+
+class AuthActions:
+    """Register, log in and build headers, the way a storefront client would."""
+
+    password = "correct horse battery"
+
+    def __init__(self, client: FlaskClient) -> None:
+        self.client = client
+
+    def register(self, email: str = "ann@example.com", name: str = "Ann", password: str | None = None) -> Any:
+        return self.client.post(
+            "/api/v1/auth/register", json={"email": email, "password": password or self.password, "name": name}
+        )
+
+    def login(self, email: str = "ann@example.com", password: str | None = None) -> Any:
+        return self.client.post("/api/v1/auth/tokens", json={"email": email, "password": password or self.password})
+
+    def token_for(self, email: str = "ann@example.com", role: str = "customer") -> str:
+        """A token for a (new) account with `role`; staff and admin accounts are made as the CLI makes them."""
+        from shop.models import Role
+        from shop.services.accounts import register_user
+
+        register_user(email, self.password, email.split("@")[0].title(), Role(role))
+        response = self.login(email)
+        assert response.status_code == 201, response.get_json()
+        token: str = response.get_json()["token"]
+        return token
+
+    def headers(self, email: str = "ann@example.com", role: str = "customer") -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token_for(email, role)}"}
+
+
+@pytest.fixture
+def auth(client: FlaskClient) -> AuthActions:
+    return AuthActions(client)
 
 
 @pytest.fixture
