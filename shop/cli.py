@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 import marshmallow as ma
 from flask import Flask
+from flask.cli import with_appcontext
 
 from shop.models import Role
 from shop.services.accounts import EmailTaken, purge_expired_tokens, register_user
@@ -27,6 +28,7 @@ def _password(context: click.Context, parameter: click.Parameter, value: str) ->
 
 
 @click.command("create-user")
+@with_appcontext
 @click.option("--email", required=True, callback=_email)
 @click.option("--name", required=True)
 @click.option(
@@ -52,6 +54,7 @@ def create_user_command(email: str, name: str, role: str, password: str) -> None
 
 
 @click.command("load-sample-data")
+@with_appcontext
 @click.option("--products", default=60, show_default=True, type=click.IntRange(min=1, max=10_000))
 @click.option("--seed", default=42, show_default=True, type=int, help="same seed, same catalog")
 def load_sample_data_command(products: int, seed: int) -> None:
@@ -64,6 +67,7 @@ def load_sample_data_command(products: int, seed: int) -> None:
 
 
 @click.command("purge-expired-tokens")
+@with_appcontext
 def purge_expired_tokens_command() -> None:
     """Delete expired API tokens (they are refused anyway; this keeps the table small). Safe to run from cron."""
     click.echo(f"Deleted {purge_expired_tokens()} expired tokens.")

@@ -42,6 +42,8 @@ def dev_services(
 ) -> Iterator[dict[str, str]]:
     """Yield DATABASE_URL and REDIS_URL: the ones in `environ`, or embedded servers started for the duration."""
     urls: dict[str, str] = {}
+    # absolute: socket URLs need it, and redis-server changes into its --dir before it binds
+    instance_path = instance_path.resolve()
     instance_path.mkdir(parents=True, exist_ok=True)
     with contextlib.ExitStack() as stack:
         urls["DATABASE_URL"] = environ.get("DATABASE_URL") or stack.enter_context(

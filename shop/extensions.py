@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Any
+
 from flask_caching import Cache
 from flask_cors import CORS
 from flask_limiter import Limiter
@@ -15,9 +19,10 @@ from shop.redis_client import RedisClient
 from shop.security.passwords import Passwords
 
 # objects stay readable after commit: responses are built from what was just written, without a re-query
-SESSION_OPTIONS = {"expire_on_commit": False}
+SESSION_OPTIONS: Mapping[str, Any] = MappingProxyType({"expire_on_commit": False})
 
-db = SQLAlchemy(model_class=Base, session_options=SESSION_OPTIONS)
+# a copy: Flask-SQLAlchemy adds its own defaults to the dict it is given
+db = SQLAlchemy(model_class=Base, session_options=dict(SESSION_OPTIONS))
 migrate = Migrate()
 cache = Cache()
 redis_client = RedisClient()

@@ -30,7 +30,7 @@ from flask.testing import FlaskClient, FlaskCliRunner
 from flask_sqlalchemy.session import Session as FlaskSession
 from psycopg2 import sql
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.orm import scoped_session
+from sqlalchemy.orm import Session
 
 from config import normalize_database_url
 from shop import create_app
@@ -152,24 +152,27 @@ class ConnectionBoundSession(FlaskSession):
 
 
 @pytest.fixture
-def db_session(app: Flask) -> Iterator[scoped_session[Any]]:
-    """Run the test inside one outer transaction that is rolled back afterwards."""
+def db_session(app: Flask) -> Iterator[Session]:
+    """The test's own session, inside one outer transaction that is rolled back afterwards.
+
+    Every app context the test causes (each request, each CLI command) gets a session of its own, as in
+    production, on the same connection; each of its commits releases a savepoint of its own. No app
+    context is left pushed: Flask would reuse it for requests, and they would share the test's session.
+    """
     with app.app_context():
         connection = db.engine.connect()
-        outer = connection.begin()
-        original_session = db.session
-        # the app's own session options, bound to the connection that holds the outer transaction
-        db.session = db._make_scoped_session(
-            SESSION_OPTIONS
-            | {"bind": connection, "join_transaction_mode": "create_savepoint", "class_": ConnectionBoundSession}
-        )
-        try:
-            yield db.session
-        finally:
-            db.session.remove()
-            db.session = original_session
-            outer.rollback()
-            connection.close()
+    outer = connection.begin()
+    bound = {**SESSION_OPTIONS, "bind": connection, "join_transaction_mode": "create_savepoint"}
+    original_session = db.session
+    db.session = db._make_scoped_session(bound | {"class_": ConnectionBoundSession})
+    test_session = Session(**bound)
+    try:
+        yield test_session
+    finally:
+        test_session.close()
+        db.session = original_session
+        outer.rollback()
+        connection.close()
 
 
 # Per-app state that Flask-Limiter and flask-smorest keep on their (process-wide) extension objects.
@@ -194,11 +197,11 @@ def extensions_bound_to_the_session_app(app: Flask) -> Iterator[None]:
 
 
 @pytest.fixture(autouse=True)
-def fresh_rate_limits(service_urls: dict[str, str], redis_key_prefix: str) -> None:
-    """Each test starts with no rate-limit counters (they live in Redis under the session's prefix)."""
+def fresh_redis(service_urls: dict[str, str], redis_key_prefix: str) -> None:
+    """Each test starts with no cached catalog and no rate-limit counters (all under the session's prefix)."""
     client = redis.Redis.from_url(service_urls["REDIS_URL"])
     try:
-        keys = list(client.scan_iter(match=f"{redis_key_prefix}limits*", count=1000))
+        keys = list(client.scan_iter(match=f"{redis_key_prefix}*", count=1000))
         if keys:
             client.delete(*keys)
     finally:
@@ -206,7 +209,7 @@ def fresh_rate_limits(service_urls: dict[str, str], redis_key_prefix: str) -> No
 
 
 @pytest.fixture
-def client(app: Flask, db_session: scoped_session[Any]) -> FlaskClient:
+def client(app: Flask, db_session: Session) -> FlaskClient:
     return app.test_client()
 
 
@@ -231,7 +234,8 @@ class AuthActions:
         from shop.models import Role
         from shop.services.accounts import register_user
 
-        register_user(email, self.password, email.split("@")[0].title(), Role(role))
+        with self.client.application.app_context():
+            register_user(email, self.password, email.split("@")[0].title(), Role(role))
         response = self.login(email)
         assert response.status_code == 201, response.get_json()
         token: str = response.get_json()["token"]
@@ -247,7 +251,7 @@ def auth(client: FlaskClient) -> AuthActions:
 
 
 @pytest.fixture
-def runner(app: Flask, db_session: scoped_session[Any]) -> FlaskCliRunner:
+def runner(app: Flask, db_session: Session) -> FlaskCliRunner:
     return app.test_cli_runner()
 
 

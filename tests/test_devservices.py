@@ -8,6 +8,7 @@ from contextlib import closing
 from pathlib import Path
 
 import psycopg2
+import pytest
 import redis
 
 from shop.devservices import dev_services, embedded_postgres, embedded_redis
@@ -78,3 +79,11 @@ def test_the_runner_passes_urls_to_the_command_and_returns_its_status(tmp_path: 
     assert result.returncode == 3
     assert result.stdout.strip() == f"unix://{tmp_path}/redis/redis.sock"
     assert not redis_answers(result.stdout.strip())
+
+
+def test_a_relative_instance_path_works(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+
+    with dev_services(Path("relative-instance"), {"DATABASE_URL": "postgresql://unused/shop"}) as urls:
+        assert urls["REDIS_URL"] == f"unix://{tmp_path}/relative-instance/redis/redis.sock"
+        assert redis_answers(urls["REDIS_URL"])

@@ -22,7 +22,7 @@ def committed_product_count(app: Flask) -> int:
 # run in this order: the second proves the first's commit did not stick
 @pytest.mark.parametrize("attempt", [1, 2])
 def test_a_commit_inside_a_test_stays_inside_the_outer_transaction(app: Flask, db_session: Any, attempt: int) -> None:
-    with UnitOfWork() as uow:
+    with app.app_context(), UnitOfWork() as uow:
         assert uow.products.count() == 0, "a previous test's commit leaked"
         uow.products.add(Product(sku="ISO-1", name="Iso", category="c", price=Decimal("1.00"), stock=1))
         uow.commit()
