@@ -99,6 +99,10 @@ class BaseConfig:
         # browsers may call the API from these storefront origins (comma-separated); none by default
         self.CORS_ORIGINS = [origin.strip() for origin in env("CORS_ORIGINS", "").split(",") if origin.strip()]
         self.HSTS_SECONDS = _number(environ, "HSTS_SECONDS", 0, int)
+
+        # catalog: Redis-cached reads (off only to measure what the cache is worth), CDN max-age for anonymous reads
+        self.CATALOG_CACHE_ENABLED = _bool(env("CATALOG_CACHE_ENABLED"), True)
+        self.CATALOG_MAX_AGE = _number(environ, "CATALOG_MAX_AGE", 5, int)
         self.LOG_LEVEL = env("LOG_LEVEL", "INFO").upper()
 
         # flask-smorest / OpenAPI

@@ -39,6 +39,8 @@ def configure_json(app: Flask) -> None:
 
 def register_extensions(app: Flask) -> None:
     from shop import models  # noqa: F401  (registers every table before migrations or queries)
+    from shop.catalog.cache import JsonSerializer
+    from shop.catalog.invalidation import register_catalog_invalidation
     from shop.extensions import api, cache, cors, db, limiter, migrate, passwords, redis_client
 
     db.init_app(app)
@@ -61,6 +63,8 @@ def register_extensions(app: Flask) -> None:
             "CACHE_DEFAULT_TIMEOUT": app.config["CACHE_DEFAULT_TIMEOUT"],
         },
     )
+    app.extensions["cache"][cache].serializer = JsonSerializer()
+    register_catalog_invalidation()
     api.init_app(app)
     api.spec.components.security_scheme("bearerAuth", {"type": "http", "scheme": "bearer"})
     passwords.init_app(app)

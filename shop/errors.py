@@ -43,6 +43,17 @@ class Conflict(DomainError):
     title = "Conflict"
 
 
+class ValidationFailed(DomainError):
+    """Input the schemas could not check on their own (a path parameter, a rule across fields)."""
+
+    status = 422
+    slug = "validation-failed"
+    title = "Validation failed"
+
+    def __init__(self, errors: Mapping[str, list[str]]) -> None:
+        super().__init__("The request has invalid fields; see errors.", errors=dict(errors))
+
+
 class ServiceBusy(DomainError):
     """The request could not get its locks or its database in time; the client may retry."""
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Flask, request
 from werkzeug.exceptions import UnsupportedMediaType
 
-from shop.api import auth, health, users
+from shop.api import auth, categories, health, products, users
 from shop.extensions import api
 
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
@@ -27,3 +27,5 @@ def register_blueprints(app: Flask) -> None:
     api.register_blueprint(health.blp)
     api.register_blueprint(auth.blp)
     api.register_blueprint(users.blp)
+    api.register_blueprint(products.blp)
+    api.register_blueprint(categories.blp)

@@ -66,6 +66,27 @@ def authenticate_request() -> tuple[ApiToken, User]:
     return found
 
 
+def optional_user() -> User | None:
+    """For public routes that show more to staff: no header is anonymous, a bad one is still a 401."""
+    if "Authorization" not in request.headers:
+        return None
+    token, user = authenticate_request()
+    g.current_token, g.current_user = token, user
+    return user
+
+
+def is_at_least(user: User | None, role: Role) -> bool:
+    return user is not None and ROLE_RANK[Role(user.role)] >= ROLE_RANK[role]
+
+
+def require_at_least(user: User | None, role: Role, what: str) -> None:
+    """The same 401/403 as `authenticated`, for a privilege a public route grants only to some."""
+    if user is None:
+        raise Unauthenticated(f"{what} needs a {role.value} account's bearer token.")
+    if not is_at_least(user, role):
+        raise Forbidden(f"{what} is for {role.value} accounts; yours is {user.role}.")
+
+
 def authenticated(minimum_role: Role = Role.CUSTOMER) -> Callable[[View], View]:
     """Require a live bearer token whose user has at least `minimum_role`; 401 without one, 403 below it."""
 
@@ -73,7 +94,7 @@ def authenticated(minimum_role: Role = Role.CUSTOMER) -> Callable[[View], View]:
         @functools.wraps(view)
         def guarded(*args: Any, **kwargs: Any) -> Any:
             token, user = authenticate_request()
-            if ROLE_RANK[Role(user.role)] < ROLE_RANK[minimum_role]:
+            if not is_at_least(user, minimum_role):
                 raise Forbidden(f"This route is for {minimum_role.value} accounts; yours is {user.role}.")
             g.current_token, g.current_user = token, user
             return view(*args, **kwargs)

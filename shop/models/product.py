@@ -1,8 +1,10 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Any, ClassVar
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import TSVECTOR
 from sqlalchemy.orm import Mapped, mapped_column
 
 from shop.models.base import Base, Timestamps
@@ -20,6 +22,10 @@ class Product(Timestamps, Base):
         sa.Index("ix_products_category_active", "category", "is_active"),
         sa.Index("ix_products_price", "price"),
         sa.Index("ix_products_created_at", "created_at"),
+        sa.Index("ix_products_name", "name"),
+        # full-text search over name (weighted higher) and description
+        sa.Index("ix_products_search", "search_vector", postgresql_using="gin"),
+        sa.CheckConstraint("version > 0", name="version_positive"),
     )
 
     id: Mapped[int] = mapped_column(sa.BigInteger, sa.Identity(), primary_key=True)
@@ -30,6 +36,19 @@ class Product(Timestamps, Base):
     price: Mapped[Decimal]
     stock: Mapped[int] = mapped_column(server_default="0")
     is_active: Mapped[bool] = mapped_column(server_default=sa.true())
+    # bumped by every ORM update (version_id_col): the catalog cache keeps the highest version it has seen,
+    # so a slow reader can never put an older document over a newer one
+    version: Mapped[int] = mapped_column(server_default="1")
+    search_vector: Mapped[str | None] = mapped_column(
+        TSVECTOR,
+        sa.Computed(
+            "setweight(to_tsvector('english', name), 'A') || setweight(to_tsvector('english', description), 'B')",
+            persisted=True,
+        ),
+        deferred=True,
+    )
+
+    __mapper_args__: ClassVar[dict[str, Any]] = {"version_id_col": version}
 
     @property
     def in_stock(self) -> bool:

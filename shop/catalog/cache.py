@@ -1,0 +1,214 @@
+"""The catalog's Redis cache: never stale under races, cheap under order load, optional when Redis is down.
+
+Keys, all under CACHE_KEY_PREFIX and a format version (bump CACHE_FORMAT when a document's shape changes):
+
+    catalog:v1:product:{id}          "{version}|{json}"  one product document, or "{version}|" (a tombstone)
+    catalog:v1:generation            integer, bumped when any listing or count may change
+    catalog:v1:list:{gen}:{sha1}     {"ids": [...], "total": n}   one page of one listing
+    catalog:v1:categories:{gen}      [["Books", 12], ...]
+
+Products: a writer, after its commit, stores a tombstone carrying the product's new row version; a reader
+stores what it read with the version it read. A Lua script keeps whichever is newer (a reader's document
+replaces a tombstone of the same version), so a reader that read before a commit and writes after it cannot
+bring an old document back, whatever order the writes reach Redis in. Flask-Caching has no conditional
+write, so product documents go through that script on the same client; pages, categories and the
+generation go through Flask-Caching.
+
+Listings hold product ids only: an order that changes stock invalidates the products it touched, and the
+listings only when a product goes in or out of stock (the in_stock filter). Staff edits bump the
+generation, which retires every page and count at once; stale pages simply expire.
+
+Any Redis failure is a miss: reads go to PostgreSQL, and a warning is logged at most once a minute.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, TypeVar
+
+import redis
+from flask import current_app
+
+from shop.catalog.documents import ProductDocument
+from shop.catalog.queries import ProductFilters
+from shop.extensions import cache, redis_client
+
+CACHE_FORMAT = "v1"
+WARNING_INTERVAL_SECONDS = 60.0
+T = TypeVar("T")
+
+log = logging.getLogger(__name__)
+
+# KEYS[1] product key; ARGV: version, document ("" for a tombstone), ttl seconds. Returns 1 if stored.
+SET_IF_NEWER = """
+local current = redis.call('GET', KEYS[1])
+local version = tonumber(ARGV[1])
+if current then
+    local separator = string.find(current, '|', 1, true)
+    local held = tonumber(string.sub(current, 1, separator - 1))
+    local held_is_tombstone = separator == string.len(current)
+    if held > version or (held == version and not (held_is_tombstone and ARGV[2] ~= '')) then
+        return 0
+    end
+end
+redis.call('SET', KEYS[1], ARGV[1] .. '|' .. ARGV[2], 'EX', tonumber(ARGV[3]))
+return 1
+"""
+
+
+class JsonSerializer:
+    """Flask-Caching (cachelib) pickles values by default; the catalog stores JSON and never unpickles."""
+
+    def dumps(self, value: Any, protocol: int | None = None) -> bytes:
+        return json.dumps(value, separators=(",", ":")).encode()
+
+    def loads(self, value: bytes | None) -> Any:
+        return None if value is None else json.loads(value)
+
+
+class _RedisWarnings:
+    """Log 'Redis is down' once per interval, not once per request."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._last = float("-inf")
+
+    def warn(self, operation: str, error: Exception) -> None:
+        now = time.monotonic()
+        with self._lock:
+            if now - self._last < WARNING_INTERVAL_SECONDS:
+                return
+            self._last = now
+        log.warning("catalog cache unavailable (%s: %s); serving from PostgreSQL", operation, error)
+
+
+_warnings = _RedisWarnings()
+
+
+def _safely(operation: str, action: Callable[[], T], fallback: T) -> T:
+    try:
+        return action()
+    except (redis.RedisError, OSError) as error:
+        _warnings.warn(operation, error)
+        return fallback
+
+
+def _key(*parts: object) -> str:
+    return ":".join(["catalog", CACHE_FORMAT, *(str(part) for part in parts)])
+
+
+def _raw_key(*parts: object) -> str:
+    """The key as Redis sees it: what Flask-Caching would prefix, prefixed by hand for the raw client."""
+    prefix: str = current_app.config["CACHE_KEY_PREFIX"]
+    return prefix + _key(*parts)
+
+
+def _timeout() -> int:
+    timeout: int = current_app.config["CACHE_DEFAULT_TIMEOUT"]
+    return timeout
+
+
+def enabled() -> bool:
+    return bool(current_app.config.get("CATALOG_CACHE_ENABLED", True))
+
+
+# --- product documents ------------------------------------------------------------------------------
+
+
+def get_products(product_ids: Sequence[int]) -> dict[int, ProductDocument]:
+    """The cached documents among `product_ids` (one MGET); tombstones and failures are misses."""
+    if not product_ids or not enabled():
+        return {}
+    keys = [_raw_key("product", product_id) for product_id in product_ids]
+    empty: list[bytes | str | None] = []
+    values = _safely("mget", lambda: redis_client.client.mget(keys), empty)
+    found: dict[int, ProductDocument] = {}
+    for product_id, value in zip(product_ids, values, strict=False):
+        if not value:
+            continue
+        text = value.decode() if isinstance(value, bytes) else value
+        version, _, document = text.partition("|")
+        if document:
+            is_active = json.loads(document)["is_active"]
+            found[product_id] = ProductDocument(product_id, int(version), is_active, document)
+    return found
+
+
+def put_products(documents: Iterable[ProductDocument]) -> None:
+    """Store what was read, unless Redis already holds something newer."""
+    if not enabled():
+        return
+    _set_if_newer([(d.product_id, d.version, d.json) for d in documents])
+
+
+def retire_products(versions: Mapping[int, int]) -> None:
+    """After a commit: the products now at these versions must be read again (tombstones, no reads needed)."""
+    _set_if_newer([(product_id, version, "") for product_id, version in versions.items()])
+
+
+def _set_if_newer(entries: Sequence[tuple[int, int, str]]) -> None:
+    if not entries:
+        return
+    client = redis_client.client
+    script = client.register_script(SET_IF_NEWER)
+    ttl = _timeout()
+
+    def write() -> None:
+        with client.pipeline(transaction=False) as pipeline:
+            for product_id, version, document in entries:
+                script(keys=[_raw_key("product", product_id)], args=[version, document, ttl], client=pipeline)
+            pipeline.execute()
+
+    _safely("set-if-newer", write, None)
+
+
+# --- listings and categories ------------------------------------------------------------------------
+
+
+def generation() -> int:
+    value = _safely("generation", lambda: cache.get(_key("generation")), None)
+    return int(value or 0)
+
+
+def retire_listings() -> None:
+    """After a commit that may change any listing or count: every cached page and count is retired at once."""
+    _safely("retire listings", lambda: cache.cache.inc(_key("generation")), None)
+
+
+def _list_key(current_generation: int, filters: ProductFilters) -> str:
+    digest = hashlib.sha1(filters.cache_key_part().encode(), usedforsecurity=False).hexdigest()
+    return _key("list", current_generation, digest)
+
+
+def get_page(current_generation: int, filters: ProductFilters) -> tuple[list[int], int] | None:
+    if not enabled():
+        return None
+    cached = _safely("get page", lambda: cache.get(_list_key(current_generation, filters)), None)
+    if not cached:
+        return None
+    return list(cached["ids"]), int(cached["total"])
+
+
+def put_page(current_generation: int, filters: ProductFilters, ids: list[int], total: int) -> None:
+    # stored under the generation read before the database was: if a commit retired it meanwhile, nobody reads it
+    if enabled():
+        key = _list_key(current_generation, filters)
+        _safely("put page", lambda: cache.set(key, {"ids": ids, "total": total}, timeout=_timeout()), None)
+
+
+def get_categories(current_generation: int) -> list[tuple[str, int]] | None:
+    if not enabled():
+        return None
+    cached = _safely("get categories", lambda: cache.get(_key("categories", current_generation)), None)
+    return [(name, count) for name, count in cached] if cached is not None else None
+
+
+def put_categories(current_generation: int, counts: list[tuple[str, int]]) -> None:
+    if enabled():
+        key = _key("categories", current_generation)
+        _safely("put categories", lambda: cache.set(key, counts, timeout=_timeout()), None)
