@@ -28,3 +28,14 @@ def test_browsable_docs_are_served(client: FlaskClient) -> None:
     assert response.status_code == 200
     assert response.mimetype == "text/html"
     assert b"swagger-ui" in response.data
+
+
+def test_the_catalog_list_documents_its_query_arguments(client: FlaskClient) -> None:
+    document = client.get("/api/v1/openapi.json").get_json()
+
+    operation = document["paths"]["/api/v1/products"]["get"]
+    names = {parameter["name"] for parameter in operation["parameters"] if parameter["in"] == "query"}
+    assert names == {
+        "q", "category", "min_price", "max_price", "in_stock", "sort", "include_inactive", "page", "per_page",
+    }  # fmt: skip
+    assert {"200", "422"} <= set(operation["responses"])

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
-from urllib.parse import urlencode
+from urllib.parse import parse_qsl, urlencode
 
 import marshmallow as ma
 from flask import request
@@ -32,15 +33,20 @@ def envelope_json(item_documents: Sequence[str], page: int, per_page: int, total
 
 def link_header(page: int, per_page: int, total: int) -> str:
     """RFC 8288 links to the first, previous, next and last pages, keeping the request's other arguments."""
+    return _links(request.path, request.query_string, page, per_page, total)
+
+
+@functools.lru_cache(maxsize=4096)
+def _links(path: str, query_string: bytes, page: int, per_page: int, total: int) -> str:
+    # a pure function of its arguments, and the same few pages are asked for over and over
+    others = [(name, value) for name, value in parse_qsl(query_string.decode()) if name != "page"]
     last = max(page_count(total, per_page), 1)
     targets = {"first": 1, "last": last}
     if page > 1:
         targets["prev"] = min(page - 1, last)
     if page < last:
         targets["next"] = page + 1
-    links = []
-    for relation, target in targets.items():
-        arguments = [(name, value) for name, value in request.args.items(multi=True) if name != "page"]
-        arguments.append(("page", str(target)))
-        links.append(f'<{request.path}?{urlencode(arguments)}>; rel="{relation}"')
-    return ", ".join(links)
+    return ", ".join(
+        f'<{path}?{urlencode([*others, ("page", str(target))])}>; rel="{relation}"'
+        for relation, target in targets.items()
+    )

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 from decimal import Decimal
 from typing import Any, cast
+from urllib.parse import parse_qsl
 
 import marshmallow as ma
-from flask import Response, url_for
+from flask import Response, request, url_for
 from flask_smorest import Blueprint
 
 from shop.api.conditional import cacheable_json
@@ -15,7 +17,7 @@ from shop.api.policy import authenticated, is_at_least, optional_user, require_a
 from shop.catalog import reads
 from shop.catalog.documents import ProductDocument
 from shop.catalog.queries import ProductFilters, ProductSort
-from shop.errors import ValidationFailed
+from shop.errors import ValidationFailed, flatten_messages
 from shop.models import Role
 from shop.services import products as product_service
 
@@ -129,18 +131,38 @@ def _document_response(document: ProductDocument, status: int = 200, headers: di
     return Response(document.json, status=status, mimetype="application/json", headers=headers)
 
 
+PRODUCT_QUERY = ProductQuerySchema()
+
+
+@functools.lru_cache(maxsize=4096)
+def _filters_for(query_string: bytes) -> ProductFilters:
+    """Parse and validate a listing's query string: a pure function, and storefronts repeat the same few.
+
+    Strict: a misspelt filter (?categroy=Books) is a 422, not a silently unfiltered list. A repeated
+    argument counts once, by its first value.
+    """
+    arguments: dict[str, str] = {}
+    for name, value in parse_qsl(query_string.decode(errors="replace"), keep_blank_values=True):
+        arguments.setdefault(name, value)
+    try:
+        return ProductFilters(**PRODUCT_QUERY.load(arguments))
+    except ma.ValidationError as invalid:
+        raise ValidationFailed(flatten_messages(invalid.messages)) from None
+
+
 @blp.get("")
-# strict: a misspelt filter (?categroy=Books) is a 422, not a silently unfiltered list
-@blp.arguments(ProductQuerySchema, location="query", unknown=ma.RAISE)
+@blp.doc(parameters=[{"in": "query", "schema": ProductQuerySchema}])
 @blp.response(200, ProductPageSchema, description="A page of products, with a Link header")
-def list_products(arguments: dict[str, Any]) -> Response:
+@blp.alt_response(422, description="An unknown or invalid argument")
+def list_products() -> Response:
     """Active products, searched, filtered, sorted and paginated; staff may ask for inactive ones too."""
+    filters = _filters_for(request.query_string)
     user = optional_user()
-    if arguments["include_inactive"]:
+    if filters.include_inactive:
         require_at_least(user, Role.STAFF, "include_inactive")
-    page = reads.product_page(ProductFilters(**arguments))
-    body = envelope_json([d.json for d in page.documents], arguments["page"], arguments["per_page"], page.total)
-    return cacheable_json(body, headers={"Link": link_header(arguments["page"], arguments["per_page"], page.total)})
+    page = reads.product_page(filters)
+    body = envelope_json([d.json for d in page.documents], filters.page, filters.per_page, page.total)
+    return cacheable_json(body, headers={"Link": link_header(filters.page, filters.per_page, page.total)})
 
 
 @blp.get("/<product_id>")

@@ -4,7 +4,7 @@ Keys, all under CACHE_KEY_PREFIX and a format version (bump CACHE_FORMAT when a 
 
     catalog:v1:product:{id}          "{version}|{json}"  one product document, or "{version}|" (a tombstone)
     catalog:v1:generation            integer, bumped when any listing or count may change
-    catalog:v1:list:{gen}:{sha1}     {"ids": [...], "total": n}   one page of one listing
+    catalog:v1:list:{gen}:{sha1}     {"ids": [...], "total": n}   one page of one listing (JSON, no pickle)
     catalog:v1:categories:{gen}      [["Books", 12], ...]
 
 Products: a writer, after its commit, stores a tombstone carrying the product's new row version; a reader
@@ -18,6 +18,9 @@ Listings hold product ids only: an order that changes stock invalidates the prod
 listings only when a product goes in or out of stock (the in_stock filter). Staff edits bump the
 generation, which retires every page and count at once; stale pages simply expire.
 
+A cached list page is read in one round trip (READ_PAGE: generation, page and documents together).
+The keys it reads are built inside the script, which a single Redis allows and Redis Cluster does not.
+
 Any Redis failure is a miss: reads go to PostgreSQL, and a warning is logged at most once a minute.
 """
 
@@ -29,10 +32,12 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, TypeVar
+from dataclasses import dataclass, field
+from typing import Any, TypeVar, cast
 
 import redis
 from flask import current_app
+from redis.commands.core import Script
 
 from shop.catalog.documents import ProductDocument
 from shop.catalog.queries import ProductFilters
@@ -58,6 +63,27 @@ if current then
 end
 redis.call('SET', KEYS[1], ARGV[1] .. '|' .. ARGV[2], 'EX', tonumber(ARGV[3]))
 return 1
+"""
+
+
+# One round trip for a cached list page: the generation, the page under it, and the page's documents.
+# ARGV: generation key, page key up to the generation, page digest, product key prefix.
+# Returns {generation} on a page miss, else {generation, page, document or false for each id}.
+READ_PAGE = """
+local generation = redis.call('GET', ARGV[1]) or '0'
+local page = redis.call('GET', ARGV[2] .. generation .. ':' .. ARGV[3])
+if not page then
+    return {generation}
+end
+local ids = cjson.decode(page)['ids']
+if #ids == 0 then
+    return {generation, page}
+end
+local keys = {}
+for i, id in ipairs(ids) do
+    keys[i] = ARGV[4] .. string.format('%d', id)
+end
+return {generation, page, unpack(redis.call('MGET', unpack(keys)))}
 """
 
 
@@ -113,6 +139,14 @@ def _timeout() -> int:
     return timeout
 
 
+def _script(source: str) -> Script:
+    """Each Lua script registered once per app (redis-py then calls it by its SHA)."""
+    scripts: dict[str, Script] = current_app.extensions.setdefault("catalog_scripts", {})
+    if source not in scripts:
+        scripts[source] = redis_client.client.register_script(source)
+    return scripts[source]
+
+
 def enabled() -> bool:
     return bool(current_app.config.get("CATALOG_CACHE_ENABLED", True))
 
@@ -125,17 +159,20 @@ def get_products(product_ids: Sequence[int]) -> dict[int, ProductDocument]:
     if not product_ids or not enabled():
         return {}
     keys = [_raw_key("product", product_id) for product_id in product_ids]
-    empty: list[bytes | str | None] = []
-    values = _safely("mget", lambda: redis_client.client.mget(keys), empty)
+    empty: list[bytes | None] = []
+    # bytes: the client is made without decode_responses
+    values = _safely("mget", lambda: cast(list[bytes | None], redis_client.client.mget(keys)), empty)
+    return _documents(product_ids, values)
+
+
+def _documents(product_ids: Sequence[int], values: Sequence[bytes | None]) -> dict[int, ProductDocument]:
     found: dict[int, ProductDocument] = {}
     for product_id, value in zip(product_ids, values, strict=False):
         if not value:
             continue
-        text = value.decode() if isinstance(value, bytes) else value
-        version, _, document = text.partition("|")
-        if document:
-            is_active = json.loads(document)["is_active"]
-            found[product_id] = ProductDocument(product_id, int(version), is_active, document)
+        version, _, document = value.decode().partition("|")
+        if document:  # else a tombstone: read the product again
+            found[product_id] = ProductDocument(product_id, int(version), document)
     return found
 
 
@@ -155,7 +192,7 @@ def _set_if_newer(entries: Sequence[tuple[int, int, str]]) -> None:
     if not entries:
         return
     client = redis_client.client
-    script = client.register_script(SET_IF_NEWER)
+    script = _script(SET_IF_NEWER)
     ttl = _timeout()
 
     def write() -> None:
@@ -180,18 +217,42 @@ def retire_listings() -> None:
     _safely("retire listings", lambda: cache.cache.inc(_key("generation")), None)
 
 
+def _page_digest(filters: ProductFilters) -> str:
+    return hashlib.sha1(filters.cache_key_part().encode(), usedforsecurity=False).hexdigest()
+
+
 def _list_key(current_generation: int, filters: ProductFilters) -> str:
-    digest = hashlib.sha1(filters.cache_key_part().encode(), usedforsecurity=False).hexdigest()
-    return _key("list", current_generation, digest)
+    return _key("list", current_generation, _page_digest(filters))
 
 
-def get_page(current_generation: int, filters: ProductFilters) -> tuple[list[int], int] | None:
+@dataclass(frozen=True)
+class CachedPage:
+    """What one round trip found: the generation, and the page with its documents when it was cached."""
+
+    generation: int
+    ids: list[int] | None = None
+    total: int = 0
+    documents: dict[int, ProductDocument] = field(default_factory=dict)
+
+
+def read_page(filters: ProductFilters) -> CachedPage:
     if not enabled():
-        return None
-    cached = _safely("get page", lambda: cache.get(_list_key(current_generation, filters)), None)
-    if not cached:
-        return None
-    return list(cached["ids"]), int(cached["total"])
+        return CachedPage(generation=0)
+    arguments = [
+        _raw_key("generation"),
+        _raw_key("list") + ":",
+        _page_digest(filters),
+        _raw_key("product") + ":",
+    ]
+    reply = _safely("read page", lambda: _script(READ_PAGE)(keys=[], args=arguments), None)
+    if not reply:
+        return CachedPage(generation=0)
+    current_generation = int(reply[0])
+    if len(reply) == 1:
+        return CachedPage(current_generation)
+    page = json.loads(reply[1])
+    ids = [int(product_id) for product_id in page["ids"]]
+    return CachedPage(current_generation, ids, int(page["total"]), _documents(ids, reply[2:]))
 
 
 def put_page(current_generation: int, filters: ProductFilters, ids: list[int], total: int) -> None:

@@ -27,8 +27,12 @@ class ProductDocument:
 
     product_id: int
     version: int
-    is_active: bool
     json: str
+
+    @property
+    def is_active(self) -> bool:
+        # parsed only where it is asked (a detail view); list pages pass the text through untouched
+        return bool(self.as_dict()["is_active"])
 
     @classmethod
     def of(cls, product: Product) -> ProductDocument:
@@ -45,7 +49,7 @@ class ProductDocument:
             "created_at": timestamp(product.created_at),
             "updated_at": timestamp(product.updated_at),
         }
-        return cls(product.id, product.version, product.is_active, json.dumps(body, separators=(",", ":")))
+        return cls(product.id, product.version, json.dumps(body, separators=(",", ":")))
 
     def as_dict(self) -> dict[str, Any]:
         loaded: dict[str, Any] = json.loads(self.json)

@@ -66,11 +66,8 @@ def _crossed_zero(product: Product) -> bool:
 
 def _collect(session: Session, flush_context: Any) -> None:
     versions: dict[int, int] = {}
-    listings = False
-    for product in session.new:
-        if isinstance(product, Product):
-            versions[product.id] = product.version
-            listings = True
+    # a new product needs no tombstone (nobody can have cached it), only fresh listings and counts
+    listings = any(isinstance(product, Product) for product in session.new)
     for product in session.dirty:
         if not isinstance(product, Product) or not session.is_modified(product):
             continue

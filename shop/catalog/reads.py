@@ -20,15 +20,13 @@ class ProductPage:
 
 def product_page(filters: ProductFilters) -> ProductPage:
     """One page of a listing: the page's ids from the cache or SQL, then the documents (one MGET)."""
-    # read before the database: if a commit retires this generation meanwhile, what we store is never read
-    current_generation = catalog_cache.generation()
-    cached = catalog_cache.get_page(current_generation, filters)
-    if cached is None:
+    # the generation is read before the database: if a commit retires it meanwhile, what we store is never read
+    cached = catalog_cache.read_page(filters)
+    if cached.ids is None:
         ids, total = queries.product_page_ids(db.session(), filters)
-        catalog_cache.put_page(current_generation, filters, ids, total)
-    else:
-        ids, total = cached
-    return ProductPage(documents(ids), total)
+        catalog_cache.put_page(cached.generation, filters, ids, total)
+        return ProductPage(documents(ids), total)
+    return ProductPage(documents(cached.ids, cached.documents), cached.total)
 
 
 def product(product_id: int) -> ProductDocument | None:
@@ -36,9 +34,9 @@ def product(product_id: int) -> ProductDocument | None:
     return found[0] if found else None
 
 
-def documents(product_ids: Sequence[int]) -> list[ProductDocument]:
+def documents(product_ids: Sequence[int], cached: dict[int, ProductDocument] | None = None) -> list[ProductDocument]:
     """The documents of these products, in this order; the cache misses are read in one query."""
-    found = catalog_cache.get_products(product_ids)
+    found = dict(cached) if cached is not None else catalog_cache.get_products(product_ids)
     missing = [product_id for product_id in product_ids if product_id not in found]
     if missing:
         fresh = [ProductDocument.of(p) for p in queries.products_by_id(db.session(), missing)]
