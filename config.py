@@ -100,6 +100,13 @@ class BaseConfig:
         self.CORS_ORIGINS = [origin.strip() for origin in env("CORS_ORIGINS", "").split(",") if origin.strip()]
         self.HSTS_SECONDS = _number(environ, "HSTS_SECONDS", 0, int)
 
+        # order transactions: bounded waits, bounded retries (shop/services/transactions.py)
+        self.TX_LOCK_TIMEOUT_MS = _number(environ, "TX_LOCK_TIMEOUT_MS", 2000, int)
+        self.TX_STATEMENT_TIMEOUT_MS = _number(environ, "TX_STATEMENT_TIMEOUT_MS", 5000, int)
+        self.TX_ATTEMPTS = _number(environ, "TX_ATTEMPTS", 4, int)
+        self.TX_RETRY_BASE_SECONDS = _number(environ, "TX_RETRY_BASE_SECONDS", 0.02, float)
+        self.IDEMPOTENCY_KEY_TTL_HOURS = _number(environ, "IDEMPOTENCY_KEY_TTL_HOURS", 24, int)
+
         # catalog: Redis-cached reads (off only to measure what the cache is worth), CDN max-age for anonymous reads
         self.CATALOG_CACHE_ENABLED = _bool(env("CATALOG_CACHE_ENABLED"), True)
         self.CATALOG_MAX_AGE = _number(environ, "CATALOG_MAX_AGE", 5, int)

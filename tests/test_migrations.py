@@ -12,7 +12,9 @@ from flask import Flask
 
 from shop.extensions import db
 
-SHOP_TABLES = {"users", "products", "orders", "order_items", "api_tokens"}
+SHOP_TABLES = {
+    "users", "products", "orders", "order_items", "api_tokens", "idempotency_records", "order_status_changes",
+}  # fmt: skip
 
 
 def table_names() -> set[str]:

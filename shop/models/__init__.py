@@ -1,9 +1,22 @@
 """Typed models, one module per aggregate. Importing this package registers every table on Base.metadata."""
 
 from shop.models.base import Base
+from shop.models.idempotency import IdempotencyRecord
 from shop.models.order import Order, OrderItem, OrderStatus
+from shop.models.order_history import OrderStatusChange
 from shop.models.product import Product
 from shop.models.token import ApiToken
 from shop.models.user import Role, User
 
-__all__ = ["ApiToken", "Base", "Order", "OrderItem", "OrderStatus", "Product", "Role", "User"]
+__all__ = [
+    "ApiToken",
+    "Base",
+    "IdempotencyRecord",
+    "Order",
+    "OrderItem",
+    "OrderStatus",
+    "OrderStatusChange",
+    "Product",
+    "Role",
+    "User",
+]

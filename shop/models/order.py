@@ -52,6 +52,8 @@ class Order(Timestamps, Base):
     shipping_address: Mapped[dict[str, Any]] = mapped_column(JSONB)
     payment_reference: Mapped[str | None] = mapped_column(sa.String(255))
     cancel_reason: Mapped[str | None] = mapped_column(sa.Text)
+    # allow_partial: the lines left out, [{"product_id", "requested", "available"}]
+    dropped_lines: Mapped[list[dict[str, int]]] = mapped_column(JSONB, server_default=sa.text("'[]'::jsonb"))
     paid_at: Mapped[datetime | None]
     shipped_at: Mapped[datetime | None]
     delivered_at: Mapped[datetime | None]

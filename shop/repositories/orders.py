@@ -3,7 +3,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, selectinload
 
-from shop.models import Order
+from shop.models import Order, OrderStatusChange
 
 
 class OrderRepository:
@@ -21,3 +21,23 @@ class OrderRepository:
         self.session.add(order)
         self.session.flush()
         return order
+
+    def page(self, *, user_id: int | None, status: str | None, page: int, per_page: int) -> tuple[list[Order], int]:
+        """Newest first, with their lines in one more query (no N+1), and how many match in all."""
+        filtered = sa.select(Order)
+        if user_id is not None:
+            filtered = filtered.where(Order.user_id == user_id)
+        if status is not None:
+            filtered = filtered.where(Order.status == status)
+        total = self.session.scalar(sa.select(sa.func.count()).select_from(filtered.subquery())) or 0
+        statement = (
+            filtered.options(selectinload(Order.items))
+            .order_by(Order.created_at.desc(), Order.id.desc())
+            .limit(per_page)
+            .offset((page - 1) * per_page)
+        )
+        return list(self.session.scalars(statement)), total
+
+    def history(self, order_id: int) -> list[OrderStatusChange]:
+        statement = sa.select(OrderStatusChange).where(OrderStatusChange.order_id == order_id)
+        return list(self.session.scalars(statement.order_by(OrderStatusChange.id)))

@@ -1,0 +1,198 @@
+"""Orders: customers place and see their own; staff see all. Another customer's order is a 404."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import marshmallow as ma
+from flask import Response, url_for
+from flask import request as http_request
+from flask_smorest import Blueprint
+
+from shop.api.pagination import PageArgsSchema, envelope_json, link_header
+from shop.api.policy import authenticated, current_user, is_at_least, require_at_least
+from shop.api.products import MAX_ID
+from shop.errors import PROBLEM_MIMETYPE, ResourceNotFound, ValidationFailed
+from shop.extensions import db
+from shop.models import Order, OrderStatus, Role, User
+from shop.repositories import OrderRepository
+from shop.services.order_documents import order_document
+from shop.services.ordering import OrderLine, OrderRequest, place_order
+
+blp = Blueprint("orders", __name__, url_prefix="/api/v1/orders", description="Orders")
+
+MAX_LINES = 50
+MAX_QUANTITY = 1000
+IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,255}")  # visible ASCII, as header values should be
+
+
+class OrderLineSchema(ma.Schema):
+    product_id = ma.fields.Integer(required=True, strict=True, validate=ma.validate.Range(min=1, max=MAX_ID))
+    quantity = ma.fields.Integer(required=True, strict=True, validate=ma.validate.Range(min=1, max=MAX_QUANTITY))
+
+
+class AddressSchema(ma.Schema):
+    name = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=200))
+    line1 = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=200))
+    line2 = ma.fields.String(load_default="", validate=ma.validate.Length(max=200))
+    city = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=100))
+    postal_code = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=20))
+    country = ma.fields.String(
+        required=True, validate=ma.validate.Regexp(r"^[A-Z]{2}$", error="Use an ISO 3166 two-letter code, like US.")
+    )
+
+
+class PlaceOrderSchema(ma.Schema):
+    items = ma.fields.List(
+        ma.fields.Nested(OrderLineSchema), required=True, validate=ma.validate.Length(min=1, max=MAX_LINES)
+    )
+    shipping_address = ma.fields.Nested(AddressSchema, required=True)
+    allow_partial = ma.fields.Boolean(load_default=False)
+
+    @ma.validates_schema
+    def each_product_once(self, data: dict[str, Any], **kwargs: Any) -> None:
+        seen: set[int] = set()
+        for line in data.get("items", []):
+            if line["product_id"] in seen:
+                raise ma.ValidationError(
+                    f"Product {line['product_id']} appears twice; send one line per product with the total quantity.",
+                    field_name="items",
+                )
+            seen.add(line["product_id"])
+
+
+class OrderItemSchema(ma.Schema):
+    product_id = ma.fields.Integer()
+    sku = ma.fields.String()
+    name = ma.fields.String()
+    quantity = ma.fields.Integer()
+    unit_price = ma.fields.String(metadata={"example": "19.99"})
+    line_total = ma.fields.String(metadata={"example": "39.98"})
+
+
+class OrderSchema(ma.Schema):
+    """An order (documentation; responses come from shop.services.order_documents)."""
+
+    id = ma.fields.Integer()
+    user_id = ma.fields.Integer()
+    status = ma.fields.String(metadata={"enum": [status.value for status in OrderStatus]})
+    currency = ma.fields.String(metadata={"example": "USD"})
+    items = ma.fields.List(ma.fields.Nested(OrderItemSchema))
+    total = ma.fields.String(metadata={"example": "39.98"})
+    shipping_address = ma.fields.Nested(AddressSchema)
+    created_at = ma.fields.String(metadata={"format": "date-time"})
+    updated_at = ma.fields.String(metadata={"format": "date-time"})
+    paid_at = ma.fields.String(allow_none=True, metadata={"format": "date-time"})
+    shipped_at = ma.fields.String(allow_none=True, metadata={"format": "date-time"})
+    delivered_at = ma.fields.String(allow_none=True, metadata={"format": "date-time"})
+    cancelled_at = ma.fields.String(allow_none=True, metadata={"format": "date-time"})
+    dropped_lines = ma.fields.List(ma.fields.Dict(), metadata={"description": "allow_partial: lines left out"})
+    history = ma.fields.List(ma.fields.Dict(), metadata={"description": "staff only"})
+
+
+class OrderPageSchema(ma.Schema):
+    items = ma.fields.List(ma.fields.Nested(OrderSchema))
+    page = ma.fields.Integer()
+    per_page = ma.fields.Integer()
+    total = ma.fields.Integer()
+    pages = ma.fields.Integer()
+
+
+class OrderQuerySchema(PageArgsSchema):
+    status = ma.fields.Enum(OrderStatus, by_value=True)
+    user_id = ma.fields.Integer(validate=ma.validate.Range(min=1, max=MAX_ID), metadata={"description": "staff only"})
+
+
+class OrderNotFound(ResourceNotFound):
+    slug = "order-not-found"
+    title = "Order not found"
+
+    def __init__(self, order_id: int) -> None:
+        super().__init__(f"There is no order {order_id}.")
+
+
+def _json(body: dict[str, Any], status: int, headers: dict[str, str] | None = None) -> Response:
+    mimetype = PROBLEM_MIMETYPE if status >= 400 else "application/json"
+    return Response(json.dumps(body), status=status, mimetype=mimetype, headers=headers)
+
+
+def _idempotency_key() -> str | None:
+    key = http_request.headers.get("Idempotency-Key")
+    if key is not None and not IDEMPOTENCY_KEY.fullmatch(key):
+        raise ValidationFailed({"Idempotency-Key": ["Use 1 to 255 visible ASCII characters."]})
+    return key
+
+
+def parse_order_id(raw: str) -> int:
+    if not raw.isascii() or not raw.isdigit() or not 0 < int(raw) <= MAX_ID:
+        raise ValidationFailed({"order_id": ["Must be a positive whole number."]})
+    return int(raw)
+
+
+def visible_order(order_id: int, user: User) -> Order:
+    """The order, if this user may see it: its owner or staff. Anyone else learns nothing, not even that it exists."""
+    order = OrderRepository(db.session()).get(order_id)
+    if order is None or (order.user_id != user.id and not is_at_least(user, Role.STAFF)):
+        raise OrderNotFound(order_id)
+    return order
+
+
+@blp.post("")
+@authenticated()
+@blp.arguments(PlaceOrderSchema)
+@blp.response(201, OrderSchema)
+@blp.alt_response(409, description="out-of-stock: nothing was ordered; the problem lists the short lines")
+@blp.alt_response(503, description="Busy: retry after Retry-After seconds, with the same Idempotency-Key")
+@blp.doc(parameters=[{"in": "header", "name": "Idempotency-Key", "schema": {"type": "string", "maxLength": 255}}])
+def create_order(body: dict[str, Any]) -> Response:
+    """Place an order. Send an Idempotency-Key to make retries safe: the same key gets the same answer."""
+    key = _idempotency_key()
+    order_request = OrderRequest(
+        lines=[OrderLine(line["product_id"], line["quantity"]) for line in body["items"]],
+        shipping_address=body["shipping_address"],
+        allow_partial=body["allow_partial"],
+    )
+    answer = place_order(current_user(), order_request, key)
+    headers = {"Idempotent-Replayed": "true"} if answer.replayed else {}
+    if answer.order_id is not None:
+        headers["Location"] = url_for("orders.get_order", order_id=answer.order_id)
+    mimetype = PROBLEM_MIMETYPE if answer.status >= 400 else "application/json"
+    return Response(answer.body, status=answer.status, mimetype=mimetype, headers=headers)
+
+
+@blp.get("/<order_id>")
+@authenticated()
+@blp.response(200, OrderSchema)
+@blp.alt_response(404, description="No such order, or not yours")
+def get_order(order_id: str) -> Response:
+    """One order, to its owner or to staff (who also see its status history)."""
+    user = current_user()
+    order = visible_order(parse_order_id(order_id), user)
+    history = OrderRepository(db.session()).history(order.id) if is_at_least(user, Role.STAFF) else None
+    return _json(order_document(order, history), 200)
+
+
+@blp.get("")
+@authenticated()
+@blp.arguments(OrderQuerySchema(), location="query", unknown=ma.RAISE)
+@blp.response(200, OrderPageSchema, description="A page of orders, newest first, with a Link header")
+def list_orders(arguments: dict[str, Any]) -> Response:
+    """Customers see their own orders; staff see everyone's and may filter by user_id."""
+    user = current_user()
+    if "user_id" in arguments:
+        require_at_least(user, Role.STAFF, "user_id")
+    owner = arguments.get("user_id") if is_at_least(user, Role.STAFF) else user.id
+    status = arguments["status"].value if "status" in arguments else None
+    orders, total = OrderRepository(db.session()).page(
+        user_id=owner, status=status, page=arguments["page"], per_page=arguments["per_page"]
+    )
+    body = envelope_json(
+        [json.dumps(order_document(order)) for order in orders], arguments["page"], arguments["per_page"], total
+    )
+    return Response(
+        body,
+        mimetype="application/json",
+        headers={"Link": link_header(arguments["page"], arguments["per_page"], total)},
+    )

@@ -1,0 +1,208 @@
+"""Placing an order: one short transaction, products locked in id order, idempotent under retries.
+
+    claim the Idempotency-Key (a concurrent twin waits on its unique index, then replays our answer)
+    lock every product of the order: SELECT ... WHERE id IN (...) ORDER BY id FOR UPDATE
+    check and decrement stock (allow_partial: each line in a savepoint of its own, the CHECK decides)
+    insert the order, its lines (price and name snapshots) and its first history entry
+    store the answer with the key, commit
+
+An out-of-stock answer writes nothing but the key's record of that answer, so a retry gets it again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+import sqlalchemy as sa
+from flask import current_app
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from shop.errors import PROBLEM_TYPE_PREFIX, DomainError, ValidationFailed
+from shop.models import IdempotencyRecord, Order, OrderItem, OrderStatus, OrderStatusChange, Product, User
+from shop.services.order_documents import order_document
+from shop.services.transactions import run_transaction
+from shop.services.unit_of_work import UnitOfWork
+
+
+@dataclass(frozen=True)
+class OrderLine:
+    product_id: int
+    quantity: int
+
+
+@dataclass(frozen=True)
+class OrderRequest:
+    lines: Sequence[OrderLine]
+    shipping_address: dict[str, str]
+    allow_partial: bool = False
+
+    def fingerprint(self) -> str:
+        canonical = {
+            "items": [[line.product_id, line.quantity] for line in self.lines],
+            "shipping_address": self.shipping_address,
+            "allow_partial": self.allow_partial,
+        }
+        return hashlib.sha256(json.dumps(canonical, sort_keys=True).encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class OrderAnswer:
+    """What the client is told, as JSON text: an order (201) or an out-of-stock problem (409); replayed or not."""
+
+    status: int
+    body: str
+    replayed: bool = False
+
+    @classmethod
+    def of(cls, status: int, document: dict[str, Any]) -> OrderAnswer:
+        return cls(status, json.dumps(document))
+
+    @property
+    def order_id(self) -> int | None:
+        return int(json.loads(self.body)["id"]) if self.status == 201 else None
+
+
+class IdempotencyKeyReused(DomainError):
+    status = 422
+    slug = "idempotency-key-reused"
+    title = "Idempotency-Key reused"
+
+
+def place_order(user: User, request: OrderRequest, idempotency_key: str | None = None) -> OrderAnswer:
+    return run_transaction(lambda uow: _place(uow, user, request, idempotency_key))
+
+
+def _place(uow: UnitOfWork, user: User, request: OrderRequest, key: str | None) -> OrderAnswer:
+    record = None
+    if key is not None:
+        record = _claim(uow.session, user.id, key, request.fingerprint())
+        if record.response_status is not None:
+            return OrderAnswer(record.response_status, record.response_body or "{}", replayed=True)
+
+    attempt = uow.session.begin_nested()
+    answer = _take_stock_and_write(uow, user, request)
+    if answer.status != 201:
+        attempt.rollback()  # nothing of the order stays; the key below still records the answer
+    else:
+        attempt.commit()
+    if record is not None:
+        record.response_status, record.response_body = answer.status, answer.body
+    uow.commit()
+    return answer
+
+
+def _claim(session: Session, user_id: int, key: str, fingerprint: str) -> IdempotencyRecord:
+    """Insert the key, or wait for the transaction that holds it and read what it recorded."""
+    session.execute(
+        insert(IdempotencyRecord)
+        .values(user_id=user_id, key=key, request_fingerprint=fingerprint)
+        .on_conflict_do_nothing(index_elements=["user_id", "key"])
+    )
+    record = session.scalars(
+        sa.select(IdempotencyRecord).where(IdempotencyRecord.user_id == user_id, IdempotencyRecord.key == key)
+    ).one()
+    if record.request_fingerprint != fingerprint:
+        raise IdempotencyKeyReused(
+            "This Idempotency-Key was already used for a different request; use a new key for a new order."
+        )
+    return record
+
+
+def _take_stock_and_write(uow: UnitOfWork, user: User, request: OrderRequest) -> OrderAnswer:
+    locked = uow.products.lock_for_update([line.product_id for line in request.lines])
+    products = {product.id: product for product in locked}
+    unknown = {
+        f"items.{index}.product_id": ["No such product, or it is not for sale."]
+        for index, line in enumerate(request.lines)
+        if line.product_id not in products or not products[line.product_id].is_active
+    }
+    if unknown:
+        raise ValidationFailed(unknown)
+
+    if request.allow_partial:
+        kept, dropped = _decrement_each_in_a_savepoint(uow.session, products, request.lines)
+        if not kept:
+            return _out_of_stock(dropped, "None of the lines can be filled.")
+    else:
+        short = [_shortfall(line, products[line.product_id]) for line in request.lines]
+        if any(short):
+            return _out_of_stock([s for s in short if s], "Not enough stock for some lines; nothing was ordered.")
+        for line in request.lines:
+            products[line.product_id].stock -= line.quantity
+        kept, dropped = list(request.lines), []
+
+    order = Order(
+        user_id=user.id,
+        currency=current_app.config["CURRENCY"],
+        shipping_address=request.shipping_address,
+        dropped_lines=dropped,
+        items=[_order_item(products[line.product_id], line.quantity) for line in kept],
+    )
+    order.total = sum((item.line_total for item in order.items), Decimal("0.00"))
+    uow.orders.add(order)
+    uow.session.add(OrderStatusChange(order_id=order.id, from_status=None, to_status=OrderStatus.PENDING.value,
+                                      changed_by=user.id))  # fmt: skip
+    uow.session.flush()
+    return OrderAnswer.of(201, order_document(order))
+
+
+def _order_item(product: Product, quantity: int) -> OrderItem:
+    # snapshots: what the customer saw at this moment, whatever the product becomes
+    return OrderItem(
+        product_id=product.id,
+        sku=product.sku,
+        name=product.name,
+        quantity=quantity,
+        unit_price=product.price,
+        line_total=product.price * quantity,
+    )
+
+
+def _shortfall(line: OrderLine, product: Product) -> dict[str, int] | None:
+    if product.stock >= line.quantity:
+        return None
+    return {"product_id": line.product_id, "requested": line.quantity, "available": product.stock}
+
+
+def _decrement_each_in_a_savepoint(
+    session: Session, products: dict[int, Product], lines: Sequence[OrderLine]
+) -> tuple[list[OrderLine], list[dict[str, int]]]:
+    """Each line's stock step alone: the stock >= 0 CHECK refuses a short one, and only that savepoint rolls back.
+
+    Lines are at most 50 (validated at the edge), well under PostgreSQL's 64 cached subtransactions.
+    """
+    kept, dropped = [], []
+    for line in lines:
+        product = products[line.product_id]
+        available = product.stock
+        savepoint = session.begin_nested()
+        try:
+            product.stock = available - line.quantity
+            session.flush()
+        except IntegrityError:
+            savepoint.rollback()
+            dropped.append({"product_id": line.product_id, "requested": line.quantity, "available": available})
+        else:
+            savepoint.commit()
+            kept.append(line)
+    return kept, dropped
+
+
+def _out_of_stock(lines: list[dict[str, int]], detail: str) -> OrderAnswer:
+    return OrderAnswer.of(
+        409,
+        {
+            "type": PROBLEM_TYPE_PREFIX + "out-of-stock",
+            "title": "Out of stock",
+            "status": 409,
+            "detail": detail,
+            "lines": lines,
+        },
+    )

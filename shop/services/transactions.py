@@ -1,0 +1,59 @@
+"""Short transactions with bounded waits, retried whole when PostgreSQL says a retry will do.
+
+Each attempt runs in a fresh unit of work with `lock_timeout` and `statement_timeout` set for that
+transaction only. A serialization failure (40001), a deadlock (40P01) or a dropped connection is retried
+a bounded number of times with jittered exponential backoff; when the attempts run out, or a lock or
+statement timeout fires, the client gets a 503 with Retry-After instead of a hung worker.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+from flask import current_app
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
+
+from shop.errors import ServiceBusy
+from shop.services.unit_of_work import UnitOfWork
+
+T = TypeVar("T")
+log = logging.getLogger(__name__)
+
+RETRY_SQLSTATES = frozenset({"40001", "40P01"})  # serialization_failure, deadlock_detected
+BUSY_SQLSTATES = frozenset({"55P03", "57014"})  # lock_not_available (lock_timeout), query_canceled (statement_timeout)
+
+
+def _sqlstate(error: DBAPIError) -> str | None:
+    return getattr(error.orig, "pgcode", None)
+
+
+def run_transaction(work: Callable[[UnitOfWork], T]) -> T:
+    """Run `work` (which commits through its unit of work) until it succeeds or may not be retried."""
+    config = current_app.config
+    attempts = config["TX_ATTEMPTS"]
+    for attempt in range(1, attempts + 1):
+        try:
+            with UnitOfWork() as uow:
+                # integers from our own configuration: SET LOCAL takes no bound parameters
+                uow.session.execute(text(f"SET LOCAL lock_timeout = {int(config['TX_LOCK_TIMEOUT_MS'])}"))
+                uow.session.execute(text(f"SET LOCAL statement_timeout = {int(config['TX_STATEMENT_TIMEOUT_MS'])}"))
+                return work(uow)
+        except DBAPIError as error:
+            state = _sqlstate(error)
+            retryable = state in RETRY_SQLSTATES or error.connection_invalidated
+            if state in BUSY_SQLSTATES:
+                log.warning("transaction gave up waiting (%s)", state)
+                raise ServiceBusy("The store is busy with these products; please retry shortly.") from None
+            if not retryable:
+                raise
+            if attempt == attempts:
+                log.warning("transaction failed %d times (%s); giving up", attempts, state or "disconnect")
+                raise ServiceBusy("The store could not complete this right now; please retry shortly.") from None
+            # full jitter: concurrent losers do not retry in lockstep
+            time.sleep(random.uniform(0, config["TX_RETRY_BASE_SECONDS"] * 2 ** (attempt - 1)))  # noqa: S311
+    raise AssertionError("unreachable")  # pragma: no cover

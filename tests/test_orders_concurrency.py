@@ -1,0 +1,133 @@
+"""Orders under real concurrency: threads, real commits, and the invariants checked in the database after."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from flask import Flask
+
+from shop.extensions import db
+from shop.models import Product
+from shop.services.unit_of_work import UnitOfWork
+from tests.conftest import AuthActions
+from tests.test_orders import ADDRESS
+
+pytestmark = pytest.mark.commits
+
+
+def make_products(app: Flask, stocks: dict[str, int]) -> dict[str, int]:
+    with app.app_context(), UnitOfWork() as uow:
+        ids = {
+            sku: uow.products.add(Product(sku=sku, name=sku, category="c", price=Decimal("2.50"), stock=stock)).id
+            for sku, stock in stocks.items()
+        }
+        uow.commit()
+    return ids
+
+
+def tokens(app: Flask, count: int) -> list[dict[str, str]]:
+    auth = AuthActions(app.test_client())
+    return [auth.headers(f"buyer{n}@example.com") for n in range(count)]
+
+
+def run_together(workers: int, work: Callable[[int], Any]) -> list[Any]:
+    """Start `workers` threads at one barrier; return what each returned, in worker order."""
+    barrier = threading.Barrier(workers)
+    results: list[Any] = [None] * workers
+
+    def run(index: int) -> None:
+        barrier.wait()
+        results[index] = work(index)
+
+    threads = [threading.Thread(target=run, args=(n,)) for n in range(workers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert not any(thread.is_alive() for thread in threads), "a request hung"
+    return results
+
+
+def stock_invariant_holds(app: Flask, initial: dict[int, int]) -> None:
+    """For every product: stock + units in non-cancelled orders == initial stock. And nothing negative."""
+    with app.app_context(), db.engine.connect() as connection:
+        rows = connection.execute(
+            sa.text(
+                """
+                SELECT p.id, p.stock, coalesce(sum(i.quantity) FILTER (WHERE o.status <> 'cancelled'), 0)
+                  FROM products p
+                  LEFT JOIN order_items i ON i.product_id = p.id
+                  LEFT JOIN orders o ON o.id = i.order_id
+                 GROUP BY p.id, p.stock
+                """
+            )
+        ).all()
+        mismatched_totals = connection.scalar(
+            sa.text(
+                "SELECT count(*) FROM orders o WHERE o.total <> "
+                "(SELECT coalesce(sum(line_total), 0) FROM order_items WHERE order_id = o.id)"
+            )
+        )
+    for product_id, stock, sold in rows:
+        assert stock >= 0
+        assert stock + sold == initial[product_id], f"product {product_id}: {stock} + {sold} != {initial[product_id]}"
+    assert mismatched_totals == 0
+
+
+def test_fifty_buyers_for_the_last_ten_units(committing_app: Flask) -> None:
+    product_id = make_products(committing_app, {"LAST": 10})["LAST"]
+    buyers = tokens(committing_app, 50)
+    body = {"items": [{"product_id": product_id, "quantity": 1}], "shipping_address": ADDRESS}
+
+    def buy(n: int) -> int:
+        return committing_app.test_client().post("/api/v1/orders", json=body, headers=buyers[n]).status_code
+
+    statuses = Counter(run_together(50, buy))
+
+    assert statuses == {201: 10, 409: 40}
+    with committing_app.app_context(), db.engine.connect() as connection:
+        assert connection.scalar(sa.text("SELECT stock FROM products WHERE id = :id"), {"id": product_id}) == 0
+        assert connection.scalar(sa.text("SELECT count(*) FROM orders")) == 10
+    stock_invariant_holds(committing_app, {product_id: 10})
+
+
+def test_orders_holding_the_same_products_in_opposite_order_all_finish(committing_app: Flask) -> None:
+    ids = make_products(committing_app, {"A": 1000, "B": 1000, "C": 1000})
+    buyers = tokens(committing_app, 2)
+    forward = [{"product_id": ids[sku], "quantity": 1} for sku in ("A", "B", "C")]
+    orders = [forward, forward[::-1]]
+
+    def buy(n: int) -> list[int]:
+        client = committing_app.test_client()
+        body = {"items": orders[n % 2], "shipping_address": ADDRESS}
+        return [client.post("/api/v1/orders", json=body, headers=buyers[n % 2]).status_code for _ in range(10)]
+
+    statuses = Counter(status for batch in run_together(8, buy) for status in batch)
+
+    assert statuses == {201: 80}, "no deadlock (40P01) or busy answer may reach a client"
+    stock_invariant_holds(committing_app, {ids["A"]: 1000, ids["B"]: 1000, ids["C"]: 1000})
+
+
+def test_twenty_racing_requests_with_one_key_make_one_order(committing_app: Flask) -> None:
+    product_id = make_products(committing_app, {"KEYED": 100})["KEYED"]
+    buyer = tokens(committing_app, 1)[0] | {"Idempotency-Key": "one-order-please"}
+    body = {"items": [{"product_id": product_id, "quantity": 2}], "shipping_address": ADDRESS}
+
+    def buy(n: int) -> tuple[int, bytes, str | None]:
+        response = committing_app.test_client().post("/api/v1/orders", json=body, headers=buyer)
+        return response.status_code, response.data, response.headers.get("Idempotent-Replayed")
+
+    answers = run_together(20, buy)
+
+    assert {status for status, _, _ in answers} == {201}
+    assert len({data for _, data, _ in answers}) == 1, "every racer gets the same answer"
+    assert sorted(replayed or "" for _, _, replayed in answers) == [""] + ["true"] * 19
+    with committing_app.app_context(), db.engine.connect() as connection:
+        assert connection.scalar(sa.text("SELECT count(*) FROM orders")) == 1
+    stock_invariant_holds(committing_app, {product_id: 100})
