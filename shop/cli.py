@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import click
 import marshmallow as ma
-from flask import Flask
+from flask import Flask, current_app
 from flask.cli import with_appcontext
 
 from shop.models import Role
 from shop.services.accounts import EmailTaken, purge_expired_tokens, register_user
+from shop.services.ordering import purge_idempotency_records
 from shop.services.sample_catalog import load_sample_catalog
 
 _valid_email = ma.validate.Email()
@@ -73,7 +74,22 @@ def purge_expired_tokens_command() -> None:
     click.echo(f"Deleted {purge_expired_tokens()} expired tokens.")
 
 
+@click.command("purge-idempotency-keys")
+@click.option(
+    "--older-than-hours",
+    type=click.IntRange(min=24),
+    default=None,
+    help="default IDEMPOTENCY_KEY_TTL_HOURS (24); never less: clients may retry for a day",
+)
+@with_appcontext
+def purge_idempotency_keys_command(older_than_hours: int | None) -> None:
+    """Delete Idempotency-Key records older than the retention period. Safe to run from cron."""
+    hours = older_than_hours or max(current_app.config["IDEMPOTENCY_KEY_TTL_HOURS"], 24)
+    click.echo(f"Deleted {purge_idempotency_records(hours)} idempotency records older than {hours} hours.")
+
+
 def register_commands(app: Flask) -> None:
     app.cli.add_command(load_sample_data_command)
     app.cli.add_command(create_user_command)
     app.cli.add_command(purge_expired_tokens_command)
+    app.cli.add_command(purge_idempotency_keys_command)

@@ -150,3 +150,25 @@ def test_purge_expired_tokens_deletes_only_expired_ones(runner: FlaskCliRunner, 
     assert result.exit_code == 0, result.output
     assert "Deleted 2 expired tokens." in result.output
     assert db_session.scalars(sa.text("SELECT token_digest FROM api_tokens")).all() == ["c" * 64]
+
+
+def test_purge_idempotency_keys_keeps_a_day_of_them(runner: FlaskCliRunner, db_session: Any) -> None:
+    user_id = db_session.execute(
+        sa.text("INSERT INTO users (email, name, password_hash) VALUES ('k@example.com', 'K', 'x') RETURNING id")
+    ).scalar_one()
+    for key, age in (("old", "25 hours"), ("recent", "23 hours"), ("new", "1 second")):
+        db_session.execute(
+            sa.text(
+                "INSERT INTO idempotency_records (user_id, key, request_fingerprint, created_at)"
+                " VALUES (:user_id, :key, 'f', now() - CAST(:age AS interval))"
+            ),
+            {"user_id": user_id, "key": key, "age": age},
+        )
+
+    result = runner.invoke(args=["purge-idempotency-keys"])
+    too_soon = runner.invoke(args=["purge-idempotency-keys", "--older-than-hours", "1"])
+
+    assert result.exit_code == 0, result.output
+    assert "Deleted 1 idempotency records older than 24 hours." in result.output
+    assert sorted(db_session.scalars(sa.text("SELECT key FROM idempotency_records"))) == ["new", "recent"]
+    assert too_soon.exit_code == 2

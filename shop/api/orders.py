@@ -14,11 +14,12 @@ from flask_smorest import Blueprint
 from shop.api.pagination import PageArgsSchema, envelope_json, link_header
 from shop.api.policy import authenticated, current_user, is_at_least, require_at_least
 from shop.api.products import MAX_ID
-from shop.errors import PROBLEM_MIMETYPE, ResourceNotFound, ValidationFailed
+from shop.errors import PROBLEM_MIMETYPE, ValidationFailed
 from shop.extensions import db
 from shop.models import Order, OrderStatus, Role, User
 from shop.repositories import OrderRepository
 from shop.services.order_documents import order_document
+from shop.services.order_lifecycle import Action, OrderNotFound, transition
 from shop.services.ordering import OrderLine, OrderRequest, place_order
 
 blp = Blueprint("orders", __name__, url_prefix="/api/v1/orders", description="Orders")
@@ -105,14 +106,6 @@ class OrderQuerySchema(PageArgsSchema):
     user_id = ma.fields.Integer(validate=ma.validate.Range(min=1, max=MAX_ID), metadata={"description": "staff only"})
 
 
-class OrderNotFound(ResourceNotFound):
-    slug = "order-not-found"
-    title = "Order not found"
-
-    def __init__(self, order_id: int) -> None:
-        super().__init__(f"There is no order {order_id}.")
-
-
 def _json(body: dict[str, Any], status: int, headers: dict[str, str] | None = None) -> Response:
     mimetype = PROBLEM_MIMETYPE if status >= 400 else "application/json"
     return Response(json.dumps(body), status=status, mimetype=mimetype, headers=headers)
@@ -172,6 +165,61 @@ def get_order(order_id: str) -> Response:
     order = visible_order(parse_order_id(order_id), user)
     history = OrderRepository(db.session()).history(order.id) if is_at_least(user, Role.STAFF) else None
     return _json(order_document(order, history), 200)
+
+
+class PaySchema(ma.Schema):
+    payment_reference = ma.fields.String(validate=ma.validate.Length(min=1, max=255))
+
+
+class CancelSchema(ma.Schema):
+    reason = ma.fields.String(validate=ma.validate.Length(min=1, max=2000))
+
+
+def _after(order_id: str, action: Action, **details: str | None) -> Response:
+    user = current_user()
+    order = transition(parse_order_id(order_id), user, action, **details)
+    history = OrderRepository(db.session()).history(order.id) if is_at_least(user, Role.STAFF) else None
+    return _json(order_document(order, history), 200)
+
+
+@blp.post("/<order_id>/pay")
+@authenticated()
+@blp.arguments(PaySchema)
+@blp.response(200, OrderSchema)
+@blp.alt_response(404, description="No such order, or not yours")
+@blp.alt_response(409, description="Not pending; the problem names the current status")
+def pay_order(body: dict[str, Any], order_id: str) -> Response:
+    """Mark a pending order paid (its owner or staff)."""
+    return _after(order_id, Action.PAY, payment_reference=body.get("payment_reference"))
+
+
+@blp.post("/<order_id>/ship")
+@authenticated(Role.STAFF)
+@blp.response(200, OrderSchema)
+@blp.alt_response(409, description="Not paid; the problem names the current status")
+def ship_order(order_id: str) -> Response:
+    """Mark a paid order shipped (staff)."""
+    return _after(order_id, Action.SHIP)
+
+
+@blp.post("/<order_id>/deliver")
+@authenticated(Role.STAFF)
+@blp.response(200, OrderSchema)
+@blp.alt_response(409, description="Not shipped; the problem names the current status")
+def deliver_order(order_id: str) -> Response:
+    """Mark a shipped order delivered (staff)."""
+    return _after(order_id, Action.DELIVER)
+
+
+@blp.post("/<order_id>/cancel")
+@authenticated()
+@blp.arguments(CancelSchema)
+@blp.response(200, OrderSchema)
+@blp.alt_response(404, description="No such order, or not yours")
+@blp.alt_response(409, description="Shipped, delivered or already cancelled")
+def cancel_order(body: dict[str, Any], order_id: str) -> Response:
+    """Cancel a pending or paid order (its owner or staff); its units go back in stock, once."""
+    return _after(order_id, Action.CANCEL, reason=body.get("reason"))
 
 
 @blp.get("")

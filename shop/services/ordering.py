@@ -206,3 +206,12 @@ def _out_of_stock(lines: list[dict[str, int]], detail: str) -> OrderAnswer:
             "lines": lines,
         },
     )
+
+
+def purge_idempotency_records(older_than_hours: int) -> int:
+    """Forget keys older than this; a retry with one of them after that is a new order."""
+    cutoff = sa.func.now() - sa.func.make_interval(0, 0, 0, 0, older_than_hours)
+    with UnitOfWork() as uow:
+        result = uow.session.execute(sa.delete(IdempotencyRecord).where(IdempotencyRecord.created_at < cutoff))
+        uow.commit()
+    return int(getattr(result, "rowcount", 0) or 0)

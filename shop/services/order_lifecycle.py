@@ -1,0 +1,99 @@
+"""Order transitions: pending -> paid -> shipped -> delivered, and pending | paid -> cancelled.
+
+Each runs in one short transaction that locks the order row first (SELECT ... FOR UPDATE), so two
+transitions of one order happen one after the other and the second sees what the first did. Cancelling
+then locks the order's products in id order, like placement does, and returns their units exactly once.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+
+from shop.errors import Conflict, ResourceNotFound
+from shop.models import Order, OrderStatus, OrderStatusChange, Role, User
+from shop.services.transactions import run_transaction
+from shop.services.unit_of_work import UnitOfWork
+
+
+class Action(enum.StrEnum):
+    PAY = "pay"
+    SHIP = "ship"
+    DELIVER = "deliver"
+    CANCEL = "cancel"
+
+
+@dataclass(frozen=True)
+class Rule:
+    allowed_from: frozenset[OrderStatus]
+    to: OrderStatus
+    timestamp: str
+    past_tense: str
+
+
+RULES = {
+    Action.PAY: Rule(frozenset({OrderStatus.PENDING}), OrderStatus.PAID, "paid_at", "paid"),
+    Action.SHIP: Rule(frozenset({OrderStatus.PAID}), OrderStatus.SHIPPED, "shipped_at", "shipped"),
+    Action.DELIVER: Rule(frozenset({OrderStatus.SHIPPED}), OrderStatus.DELIVERED, "delivered_at", "delivered"),
+    Action.CANCEL: Rule(
+        frozenset({OrderStatus.PENDING, OrderStatus.PAID}), OrderStatus.CANCELLED, "cancelled_at", "cancelled"
+    ),
+}
+
+
+class OrderNotFound(ResourceNotFound):
+    slug = "order-not-found"
+    title = "Order not found"
+
+    def __init__(self, order_id: int) -> None:
+        super().__init__(f"There is no order {order_id}.")
+
+
+class IllegalTransition(Conflict):
+    slug = "illegal-transition"
+    title = "Not possible in the order's status"
+
+
+def is_staff(user: User) -> bool:
+    return user.role in (Role.STAFF.value, Role.ADMIN.value)
+
+
+def transition(
+    order_id: int, actor: User, action: Action, *, payment_reference: str | None = None, reason: str | None = None
+) -> Order:
+    """Apply `action` to the order; staff may act on any order, a customer only on their own (else 404)."""
+    rule = RULES[action]
+
+    def work(uow: UnitOfWork) -> Order:
+        order = uow.orders.get(order_id, for_update=True)
+        if order is None or (order.user_id != actor.id and not is_staff(actor)):
+            raise OrderNotFound(order_id)
+        current = OrderStatus(order.status)
+        if current not in rule.allowed_from:
+            raise IllegalTransition(
+                f"Order {order_id} is {current.value}; it cannot be {rule.past_tense}.", current_status=current.value
+            )
+        if action is Action.CANCEL:
+            products = {p.id: p for p in uow.products.lock_for_update([item.product_id for item in order.items])}
+            for item in order.items:
+                products[item.product_id].stock += item.quantity
+            order.cancel_reason = reason
+        if action is Action.PAY:
+            order.payment_reference = payment_reference
+        setattr(order, rule.timestamp, sa.func.now())
+        order.status = rule.to.value
+        uow.session.add(
+            OrderStatusChange(
+                order_id=order.id,
+                from_status=current.value,
+                to_status=rule.to.value,
+                changed_by=actor.id,
+                note=reason if action is Action.CANCEL else payment_reference,
+            )
+        )
+        uow.commit()
+        return order
+
+    return run_transaction(work)

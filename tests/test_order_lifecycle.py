@@ -1,0 +1,203 @@
+"""pay -> ship -> deliver, and cancel: who may, from which status, and what the database says after."""
+
+from __future__ import annotations
+
+from collections import Counter
+from decimal import Decimal
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from flask import Flask
+from flask.testing import FlaskClient
+
+from shop.extensions import db
+from shop.models import Order, Product
+from tests.conftest import AuthActions
+from tests.test_catalog_reads import add_product
+from tests.test_orders import ADDRESS, order_body, stock_levels
+from tests.test_orders_concurrency import make_products, run_together, stock_invariant_holds, tokens
+
+
+@pytest.fixture
+def shop(client: FlaskClient, auth: AuthActions, db_session: Any) -> dict[str, Any]:
+    lamp = add_product(db_session, "LAMP", price=Decimal("10.00"), stock=5)
+    mug = add_product(db_session, "MUG", price=Decimal("3.00"), stock=5)
+    ann = auth.headers("ann@example.com")
+    order = client.post("/api/v1/orders", json=order_body((lamp, 2), (mug, 1)), headers=ann).get_json()
+    return {
+        "order": order,
+        "path": f"/api/v1/orders/{order['id']}",
+        "ann": ann,
+        "bob": auth.headers("bob@example.com"),
+        "staff": auth.headers("staff@example.com", "staff"),
+    }
+
+
+def status_in_db(session: Any, order_id: int) -> str:
+    return str(session.scalar(sa.select(Order.status).where(Order.id == order_id)))
+
+
+def test_pay_ship_deliver_with_timestamps_in_order_and_a_history(client: FlaskClient, shop: dict[str, Any]) -> None:
+    path = shop["path"]
+
+    paid = client.post(f"{path}/pay", json={"payment_reference": "ch_123"}, headers=shop["ann"])
+    shipped = client.post(f"{path}/ship", headers=shop["staff"])
+    delivered = client.post(f"{path}/deliver", headers=shop["staff"])
+
+    assert [r.status_code for r in (paid, shipped, delivered)] == [200, 200, 200]
+    order = delivered.get_json()
+    assert order["status"] == "delivered"
+    assert order["created_at"] <= order["paid_at"] <= order["shipped_at"] <= order["delivered_at"]
+    assert [(h["from"], h["to"]) for h in order["history"]] == [
+        (None, "pending"), ("pending", "paid"), ("paid", "shipped"), ("shipped", "delivered"),
+    ]  # fmt: skip
+    assert order["history"][1]["note"] == "ch_123"
+    assert "history" not in paid.get_json()  # customers do not see it
+
+
+@pytest.mark.parametrize(
+    ("steps", "action", "current"),
+    [
+        ([], "ship", "pending"),
+        ([], "deliver", "pending"),
+        (["pay"], "pay", "paid"),
+        (["pay"], "deliver", "paid"),
+        (["pay", "ship"], "cancel", "shipped"),
+        (["pay", "ship", "deliver"], "cancel", "delivered"),
+        (["cancel"], "cancel", "cancelled"),
+        (["cancel"], "pay", "cancelled"),
+    ],
+)
+def test_illegal_transitions_are_a_409_naming_the_current_status(
+    client: FlaskClient, shop: dict[str, Any], db_session: Any, steps: list[str], action: str, current: str
+) -> None:
+    for step in steps:
+        assert client.post(f"{shop['path']}/{step}", headers=shop["staff"]).status_code == 200
+    before = stock_levels(db_session)
+
+    response = client.post(f"{shop['path']}/{action}", headers=shop["staff"])
+
+    assert response.status_code == 409
+    problem = response.get_json()
+    assert problem["type"] == "/problems/illegal-transition"
+    assert problem["current_status"] == current
+    assert problem["detail"].startswith(f"Order {shop['order']['id']} is {current}; it cannot be")
+    assert status_in_db(db_session, shop["order"]["id"]) == current
+    assert stock_levels(db_session) == before
+
+
+@pytest.mark.parametrize("paid_first", [False, True])
+def test_cancelling_returns_the_units(
+    client: FlaskClient, shop: dict[str, Any], db_session: Any, paid_first: bool
+) -> None:
+    assert stock_levels(db_session) == {"LAMP": 3, "MUG": 4}
+    if paid_first:
+        client.post(f"{shop['path']}/pay", headers=shop["ann"])
+
+    response = client.post(f"{shop['path']}/cancel", json={"reason": "changed my mind"}, headers=shop["ann"])
+
+    assert response.status_code == 200
+    assert response.get_json()["status"] == "cancelled"
+    assert response.get_json()["cancelled_at"] is not None
+    assert stock_levels(db_session) == {"LAMP": 5, "MUG": 5}
+
+
+def test_another_customer_can_neither_see_pay_nor_cancel_an_order(
+    client: FlaskClient, shop: dict[str, Any], db_session: Any
+) -> None:
+    path, bob = shop["path"], shop["bob"]
+    before = stock_levels(db_session)
+
+    answers = [client.get(path, headers=bob), client.post(f"{path}/pay", headers=bob),
+               client.post(f"{path}/cancel", headers=bob)]  # fmt: skip
+
+    assert [a.status_code for a in answers] == [404, 404, 404]
+    assert all(a.get_json()["type"] == "/problems/order-not-found" for a in answers)
+    assert status_in_db(db_session, shop["order"]["id"]) == "pending"
+    assert stock_levels(db_session) == before
+
+
+def test_shipping_and_delivering_are_for_staff(client: FlaskClient, shop: dict[str, Any], db_session: Any) -> None:
+    client.post(f"{shop['path']}/pay", headers=shop["ann"])
+
+    assert client.post(f"{shop['path']}/ship", headers=shop["ann"]).status_code == 403
+    assert client.post(f"{shop['path']}/deliver", headers=shop["ann"]).status_code == 403
+    assert client.post(f"{shop['path']}/ship").status_code == 401
+    assert status_in_db(db_session, shop["order"]["id"]) == "paid"
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "status"),
+    [
+        ("/api/v1/orders/987654/pay", None, 404),
+        ("/api/v1/orders/abc/pay", None, 422),
+        ("/api/v1/orders/{id}/pay", {"payment_reference": ""}, 422),
+        ("/api/v1/orders/{id}/pay", {"amount": "10.00"}, 422),
+        ("/api/v1/orders/{id}/cancel", {"reason": "x" * 2001}, 422),
+        ("/api/v1/orders/{id}/refund", None, 404),
+    ],
+)
+def test_transition_failures(
+    client: FlaskClient, shop: dict[str, Any], db_session: Any, path: str, body: dict[str, Any] | None, status: int
+) -> None:
+    response = client.post(path.format(id=shop["order"]["id"]), json=body, headers=shop["ann"])
+
+    assert response.status_code == status
+    assert response.mimetype == "application/problem+json"
+    assert status_in_db(db_session, shop["order"]["id"]) == "pending"
+
+
+# --- races, with real commits -------------------------------------------------------------------------------
+
+
+def placed_order(app: Flask, product_ids: dict[str, int], buyer: dict[str, str]) -> int:
+    body = {"items": [{"product_id": pid, "quantity": 2} for pid in product_ids.values()], "shipping_address": ADDRESS}
+    response = app.test_client().post("/api/v1/orders", json=body, headers=buyer)
+    assert response.status_code == 201
+    return int(response.get_json()["id"])
+
+
+@pytest.mark.commits
+def test_cancel_racing_ship_exactly_one_wins(committing_app: Flask) -> None:
+    ids = make_products(committing_app, {"A": 10, "B": 10})
+    buyer = tokens(committing_app, 1)[0]
+    staff = AuthActions(committing_app.test_client()).headers("boss@example.com", "staff")
+    results = []
+    for _ in range(5):
+        order_id = placed_order(committing_app, ids, buyer)
+        committing_app.test_client().post(f"/api/v1/orders/{order_id}/pay", headers=buyer)
+
+        def act(n: int, order_id: int = order_id) -> tuple[str, int]:
+            action = "cancel" if n % 2 == 0 else "ship"
+            response = committing_app.test_client().post(f"/api/v1/orders/{order_id}/{action}", headers=staff)
+            return action, response.status_code
+
+        outcome = dict(run_together(2, act))
+        results.append(outcome)
+        assert sorted(outcome.values()) == [200, 409], outcome
+
+    assert {tuple(sorted(r.items())) for r in results} <= {(("cancel", 200), ("ship", 409)),
+                                                             (("cancel", 409), ("ship", 200))}  # fmt: skip
+    with committing_app.app_context(), db.engine.connect() as connection:
+        cancelled = connection.scalar(sa.text("SELECT count(*) FROM orders WHERE status = 'cancelled'"))
+    stock_invariant_holds(committing_app, {ids["A"]: 10, ids["B"]: 10})
+    assert cancelled == sum(1 for r in results if r["cancel"] == 200)
+
+
+@pytest.mark.commits
+def test_a_double_cancel_restocks_once(committing_app: Flask) -> None:
+    ids = make_products(committing_app, {"A": 10, "B": 10})
+    buyer = tokens(committing_app, 1)[0]
+    order_id = placed_order(committing_app, ids, buyer)
+
+    def cancel(n: int) -> int:
+        return committing_app.test_client().post(f"/api/v1/orders/{order_id}/cancel", headers=buyer).status_code
+
+    statuses = Counter(run_together(6, cancel))
+
+    assert statuses == {200: 1, 409: 5}
+    with committing_app.app_context(), db.engine.connect() as connection:
+        stocks = dict(connection.execute(sa.select(Product.id, Product.stock)).all())
+    assert stocks == {ids["A"]: 10, ids["B"]: 10}
+    stock_invariant_holds(committing_app, {ids["A"]: 10, ids["B"]: 10})
