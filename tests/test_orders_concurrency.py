@@ -131,3 +131,54 @@ def test_twenty_racing_requests_with_one_key_make_one_order(committing_app: Flas
     with committing_app.app_context(), db.engine.connect() as connection:
         assert connection.scalar(sa.text("SELECT count(*) FROM orders")) == 1
     stock_invariant_holds(committing_app, {product_id: 100})
+
+
+def test_a_connection_killed_mid_order_leaves_nothing_half_written_and_the_retry_succeeds(
+    committing_app: Flask, make_app: Callable[..., Flask]
+) -> None:
+    ids = make_products(committing_app, {"HELD": 5, "FREE": 5})
+    buyer = tokens(committing_app, 1)[0]
+    # a longer lock_timeout than the default: the order must still be waiting when its backend is killed
+    app = make_app(TX_LOCK_TIMEOUT_MS=15000)
+    body = {"items": [{"product_id": ids["FREE"], "quantity": 1}, {"product_id": ids["HELD"], "quantity": 2}],
+            "shipping_address": ADDRESS}  # fmt: skip
+    result: dict[str, Any] = {}
+
+    with app.app_context(), db.engine.connect() as blocker:
+        blocker.execute(sa.text("BEGIN"))
+        blocker.execute(sa.text("SELECT id FROM products WHERE id = :id FOR UPDATE"), {"id": ids["HELD"]})
+        order = threading.Thread(
+            target=lambda: result.update(response=app.test_client().post("/api/v1/orders", json=body, headers=buyer))
+        )
+        order.start()
+        victim = None
+        # polled from a connection of its own: inside a transaction, pg_stat_activity is one frozen snapshot
+        with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as watcher:
+            blocker_pid = blocker.scalar(sa.text("SELECT pg_backend_pid()"))
+            for _ in range(200):
+                victim = watcher.scalar(
+                    sa.text(
+                        "SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                        " AND query LIKE '%FOR UPDATE%' AND pid <> :blocker AND datname = current_database()"
+                    ),
+                    {"blocker": blocker_pid},
+                )
+                if victim:
+                    break
+                threading.Event().wait(0.025)
+            assert victim, f"the order never waited for the held row: {result}"
+            assert watcher.scalar(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": victim})
+        blocker.execute(sa.text("COMMIT"))
+    order.join(timeout=60)
+
+    response = result["response"]
+    assert response.status_code == 201, response.get_json()
+    with committing_app.app_context(), db.engine.connect() as connection:
+        assert connection.scalar(sa.text("SELECT count(*) FROM orders")) == 1
+        assert connection.scalar(sa.text("SELECT count(*) FROM order_items")) == 2
+    stock_invariant_holds(committing_app, {ids["HELD"]: 5, ids["FREE"]: 5})
+    # and the service goes on answering with a fresh connection
+    again = app.test_client().post("/api/v1/orders", json=body, headers=buyer)
+    assert again.status_code == 201
+    with app.app_context():
+        db.engine.dispose()
