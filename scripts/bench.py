@@ -21,13 +21,10 @@ import os
 import re
 import secrets
 import shutil
-import signal
-import socket
 import statistics
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +34,7 @@ from sqlalchemy.engine import URL, make_url
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from config import normalize_database_url
+from shop.devservices import gunicorn_server
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -80,43 +78,6 @@ class Result:
     @property
     def per_second(self) -> float:
         return self.requests / self.seconds if self.seconds else 0.0
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-def start_gunicorn(port: int, environ: dict[str, str]) -> subprocess.Popen[bytes]:
-    command = [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"]
-    env = environ | {"GUNICORN_BIND": f"127.0.0.1:{port}", "GUNICORN_ACCESS_LOG": "/dev/null"}
-    return subprocess.Popen(command, cwd=PROJECT_ROOT, env=env, start_new_session=True)
-
-
-def wait_until_serving(port: int, process: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise SystemExit(f"gunicorn exited with status {process.returncode} before serving")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.2)
-    raise SystemExit(f"gunicorn did not serve /healthz within {timeout:.0f}s")
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
 
 
 # --- the Python load generator -----------------------------------------------------------------
@@ -336,13 +297,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             scenarios = [s for s in chosen if s.server == server_name]
             if not scenarios:
                 continue
-            port = free_port()
-            server = start_gunicorn(port, environ | settings)
-            try:
-                wait_until_serving(port, server)
-                results.extend(run_rounds(port, scenarios, args, wrk))
-            finally:
-                stop(server)
+            with gunicorn_server(environ | settings) as url:
+                results.extend(run_rounds(int(url.rsplit(":", 1)[1]), scenarios, args, wrk))
     finally:
         drop_bench_database(database_url)
     print_table(results, args.connections)

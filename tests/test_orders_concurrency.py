@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable
 from decimal import Decimal
@@ -12,10 +17,11 @@ import pytest
 import sqlalchemy as sa
 from flask import Flask
 
+from shop.devservices import gunicorn_server
 from shop.extensions import db
 from shop.models import Product
 from shop.services.unit_of_work import UnitOfWork
-from tests.conftest import AuthActions
+from tests.conftest import PROJECT_ROOT, AuthActions
 from tests.test_orders import ADDRESS
 
 pytestmark = pytest.mark.commits
@@ -182,3 +188,40 @@ def test_a_connection_killed_mid_order_leaves_nothing_half_written_and_the_retry
     assert again.status_code == 201
     with app.app_context():
         db.engine.dispose()
+
+
+def test_fifty_buyers_in_five_processes_through_gunicorn(
+    committing_app: Flask, database_url: str, service_urls: dict[str, str], redis_key_prefix: str
+) -> None:
+    product_id = make_products(committing_app, {"LAST": 10})["LAST"]
+    tokens_by_buyer = [headers["Authorization"].removeprefix("Bearer ") for headers in tokens(committing_app, 50)]
+    body = json.dumps({"items": [{"product_id": product_id, "quantity": 1}], "shipping_address": ADDRESS})
+    environ = {
+        "PATH": os.environ["PATH"],
+        "APP_ENV": "testing",
+        "DATABASE_URL": database_url,
+        "REDIS_URL": service_urls["REDIS_URL"],
+        "CACHE_KEY_PREFIX": redis_key_prefix,
+        "WEB_CONCURRENCY": "3",
+        "GUNICORN_THREADS": "4",
+    }
+
+    with gunicorn_server(environ) as base_url:
+        start = f"{time.time() + 2.0:.3f}"
+        buyers = [
+            subprocess.Popen(
+                [sys.executable, "-m", "tests.buyer_process", base_url, start, body, *tokens_by_buyer[n::5]],
+                cwd=PROJECT_ROOT,
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+            for n in range(5)
+        ]
+        outputs = [buyer.communicate(timeout=120)[0] for buyer in buyers]
+
+    statuses = Counter(status for output in outputs for status in json.loads(output))
+    assert statuses == {201: 10, 409: 40}
+    with committing_app.app_context(), db.engine.connect() as connection:
+        assert connection.scalar(sa.text("SELECT stock FROM products WHERE id = :id"), {"id": product_id}) == 0
+        assert connection.scalar(sa.text("SELECT count(*) FROM orders")) == 10
+    stock_invariant_holds(committing_app, {product_id: 10})
