@@ -7,8 +7,11 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from flask import Flask
 from flask.testing import FlaskClient
 
+from shop.catalog import cache as catalog_cache
+from shop.extensions import db
 from shop.models import Order, OrderItem, OrderStatusChange, Product
 from tests.conftest import AuthActions
 from tests.test_catalog_reads import add_product
@@ -320,3 +323,49 @@ def test_order_line_snapshots_survive_product_changes(
 
     assert again["items"] == order["items"]
     assert db_session.scalar(sa.select(OrderItem.name)) == "Desk lamp"
+
+
+def test_the_order_list_costs_the_same_few_queries_for_one_order_or_twenty(
+    client: FlaskClient, customer: dict[str, str], stock: dict[str, Product], app: Flask, db_session: Any
+) -> None:
+    def queries_for_listing() -> int:
+        statements: list[str] = []
+
+        def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+            statements.append(statement)
+
+        with app.app_context():
+            engine = db.engine
+        sa.event.listen(engine, "before_cursor_execute", count)
+        try:
+            response = client.get("/api/v1/orders?per_page=50", headers=customer)
+        finally:
+            sa.event.remove(engine, "before_cursor_execute", count)
+        assert response.status_code == 200
+        return len([s for s in statements if not s.startswith(("SAVEPOINT", "RELEASE", "ROLLBACK"))])
+
+    client.post("/api/v1/orders", json=order_body((stock["LAMP"], 1)), headers=customer)
+    one = queries_for_listing()
+    db_session.execute(sa.update(Product).values(stock=100))
+    for _ in range(19):
+        client.post("/api/v1/orders", json=order_body((stock["LAMP"], 1), (stock["MUG"], 1)), headers=customer)
+    twenty = queries_for_listing()
+
+    assert one == twenty == 4  # the token, the count, the orders, all their lines
+
+
+def test_an_order_retires_exactly_the_products_it_touched(
+    client: FlaskClient, customer: dict[str, str], stock: dict[str, Product], app: Flask
+) -> None:
+    for product in stock.values():
+        client.get(f"/api/v1/products/{product.id}")
+    with app.app_context():
+        generation_before = catalog_cache.generation()
+
+    client.post("/api/v1/orders", json=order_body((stock["LAMP"], 1)), headers=customer)
+
+    with app.app_context():
+        cached = catalog_cache.get_products([p.id for p in stock.values()])
+        assert sorted(p.sku for p in stock.values() if p.id not in cached) == ["LAMP"]
+        # stock went from 5 to 4: no listing changed, so the list pages stay cached
+        assert catalog_cache.generation() == generation_before
