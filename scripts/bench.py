@@ -16,8 +16,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
+import json
 import multiprocessing
 import os
+import random
 import re
 import secrets
 import shutil
@@ -25,7 +28,8 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+import urllib.request
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,6 +49,18 @@ class Scenario:
     path: str
     what: str
     server: str = "cached"
+    orders: str | None = None  # "uniform" or "hot": POST 3-line orders instead of GET
+
+
+ADDRESS = {"name": "Bench", "line1": "1 Load St", "city": "Loopback", "postal_code": "12700", "country": "US"}
+HOT_PRODUCT = 1000
+
+
+def order_product_ids(kind: str, rng: random.Random) -> list[int]:
+    """Three distinct products: uniform over 1..999, or the hot product 1000 with two others."""
+    if kind == "hot":
+        return [HOT_PRODUCT, rng.randint(1, 499), rng.randint(500, 999)]
+    return [rng.randint(1, 333), rng.randint(334, 666), rng.randint(667, 999)]
 
 
 # each server configuration is one gunicorn run, with these settings on top of production's
@@ -62,6 +78,8 @@ SCENARIOS = [
     Scenario("product", "/api/v1/products/{product}", "a cached product detail: 1 Redis round trip"),
     Scenario("products-uncached", "/api/v1/products?page=1&per_page=20", "the list page from PostgreSQL", "uncached"),
     Scenario("product-uncached", "/api/v1/products/{product}", "the detail from PostgreSQL", "uncached"),
+    Scenario("orders-uniform", "/api/v1/orders", "3-line orders over 1,000 products", orders="uniform"),
+    Scenario("orders-hot", "/api/v1/orders", "3-line orders, every one holding product 1000", orders="hot"),
 ]
 
 
@@ -83,11 +101,37 @@ class Result:
 # --- the Python load generator -----------------------------------------------------------------
 
 
-async def _connection_loop(port: int, path: str, deadline: float, latencies: list[float], errors: list[int]) -> None:
-    request = f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAccept: application/json\r\n\r\n".encode()
+def request_maker(port: int, scenario: Scenario, token: str | None) -> Callable[[], bytes]:
+    """The bytes of the next request: one fixed GET, or a new order with a key of its own each time."""
+    host = f"Host: 127.0.0.1:{port}\r\nAccept: application/json\r\n"
+    if scenario.orders is None:
+        fixed = f"GET {scenario.path} HTTP/1.1\r\n{host}\r\n".encode()
+        return lambda: fixed
+    rng = random.Random()
+    prefix = secrets.token_hex(6)
+    counter = itertools.count()
+    kind = scenario.orders
+
+    def next_order() -> bytes:
+        lines = [{"product_id": product_id, "quantity": 1} for product_id in order_product_ids(kind, rng)]
+        body = json.dumps({"items": lines, "shipping_address": ADDRESS}).encode()
+        head = (
+            f"POST {scenario.path} HTTP/1.1\r\n{host}Authorization: Bearer {token}\r\n"
+            f"Idempotency-Key: bench-{prefix}-{next(counter)}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n"
+        )
+        return head.encode() + body
+
+    return next_order
+
+
+async def _connection_loop(
+    port: int, make_request: Callable[[], bytes], deadline: float, latencies: list[float], errors: list[int]
+) -> None:
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     try:
         while time.monotonic() < deadline:
+            request = make_request()
             started = time.perf_counter()
             writer.write(request)
             head = await reader.readuntil(b"\r\n\r\n")
@@ -106,25 +150,36 @@ async def _connection_loop(port: int, path: str, deadline: float, latencies: lis
         writer.close()
 
 
-async def _drive(port: int, path: str, connections: int, seconds: float) -> tuple[list[float], int]:
+async def _drive(
+    port: int, scenario: Scenario, token: str | None, connections: int, seconds: float
+) -> tuple[list[float], int]:
     latencies: list[float] = []
     errors = [0]
     deadline = time.monotonic() + seconds
+    make_request = request_maker(port, scenario, token)
     outcomes = await asyncio.gather(
-        *(_connection_loop(port, path, deadline, latencies, errors) for _ in range(connections)),
+        *(_connection_loop(port, make_request, deadline, latencies, errors) for _ in range(connections)),
         return_exceptions=True,
     )
     errors[0] += sum(1 for outcome in outcomes if isinstance(outcome, BaseException))
     return latencies, errors[0]
 
 
-def _load_process(port: int, path: str, connections: int, seconds: float, results: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
-    results.put(asyncio.run(_drive(port, path, connections, seconds)))
+def _load_process(
+    port: int,
+    scenario: Scenario,
+    token: str | None,
+    connections: int,
+    seconds: float,
+    results: multiprocessing.Queue,  # type: ignore[type-arg]
+) -> None:
+    results.put(asyncio.run(_drive(port, scenario, token, connections, seconds)))
 
 
-def python_load(port: int, scenario: Scenario, connections: int, seconds: float) -> Result:
+def python_load(port: int, scenario: Scenario, connections: int, seconds: float, token: str | None = None) -> Result:
+    """Waits for every response in flight at the deadline, so its count of answers is exact."""
     results: multiprocessing.Queue = multiprocessing.Queue()  # type: ignore[type-arg]
-    loader = multiprocessing.Process(target=_load_process, args=(port, scenario.path, connections, seconds, results))
+    loader = multiprocessing.Process(target=_load_process, args=(port, scenario, token, connections, seconds, results))
     started = time.monotonic()
     loader.start()
     latencies, errors = results.get(timeout=seconds + 60)
@@ -172,6 +227,18 @@ def wrk_load(wrk: str, port: int, scenario: Scenario, connections: int, seconds:
 
 
 # --- the run -------------------------------------------------------------------------------------
+
+
+def print_order_summary(results: Sequence[Result], run: Run) -> None:
+    by_name = {result.scenario: result for result in results}
+    uniform, hot, ceiling = (by_name.get(name) for name in ("orders-uniform", "orders-hot", "pgbench-ceiling"))
+    print()
+    if uniform and ceiling:
+        print(f"orders-uniform / pgbench ceiling: {uniform.per_second / ceiling.per_second:.2f} (target >= 0.25)")
+    if uniform and hot:
+        print(f"orders-hot / orders-uniform:      {hot.per_second / uniform.per_second:.2f} (target >= 0.6)")
+    verdict = "equal" if run.orders_created == run.orders_answered else "DIFFERENT"
+    print(f"orders written {run.orders_created}, answered 201 {run.orders_answered}: {verdict}")
 
 
 def print_table(results: Sequence[Result], connections: int) -> None:
@@ -223,26 +290,47 @@ def flask(environ: dict[str, str], *arguments: str) -> None:
     )
 
 
-def run_scenario(port: int, scenario: Scenario, args: argparse.Namespace, wrk: str | None) -> Result:
-    if wrk:
-        return wrk_load(wrk, port, scenario, args.connections, args.duration)
-    return python_load(port, scenario, args.connections, args.duration)
+@dataclass
+class Run:
+    """What one gunicorn run needs besides its port: the options, wrk, a token, and where to count orders."""
+
+    args: argparse.Namespace
+    wrk: str | None
+    database_url: str
+    token: str | None = None
+    orders_created: int = 0
+    orders_answered: int = 0
 
 
-def run_rounds(port: int, scenarios: Sequence[Scenario], args: argparse.Namespace, wrk: str | None) -> list[Result]:
+def run_scenario(port: int, scenario: Scenario, run: Run) -> Result:
+    args = run.args
+    if scenario.orders is None:
+        if run.wrk:
+            return wrk_load(run.wrk, port, scenario, args.connections, args.duration)
+        return python_load(port, scenario, args.connections, args.duration)
+    # orders: the Python generator waits for every answer in flight, so 201s and new rows compare exactly
+    before = _scalar(run.database_url, "SELECT count(*) FROM orders")
+    result = python_load(port, scenario, args.connections, args.duration, run.token)
+    run.orders_created += _scalar(run.database_url, "SELECT count(*) FROM orders") - before
+    run.orders_answered += result.requests - result.errors
+    return result
+
+
+def run_rounds(port: int, scenarios: Sequence[Scenario], run: Run) -> list[Result]:
     """Interleave the scenarios over several rounds on one server and keep each one's median round.
 
     On a small shared machine one sample per scenario is at the mercy of whatever else ran at that moment;
     alternating them and taking medians compares them under the same conditions.
     """
+    args = run.args
     for scenario in scenarios:
         print(f"{scenario.name}: {scenario.what}", file=sys.stderr)
         if args.warmup > 0:
-            python_load(port, scenario, args.connections, args.warmup)
+            python_load(port, scenario, args.connections, args.warmup, run.token)
     rounds: dict[str, list[Result]] = {scenario.name: [] for scenario in scenarios}
     for _ in range(args.rounds):
         for scenario in scenarios:
-            rounds[scenario.name].append(run_scenario(port, scenario, args, wrk))
+            rounds[scenario.name].append(run_scenario(port, scenario, run))
     return [median_round(samples) for samples in rounds.values()]
 
 
@@ -258,6 +346,68 @@ def median_round(samples: list[Result]) -> Result:
         p99_ms=statistics.median(result.p99_ms for result in samples),
         tool=f"{middle.tool}, median of {len(samples)}",
     )
+
+
+def bench_token(base_url: str, environ: dict[str, str]) -> str:
+    """A customer account for the order scenarios, made as an operator would, and its bearer token."""
+    password = secrets.token_urlsafe(16)
+    email = f"bench-{secrets.token_hex(4)}@example.com"
+    flask(environ, "create-user", "--email", email, "--name", "Bench", "--password", password)
+    request = urllib.request.Request(  # noqa: S310 - the loopback server we started
+        f"{base_url}/api/v1/auth/tokens",
+        data=json.dumps({"email": email, "password": password}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
+        token: str = json.loads(response.read())["token"]
+        return token
+
+
+def pgbench_ceiling(database_url: str, seconds: float, clients: int = 8) -> Result:
+    """The same order transaction, run by pgbench (-M prepared): what PostgreSQL alone manages here."""
+    pgbench = shutil.which("pgbench") or str(Path(pgserver_bin()) / "pgbench")
+    url = make_url(database_url).set(drivername="postgresql")
+    user_id = _scalar(database_url, "SELECT min(id) FROM users")
+    command = [
+        pgbench, "-n", "-M", "prepared", "-c", str(clients), "-j", "2", "-T", str(max(1, int(seconds))),
+        "-D", f"uid={user_id}", "-D", "first=1", "-D", "span=333",
+        "-f", str(PROJECT_ROOT / "scripts" / "pgbench" / "place_order.sql"),
+        url.render_as_string(hide_password=False),
+    ]  # fmt: skip
+    finished = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 120, check=False)
+    if finished.returncode != 0:
+        raise SystemExit(f"pgbench failed ({finished.returncode}):\n{finished.stderr[-2000:]}")
+    output = finished.stdout
+    tps = float(re.search(r"tps = ([\d.]+)", output).group(1))  # type: ignore[union-attr]
+    latency = re.search(r"latency average = ([\d.]+) ms", output)
+    failed = re.search(r"number of failed transactions: (\d+)", output)
+    return Result(
+        scenario="pgbench-ceiling",
+        requests=int(tps * seconds),
+        errors=int(failed.group(1)) if failed else 0,
+        seconds=seconds,
+        p50_ms=float(latency.group(1)) if latency else float("nan"),  # pgbench reports the mean
+        p99_ms=float("nan"),
+        tool=f"pgbench -M prepared, {clients} clients",
+    )
+
+
+def pgserver_bin() -> str:
+    import pgserver  # the embedded PostgreSQL's own client binaries, when pgbench is not installed
+
+    return str(Path(pgserver.__file__).parent / "pginstall" / "bin")
+
+
+def _scalar(database_url: str, statement: str) -> int:
+    url = make_url(database_url).set(drivername="postgresql")
+    connection = psycopg2.connect(url.render_as_string(hide_password=False))
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(statement)
+            row = cursor.fetchone()
+            return int(row[0]) if row and row[0] is not None else 0
+    finally:
+        connection.close()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -287,21 +437,32 @@ def main(argv: Sequence[str] | None = None) -> int:
     wrk = None if args.python_load else shutil.which("wrk")
     chosen = [s for s in SCENARIOS if not args.scenario or s.name in args.scenario]
     product = str(args.products // 2)
-    chosen = [Scenario(s.name, s.path.replace("{product}", product), s.what, s.server) for s in chosen]
+    chosen = [Scenario(s.name, s.path.replace("{product}", product), s.what, s.server, s.orders) for s in chosen]
     results: list[Result] = []
+    run = Run(args, wrk, database_url)
+    ordering = any(s.orders for s in chosen)
     try:
         print(f"loading {args.products:,} products into {make_url(database_url).database}", file=sys.stderr)
         flask(environ, "db", "upgrade")
         flask(environ, "load-sample-data", "--products", str(args.products))
+        if ordering:
+            # orders must never run out of stock here: the point is the cost of placing them
+            _admin(make_url(database_url), "UPDATE products SET stock = 10000000, is_active = true")
         for server_name, settings in SERVERS.items():
             scenarios = [s for s in chosen if s.server == server_name]
             if not scenarios:
                 continue
             with gunicorn_server(environ | settings) as url:
-                results.extend(run_rounds(int(url.rsplit(":", 1)[1]), scenarios, args, wrk))
+                if ordering and run.token is None:
+                    run.token = bench_token(url, environ)
+                results.extend(run_rounds(int(url.rsplit(":", 1)[1]), scenarios, run))
+        if ordering:
+            results.append(pgbench_ceiling(database_url, args.duration * args.rounds))
     finally:
         drop_bench_database(database_url)
     print_table(results, args.connections)
+    if ordering:
+        print_order_summary(results, run)
     workers = environ.get("WEB_CONCURRENCY", "CPUs + 1")
     print(f"\n{os.cpu_count()} CPUs, gunicorn workers: {workers}; the load generator shares the CPUs")
     return 0
