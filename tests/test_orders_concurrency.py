@@ -225,3 +225,30 @@ def test_fifty_buyers_in_five_processes_through_gunicorn(
         assert connection.scalar(sa.text("SELECT stock FROM products WHERE id = :id"), {"id": product_id}) == 0
         assert connection.scalar(sa.text("SELECT count(*) FROM orders")) == 10
     stock_invariant_holds(committing_app, {product_id: 10})
+
+
+def test_a_lock_held_too_long_is_a_503_with_retry_after_and_nothing_written(
+    committing_app: Flask, make_app: Callable[..., Flask]
+) -> None:
+    ids = make_products(committing_app, {"HELD": 5})
+    buyer = tokens(committing_app, 1)[0]
+    app = make_app(TX_LOCK_TIMEOUT_MS=200)
+    body = {"items": [{"product_id": ids["HELD"], "quantity": 1}], "shipping_address": ADDRESS}
+
+    with app.app_context(), db.engine.connect() as blocker:
+        blocker.execute(sa.text("SELECT id FROM products WHERE id = :id FOR UPDATE"), {"id": ids["HELD"]})
+        started = time.monotonic()
+        response = app.test_client().post("/api/v1/orders", json=body, headers=buyer)
+        waited = time.monotonic() - started
+        blocker.rollback()
+
+    assert response.status_code == 503
+    assert response.mimetype == "application/problem+json"
+    assert response.get_json()["type"] == "/problems/service-busy"
+    assert int(response.headers["Retry-After"]) >= 1
+    assert waited < 5, "a bounded wait, not a hung worker"
+    with committing_app.app_context(), db.engine.connect() as connection:
+        assert connection.scalar(sa.text("SELECT count(*) FROM orders")) == 0
+    stock_invariant_holds(committing_app, {ids["HELD"]: 5})
+    with app.app_context():
+        db.engine.dispose()

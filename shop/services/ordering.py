@@ -86,12 +86,9 @@ def _place(uow: UnitOfWork, user: User, request: OrderRequest, key: str | None) 
         if record.response_status is not None:
             return OrderAnswer(record.response_status, record.response_body or "{}", replayed=True)
 
-    attempt = uow.session.begin_nested()
+    # nothing is written before the stock is known to suffice (allow_partial lines have savepoints of their
+    # own), so an out-of-stock answer leaves only the key's record of it
     answer = _take_stock_and_write(uow, user, request)
-    if answer.status != 201:
-        attempt.rollback()  # nothing of the order stays; the key below still records the answer
-    else:
-        attempt.commit()
     if record is not None:
         record.response_status, record.response_body = answer.status, answer.body
     uow.commit()
@@ -100,11 +97,14 @@ def _place(uow: UnitOfWork, user: User, request: OrderRequest, key: str | None) 
 
 def _claim(session: Session, user_id: int, key: str, fingerprint: str) -> IdempotencyRecord:
     """Insert the key, or wait for the transaction that holds it and read what it recorded."""
-    session.execute(
+    claimed = session.scalars(
         insert(IdempotencyRecord)
         .values(user_id=user_id, key=key, request_fingerprint=fingerprint)
         .on_conflict_do_nothing(index_elements=["user_id", "key"])
-    )
+        .returning(IdempotencyRecord)
+    ).one_or_none()
+    if claimed is not None:
+        return claimed  # a new key: nobody else holds it
     record = session.scalars(
         sa.select(IdempotencyRecord).where(IdempotencyRecord.user_id == user_id, IdempotencyRecord.key == key)
     ).one()

@@ -39,9 +39,17 @@ def run_transaction(work: Callable[[UnitOfWork], T]) -> T:
     for attempt in range(1, attempts + 1):
         try:
             with UnitOfWork() as uow:
-                # integers from our own configuration: SET LOCAL takes no bound parameters
-                uow.session.execute(text(f"SET LOCAL lock_timeout = {int(config['TX_LOCK_TIMEOUT_MS'])}"))
-                uow.session.execute(text(f"SET LOCAL statement_timeout = {int(config['TX_STATEMENT_TIMEOUT_MS'])}"))
+                # both waits bounded for this transaction only (is_local), in one round trip
+                uow.session.execute(
+                    text(
+                        "SELECT set_config('lock_timeout', :lock, true),"
+                        " set_config('statement_timeout', :statement, true)"
+                    ),
+                    {
+                        "lock": f"{int(config['TX_LOCK_TIMEOUT_MS'])}ms",
+                        "statement": f"{int(config['TX_STATEMENT_TIMEOUT_MS'])}ms",
+                    },
+                )
                 return work(uow)
         except DBAPIError as error:
             state = _sqlstate(error)
