@@ -11,9 +11,8 @@ from flask import Response, url_for
 from flask import request as http_request
 from flask_smorest import Blueprint
 
-from shop.api.pagination import PageArgsSchema, envelope_json, link_header
+from shop.api.pagination import MAX_ID, PageArgsSchema, envelope_json, link_header, page_schema, parse_id
 from shop.api.policy import authenticated, current_user, is_at_least, require_at_least
-from shop.api.products import MAX_ID
 from shop.errors import PROBLEM_MIMETYPE, ValidationFailed
 from shop.extensions import db
 from shop.models import Order, OrderStatus, Role, User
@@ -93,12 +92,7 @@ class OrderSchema(ma.Schema):
     history = ma.fields.List(ma.fields.Dict(), metadata={"description": "staff only"})
 
 
-class OrderPageSchema(ma.Schema):
-    items = ma.fields.List(ma.fields.Nested(OrderSchema))
-    page = ma.fields.Integer()
-    per_page = ma.fields.Integer()
-    total = ma.fields.Integer()
-    pages = ma.fields.Integer()
+OrderPageSchema = page_schema("OrderPage", OrderSchema)
 
 
 class OrderQuerySchema(PageArgsSchema):
@@ -119,9 +113,7 @@ def _idempotency_key() -> str | None:
 
 
 def parse_order_id(raw: str) -> int:
-    if not raw.isascii() or not raw.isdigit() or not 0 < int(raw) <= MAX_ID:
-        raise ValidationFailed({"order_id": ["Must be a positive whole number."]})
-    return int(raw)
+    return parse_id(raw, "order_id")
 
 
 def visible_order(order_id: int, user: User) -> Order:

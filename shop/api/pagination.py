@@ -10,13 +10,37 @@ from urllib.parse import parse_qsl, urlencode
 import marshmallow as ma
 from flask import request
 
+from shop.errors import ValidationFailed
+
 MAX_PER_PAGE = 100
 MAX_PAGE = 10_000  # deeper than anyone pages by hand; keeps OFFSET bounded
+MAX_ID = 2**63 - 1  # bigint identity columns
 
 
 class PageArgsSchema(ma.Schema):
     page = ma.fields.Integer(load_default=1, validate=ma.validate.Range(min=1, max=MAX_PAGE))
     per_page = ma.fields.Integer(load_default=20, validate=ma.validate.Range(min=1, max=MAX_PER_PAGE))
+
+
+def page_schema(name: str, item_schema: type[ma.Schema]) -> type[ma.Schema]:
+    """The documented shape of a list envelope of `item_schema` items."""
+    return ma.Schema.from_dict(
+        {
+            "items": ma.fields.List(ma.fields.Nested(item_schema)),
+            "page": ma.fields.Integer(),
+            "per_page": ma.fields.Integer(),
+            "total": ma.fields.Integer(),
+            "pages": ma.fields.Integer(),
+        },
+        name=name,
+    )
+
+
+def parse_id(raw: str, field: str) -> int:
+    """A path id: a positive whole number that fits the column, else a 422 naming the parameter."""
+    if not raw.isascii() or not raw.isdigit() or not 0 < int(raw) <= MAX_ID:
+        raise ValidationFailed({field: ["Must be a positive whole number."]})
+    return int(raw)
 
 
 def page_count(total: int, per_page: int) -> int:

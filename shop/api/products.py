@@ -12,7 +12,7 @@ from flask import Response, request, url_for
 from flask_smorest import Blueprint
 
 from shop.api.conditional import cacheable_json
-from shop.api.pagination import PageArgsSchema, envelope_json, link_header
+from shop.api.pagination import PageArgsSchema, envelope_json, link_header, page_schema, parse_id
 from shop.api.policy import authenticated, is_at_least, optional_user, require_at_least
 from shop.catalog import reads
 from shop.catalog.documents import ProductDocument
@@ -25,7 +25,6 @@ blp = Blueprint("products", __name__, url_prefix="/api/v1/products", description
 
 MAX_PRICE = Decimal("9999999999.99")  # numeric(12, 2)
 MAX_STOCK = 2**31 - 1
-MAX_ID = 2**63 - 1
 SKU = ma.validate.Regexp(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$", error="Use 1 to 64 letters, digits, dots, _ and -.")
 
 
@@ -64,12 +63,7 @@ class ProductSchema(ma.Schema):
     updated_at = ma.fields.String(metadata={"format": "date-time"})
 
 
-class ProductPageSchema(ma.Schema):
-    items = ma.fields.List(ma.fields.Nested(ProductSchema))
-    page = ma.fields.Integer()
-    per_page = ma.fields.Integer()
-    total = ma.fields.Integer()
-    pages = ma.fields.Integer()
+ProductPageSchema = page_schema("ProductPage", ProductSchema)
 
 
 class ProductQuerySchema(PageArgsSchema):
@@ -122,9 +116,7 @@ class ProductPatchSchema(ProductCreateSchema):
 
 
 def parse_product_id(raw: str) -> int:
-    if not raw.isascii() or not raw.isdigit() or not 0 < int(raw) <= MAX_ID:
-        raise ValidationFailed({"product_id": ["Must be a positive whole number."]})
-    return int(raw)
+    return parse_id(raw, "product_id")
 
 
 def _document_response(document: ProductDocument, status: int = 200, headers: dict[str, str] | None = None) -> Response:
