@@ -148,19 +148,37 @@ def _wait_until(ready: Callable[[], bool], process: subprocess.Popen[bytes], nam
     raise RuntimeError(f"{name} did not start within {STARTUP_TIMEOUT_SECONDS:.0f}s; its log ends with:\n{tail}")
 
 
+class Terminated(Exception):
+    """SIGTERM arrived (timeout, systemd, docker stop)."""
+
+
+def _raise_terminated(signum: int, frame: object) -> None:
+    raise Terminated
+
+
 def run_with_services(command: Sequence[str], instance_path: Path = DEFAULT_INSTANCE) -> int:
-    """Run `command` with DATABASE_URL and REDIS_URL in its environment; return its exit status."""
-    with dev_services(instance_path) as urls:
-        for name, url in urls.items():
-            if name not in os.environ:
-                print(f"devservices: embedded {name.split('_')[0].lower()} at {url}", file=sys.stderr)
-        child = subprocess.Popen(list(command), env={**os.environ, **urls})
-        while True:
-            try:
-                return child.wait()
-            except KeyboardInterrupt:
-                # the terminal sent SIGINT to the child as well; let it finish, then stop the services
-                child.send_signal(signal.SIGINT)
+    """Run `command` with DATABASE_URL and REDIS_URL in its environment; return its exit status.
+
+    Ctrl-C and SIGTERM both end it in order: the command first, then the servers it was given. Without a
+    handler, SIGTERM would end Python at once and leave the embedded servers running.
+    """
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        with dev_services(instance_path) as urls:
+            for name, url in urls.items():
+                if name not in os.environ:
+                    print(f"devservices: embedded {name.split('_')[0].lower()} at {url}", file=sys.stderr)
+            child = subprocess.Popen(list(command), env={**os.environ, **urls})
+            while True:
+                try:
+                    return child.wait()
+                except KeyboardInterrupt:
+                    # the terminal sent SIGINT to the child as well; let it finish, then stop the services
+                    child.send_signal(signal.SIGINT)
+                except Terminated:
+                    child.terminate()
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from contextlib import closing
 from pathlib import Path
 
@@ -87,3 +88,23 @@ def test_a_relative_instance_path_works(tmp_path: Path, monkeypatch: pytest.Monk
     with dev_services(Path("relative-instance"), {"DATABASE_URL": "postgresql://unused/shop"}) as urls:
         assert urls["REDIS_URL"] == f"unix://{tmp_path}/relative-instance/redis/redis.sock"
         assert redis_answers(urls["REDIS_URL"])
+
+
+def test_sigterm_stops_the_command_and_then_the_embedded_servers(tmp_path: Path) -> None:
+    runner = subprocess.Popen(
+        [sys.executable, "-m", "shop.devservices", "--instance", str(tmp_path), "--", "sleep", "60"],
+        cwd=PROJECT_ROOT,
+        env={"PATH": "/usr/bin:/bin", "DATABASE_URL": "postgresql://unused/shop"},
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"unix://{tmp_path}/redis/redis.sock"
+    for _ in range(200):
+        if redis_answers(url):
+            break
+        time.sleep(0.05)
+    assert redis_answers(url), "the embedded redis never started"
+
+    runner.terminate()  # what `timeout`, systemd and `docker stop` send
+
+    assert runner.wait(timeout=30) != 0
+    assert not redis_answers(url), "SIGTERM left the embedded redis running"
