@@ -63,6 +63,7 @@ def embedded_postgres(pgdata: Path, database: str) -> Iterator[str]:
         warnings.simplefilter("ignore")
         from pgserver.postgres_server import get_server
 
+    _forget_users_that_are_gone(pgdata)
     server = get_server(pgdata, cleanup_mode="stop")
     try:
         server_url = make_url(server.get_uri())
@@ -70,6 +71,20 @@ def embedded_postgres(pgdata: Path, database: str) -> Iterator[str]:
         yield server_url.set(database=database).render_as_string(hide_password=False)
     finally:
         server.cleanup()
+
+
+def _forget_users_that_are_gone(pgdata: Path) -> None:
+    """pgserver stops a server when the last process in its .handle_pids.json leaves; a process killed
+    outright never leaves, and the server would then outlive every later user. Drop pids that are gone."""
+    import psutil
+    from pgserver.postgres_server import PostgresServer
+    from pgserver.utils import DiskList
+
+    if not pgdata.exists():
+        return  # a first run: nobody has used it yet
+    with PostgresServer._lock:  # the lock pgserver itself takes around that file
+        users = DiskList(pgdata / ".handle_pids.json")
+        users.put([pid for pid in users.get() if psutil.pid_exists(pid)])
 
 
 def create_database_if_missing(server_dsn: str, database: str) -> None:

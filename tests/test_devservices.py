@@ -108,3 +108,26 @@ def test_sigterm_stops_the_command_and_then_the_embedded_servers(tmp_path: Path)
 
     assert runner.wait(timeout=30) != 0
     assert not redis_answers(url), "SIGTERM left the embedded redis running"
+
+
+def test_a_user_killed_outright_does_not_keep_the_server_alive(tmp_path: Path) -> None:
+    pgdata = tmp_path / "postgres"
+    starts_and_hangs = (
+        "import sys, time; from pathlib import Path; from shop.devservices import embedded_postgres;"
+        "held = embedded_postgres(Path(sys.argv[1]), 'shop'); held.__enter__(); print('up', flush=True);"
+        "time.sleep(60)"
+    )
+    victim = subprocess.Popen(
+        [sys.executable, "-c", starts_and_hangs, str(pgdata)], cwd=PROJECT_ROOT, stdout=subprocess.PIPE, text=True
+    )
+    assert victim.stdout is not None
+    assert victim.stdout.readline().strip() == "up"
+    victim.kill()  # SIGKILL: it never gets to say it has left
+    victim.wait()
+    victim.stdout.close()
+
+    with embedded_postgres(pgdata, "shop") as url, closing(psycopg2.connect(url)) as connection:
+        assert connection.closed == 0
+
+    # the last live user has left, so the server stopped (pg_ctl removes its pid file)
+    assert not (pgdata / "postmaster.pid").exists()
