@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import itertools
 import json
 import multiprocessing
@@ -29,9 +30,10 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import psycopg2
 from sqlalchemy.engine import URL, make_url
@@ -269,15 +271,22 @@ def drop_bench_database(bench_url: str) -> None:
     _admin(url.set(database="postgres"), f'DROP DATABASE IF EXISTS "{url.database}" WITH (FORCE)')
 
 
-def _admin(url: URL, *statements: str) -> None:
+@contextlib.contextmanager
+def _cursor(url: URL) -> Iterator[Any]:
+    """An autocommit cursor on `url` (CREATE/DROP DATABASE need one; counts are fine with one)."""
     connection = psycopg2.connect(url.set(drivername="postgresql").render_as_string(hide_password=False))
     try:
         connection.autocommit = True
         with connection.cursor() as cursor:
-            for statement in statements:
-                cursor.execute(statement)
+            yield cursor
     finally:
         connection.close()
+
+
+def _admin(url: URL, *statements: str) -> None:
+    with _cursor(url) as cursor:
+        for statement in statements:
+            cursor.execute(statement)
 
 
 def flask(environ: dict[str, str], *arguments: str) -> None:
@@ -399,15 +408,10 @@ def pgserver_bin() -> str:
 
 
 def _scalar(database_url: str, statement: str) -> int:
-    url = make_url(database_url).set(drivername="postgresql")
-    connection = psycopg2.connect(url.render_as_string(hide_password=False))
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute(statement)
-            row = cursor.fetchone()
-            return int(row[0]) if row and row[0] is not None else 0
-    finally:
-        connection.close()
+    with _cursor(make_url(database_url)) as cursor:
+        cursor.execute(statement)
+        row = cursor.fetchone()
+        return int(row[0]) if row and row[0] is not None else 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:

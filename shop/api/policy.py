@@ -22,9 +22,6 @@ from shop.services.accounts import find_token_owner
 
 View = TypeVar("View", bound=Callable[..., Any])
 
-# each role may do what the roles before it may
-ROLE_RANK = {Role.CUSTOMER: 0, Role.STAFF: 1, Role.ADMIN: 2}
-
 
 class Unauthenticated(DomainError):
     status = 401
@@ -76,7 +73,7 @@ def optional_user() -> User | None:
 
 
 def is_at_least(user: User | None, role: Role) -> bool:
-    return user is not None and ROLE_RANK[Role(user.role)] >= ROLE_RANK[role]
+    return user is not None and user.is_at_least(role)
 
 
 def require_at_least(user: User | None, role: Role, what: str) -> None:

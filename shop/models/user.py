@@ -13,6 +13,11 @@ class Role(enum.StrEnum):
     STAFF = "staff"
     ADMIN = "admin"
 
+    @property
+    def rank(self) -> int:
+        """Each role may do what the roles before it may."""
+        return list(Role).index(self)
+
 
 class User(Timestamps, Base):
     __tablename__ = "users"
@@ -28,6 +33,9 @@ class User(Timestamps, Base):
     password_hash: Mapped[str] = mapped_column(sa.String(255))
     role: Mapped[str] = mapped_column(sa.String(16), server_default=Role.CUSTOMER.value)
     is_active: Mapped[bool] = mapped_column(server_default=sa.true())
+
+    def is_at_least(self, role: Role) -> bool:
+        return Role(self.role).rank >= role.rank
 
     def __repr__(self) -> str:
         return f"<User {self.id} {self.role}>"

@@ -56,10 +56,6 @@ class IllegalTransition(Conflict):
     title = "Not possible in the order's status"
 
 
-def is_staff(user: User) -> bool:
-    return user.role in (Role.STAFF.value, Role.ADMIN.value)
-
-
 def transition(
     order_id: int, actor: User, action: Action, *, payment_reference: str | None = None, reason: str | None = None
 ) -> Order:
@@ -68,7 +64,7 @@ def transition(
 
     def work(uow: UnitOfWork) -> Order:
         order = uow.orders.get(order_id, for_update=True)
-        if order is None or (order.user_id != actor.id and not is_staff(actor)):
+        if order is None or (order.user_id != actor.id and not actor.is_at_least(Role.STAFF)):
             raise OrderNotFound(order_id)
         current = OrderStatus(order.status)
         if current not in rule.allowed_from:
