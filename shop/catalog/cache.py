@@ -6,6 +6,7 @@ Keys, all under CACHE_KEY_PREFIX and a format version (bump CACHE_FORMAT when a 
     catalog:v1:generation            integer, bumped when any listing or count may change
     catalog:v1:list:{gen}:{sha1}     {"ids": [...], "total": n}   one page of one listing (JSON, no pickle)
     catalog:v1:categories:{gen}      [["Books", 12], ...]
+    catalog:v1:versions              hash: product id -> version of the document stored last (none after a tombstone)
 
 Products: a writer, after its commit, stores a tombstone carrying the product's new row version; a reader
 stores what it read with the version it read. A Lua script keeps whichever is newer (a reader's document
@@ -18,7 +19,9 @@ Listings hold product ids only: an order that changes stock invalidates the prod
 listings only when a product goes in or out of stock (the in_stock filter). Staff edits bump the
 generation, which retires every page and count at once; stale pages simply expire.
 
-A cached list page is read in one round trip (READ_PAGE: generation, page and documents together).
+A cached list page is read in one round trip (READ_PAGE: generation, page and documents together). A
+process that already rendered the page sends its fingerprint, and the script checks it against the page
+and the versions hash instead of sending the documents back (see reads.product_page).
 The keys it reads are built inside the script, which a single Redis allows and Redis Cluster does not.
 
 Any Redis failure is a miss: reads go to PostgreSQL, and a warning is logged at most once a minute.
@@ -26,6 +29,7 @@ Any Redis failure is a miss: reads go to PostgreSQL, and a warning is logged at 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -49,7 +53,9 @@ T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 
-# KEYS[1] product key; ARGV: version, document ("" for a tombstone), ttl seconds. Returns 1 if stored.
+# KEYS[1] product key, KEYS[2] the versions hash; ARGV: version, document ("" for a tombstone), ttl seconds,
+# product id. Returns 1 if stored. The versions hash mirrors, per product, the version of the document stored
+# last (no field after a tombstone), so READ_PAGE can check a page's documents without reading them.
 SET_IF_NEWER = """
 local current = redis.call('GET', KEYS[1])
 local version = tonumber(ARGV[1])
@@ -62,28 +68,51 @@ if current then
     end
 end
 redis.call('SET', KEYS[1], ARGV[1] .. '|' .. ARGV[2], 'EX', tonumber(ARGV[3]))
+if ARGV[2] == '' then
+    redis.call('HDEL', KEYS[2], ARGV[4])
+else
+    redis.call('HSET', KEYS[2], ARGV[4], ARGV[1])
+end
+redis.call('EXPIRE', KEYS[2], tonumber(ARGV[3]))
 return 1
 """
 
 
 # One round trip for a cached list page: the generation, the page under it, and the page's documents.
-# ARGV: generation key, page key up to the generation, page digest, product key prefix.
-# Returns {generation} on a page miss, else {generation, page, document or false for each id}.
+# ARGV: generation key, page key up to the generation, page digest, product key prefix, versions hash key,
+# then, from a caller that already holds the page rendered (else absent): the page's JSON, its documents'
+# versions joined by commas, and its ids. Returns {generation} on a page miss; {generation, page, 1} when
+# the held page is the current page and the versions hash still holds every one of those versions (so a hot
+# page costs a few bytes on the wire, not its documents); else {generation, page, 0, document or false for
+# each id}.
 READ_PAGE = """
 local generation = redis.call('GET', ARGV[1]) or '0'
 local page = redis.call('GET', ARGV[2] .. generation .. ':' .. ARGV[3])
 if not page then
     return {generation}
 end
+if #ARGV > 7 and page == ARGV[6] then
+    local versions = redis.call('HMGET', ARGV[5], unpack(ARGV, 8))
+    local complete = true
+    for i = 1, #ARGV - 7 do
+        if not versions[i] then
+            complete = false
+            break
+        end
+    end
+    if complete and table.concat(versions, ',') == ARGV[7] then
+        return {generation, page, 1}
+    end
+end
 local ids = cjson.decode(page)['ids']
 if #ids == 0 then
-    return {generation, page}
+    return {generation, page, 0}
 end
 local keys = {}
 for i, id in ipairs(ids) do
     keys[i] = ARGV[4] .. string.format('%d', id)
 end
-return {generation, page, unpack(redis.call('MGET', unpack(keys)))}
+return {generation, page, 0, unpack(redis.call('MGET', unpack(keys)))}
 """
 
 
@@ -194,11 +223,16 @@ def _set_if_newer(entries: Sequence[tuple[int, int, str]]) -> None:
     client = redis_client.client
     script = _script(SET_IF_NEWER)
     ttl = _timeout()
+    versions_key = _raw_key("versions")
 
     def write() -> None:
         with client.pipeline(transaction=False) as pipeline:
             for product_id, version, document in entries:
-                script(keys=[_raw_key("product", product_id)], args=[version, document, ttl], client=pipeline)
+                script(
+                    keys=[_raw_key("product", product_id), versions_key],
+                    args=[version, document, ttl, product_id],
+                    client=pipeline,
+                )
             pipeline.execute()
 
     _safely("set-if-newer", write, None)
@@ -217,6 +251,7 @@ def retire_listings() -> None:
     _safely("retire listings", lambda: cache.cache.inc(_key("generation")), None)
 
 
+@functools.lru_cache(maxsize=4096)
 def _page_digest(filters: ProductFilters) -> str:
     return hashlib.sha1(filters.cache_key_part().encode(), usedforsecurity=False).hexdigest()
 
@@ -227,22 +262,50 @@ def _list_key(current_generation: int, filters: ProductFilters) -> str:
 
 @dataclass(frozen=True)
 class CachedPage:
-    """What one round trip found: the generation, and the page with its documents when it was cached."""
+    """What one round trip found: the generation, and the page with its documents when it was cached.
+
+    `unchanged`: the page and every one of its documents are exactly what the caller's fingerprint
+    describes, so `documents` is left empty.
+    """
 
     generation: int
     ids: list[int] | None = None
     total: int = 0
     documents: dict[int, ProductDocument] = field(default_factory=dict)
+    page_json: bytes = b""
+    unchanged: bool = False
 
 
-def read_page(filters: ProductFilters) -> CachedPage:
+@dataclass(frozen=True)
+class PageFingerprint:
+    """What READ_PAGE checks a held page against: the page of ids it was built from and each document's version."""
+
+    page_json: bytes
+    ids: tuple[int, ...]
+    versions: str
+
+    @classmethod
+    def of(cls, page_json: bytes, documents: Sequence[ProductDocument]) -> PageFingerprint:
+        return cls(
+            page_json,
+            tuple(document.product_id for document in documents),
+            ",".join(str(document.version) for document in documents),
+        )
+
+    def arguments(self) -> list[bytes | str | int]:
+        return [self.page_json, self.versions, *self.ids]
+
+
+def read_page(filters: ProductFilters, held: PageFingerprint | None = None) -> CachedPage:
     if not enabled():
         return CachedPage(generation=0)
-    arguments = [
+    arguments: list[bytes | str | int] = [
         _raw_key("generation"),
         _raw_key("list") + ":",
         _page_digest(filters),
         _raw_key("product") + ":",
+        _raw_key("versions"),
+        *(held.arguments() if held is not None and held.ids else []),
     ]
     reply = _safely("read page", lambda: _script(READ_PAGE)(keys=[], args=arguments), None)
     if not reply:
@@ -250,9 +313,13 @@ def read_page(filters: ProductFilters) -> CachedPage:
     current_generation = int(reply[0])
     if len(reply) == 1:
         return CachedPage(current_generation)
-    page = json.loads(reply[1])
+    page_json: bytes = reply[1]
+    if reply[2] == 1:
+        # the caller holds this very page: no need to parse it
+        return CachedPage(current_generation, page_json=page_json, unchanged=True)
+    page = json.loads(page_json)
     ids = [int(product_id) for product_id in page["ids"]]
-    return CachedPage(current_generation, ids, int(page["total"]), _documents(ids, reply[2:]))
+    return CachedPage(current_generation, ids, int(page["total"]), _documents(ids, reply[3:]), page_json)
 
 
 def put_page(current_generation: int, filters: ProductFilters, ids: list[int], total: int) -> None:
