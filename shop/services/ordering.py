@@ -25,7 +25,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from shop.errors import PROBLEM_TYPE_PREFIX, DomainError, ValidationFailed
-from shop.models import IdempotencyRecord, Order, OrderItem, OrderStatus, OrderStatusChange, Product, User
+from shop.models import IdempotencyRecord, Order, OrderItem, User
+from shop.repositories.products import LockedProduct
 from shop.services.order_documents import order_document
 from shop.services.transactions import run_transaction
 from shop.services.unit_of_work import UnitOfWork
@@ -116,8 +117,7 @@ def _claim(session: Session, user_id: int, key: str, fingerprint: str) -> Idempo
 
 
 def _take_stock_and_write(uow: UnitOfWork, user: User, request: OrderRequest) -> OrderAnswer:
-    locked = uow.products.lock_for_update([line.product_id for line in request.lines])
-    products = {product.id: product for product in locked}
+    products = uow.products.lock_stock([line.product_id for line in request.lines])
     unknown = {
         f"items.{index}.product_id": ["No such product, or it is not for sale."]
         for index, line in enumerate(request.lines)
@@ -127,33 +127,30 @@ def _take_stock_and_write(uow: UnitOfWork, user: User, request: OrderRequest) ->
         raise ValidationFailed(unknown)
 
     if request.allow_partial:
-        kept, dropped = _decrement_each_in_a_savepoint(uow.session, products, request.lines)
+        kept, dropped = _take_each_in_a_savepoint(uow, products, request.lines)
         if not kept:
             return _out_of_stock(dropped, "None of the lines can be filled.")
     else:
         short = [_shortfall(line, products[line.product_id]) for line in request.lines]
         if any(short):
             return _out_of_stock([s for s in short if s], "Not enough stock for some lines; nothing was ordered.")
-        for line in request.lines:
-            products[line.product_id].stock -= line.quantity
+        uow.products.take_stock({line.product_id: line.quantity for line in request.lines})
         kept, dropped = list(request.lines), []
 
+    items = [_order_item(products[line.product_id], line.quantity) for line in kept]
     order = Order(
         user_id=user.id,
         currency=current_app.config["CURRENCY"],
         shipping_address=request.shipping_address,
         dropped_lines=dropped,
-        items=[_order_item(products[line.product_id], line.quantity) for line in kept],
+        items=items,
+        total=sum((item.line_total for item in items), Decimal("0.00")),
     )
-    order.total = sum((item.line_total for item in order.items), Decimal("0.00"))
-    uow.orders.add(order)
-    uow.session.add(OrderStatusChange(order_id=order.id, from_status=None, to_status=OrderStatus.PENDING.value,
-                                      changed_by=user.id))  # fmt: skip
-    uow.session.flush()
+    uow.orders.insert_placed(order)
     return OrderAnswer.of(201, order_document(order))
 
 
-def _order_item(product: Product, quantity: int) -> OrderItem:
+def _order_item(product: LockedProduct, quantity: int) -> OrderItem:
     # snapshots: what the customer saw at this moment, whatever the product becomes
     return OrderItem(
         product_id=product.id,
@@ -165,14 +162,14 @@ def _order_item(product: Product, quantity: int) -> OrderItem:
     )
 
 
-def _shortfall(line: OrderLine, product: Product) -> dict[str, int] | None:
+def _shortfall(line: OrderLine, product: LockedProduct) -> dict[str, int] | None:
     if product.stock >= line.quantity:
         return None
     return {"product_id": line.product_id, "requested": line.quantity, "available": product.stock}
 
 
-def _decrement_each_in_a_savepoint(
-    session: Session, products: dict[int, Product], lines: Sequence[OrderLine]
+def _take_each_in_a_savepoint(
+    uow: UnitOfWork, products: dict[int, LockedProduct], lines: Sequence[OrderLine]
 ) -> tuple[list[OrderLine], list[dict[str, int]]]:
     """Each line's stock step alone: the stock >= 0 CHECK refuses a short one, and only that savepoint rolls back.
 
@@ -180,14 +177,12 @@ def _decrement_each_in_a_savepoint(
     """
     kept, dropped = [], []
     for line in lines:
-        product = products[line.product_id]
-        available = product.stock
-        savepoint = session.begin_nested()
+        savepoint = uow.session.begin_nested()
         try:
-            product.stock = available - line.quantity
-            session.flush()
+            uow.products.take_stock({line.product_id: line.quantity})
         except IntegrityError:
             savepoint.rollback()
+            available = products[line.product_id].stock
             dropped.append({"product_id": line.product_id, "requested": line.quantity, "available": available})
         else:
             savepoint.commit()
