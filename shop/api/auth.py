@@ -68,7 +68,7 @@ def _only_failed_logins(response: Any) -> bool:
 @blp.post("/register")
 @limiter.limit(lambda: current_app.config["REGISTER_LIMIT_PER_ADDRESS"], scope="register-address")
 @limiter.limit(lambda: current_app.config["REGISTER_LIMIT_PER_EMAIL"], key_func=_email_in_body, scope="register-email")
-@blp.arguments(RegistrationSchema)
+@blp.arguments(RegistrationSchema())
 @blp.response(201, UserSchema)
 @blp.alt_response(409, description="Email already registered")
 def register(registration: dict[str, Any]) -> User:
@@ -86,7 +86,7 @@ def register(registration: dict[str, Any]) -> User:
     scope="login-email",
     deduct_when=_only_failed_logins,
 )
-@blp.arguments(CredentialsSchema)
+@blp.arguments(CredentialsSchema())
 @blp.response(201, TokenSchema)
 @blp.alt_response(401, description="Wrong email or password (one message for both)")
 def create_token(credentials: dict[str, Any]) -> accounts.IssuedToken:

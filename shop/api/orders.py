@@ -126,7 +126,7 @@ def visible_order(order_id: int, user: User) -> Order:
 
 @blp.post("")
 @authenticated()
-@blp.arguments(PlaceOrderSchema)
+@blp.arguments(PlaceOrderSchema())
 @blp.response(201, OrderSchema)
 @blp.alt_response(409, description="out-of-stock: nothing was ordered; the problem lists the short lines")
 @blp.alt_response(503, description="Busy: retry after Retry-After seconds, with the same Idempotency-Key")
@@ -176,7 +176,7 @@ def _after(order_id: str, action: Action, **details: str | None) -> Response:
 
 @blp.post("/<order_id>/pay")
 @authenticated()
-@blp.arguments(PaySchema)
+@blp.arguments(PaySchema())
 @blp.response(200, OrderSchema)
 @blp.alt_response(404, description="No such order, or not yours")
 @blp.alt_response(409, description="Not pending; the problem names the current status")
@@ -205,7 +205,7 @@ def deliver_order(order_id: str) -> Response:
 
 @blp.post("/<order_id>/cancel")
 @authenticated()
-@blp.arguments(CancelSchema)
+@blp.arguments(CancelSchema())
 @blp.response(200, OrderSchema)
 @blp.alt_response(404, description="No such order, or not yours")
 @blp.alt_response(409, description="Shipped, delivered or already cancelled")

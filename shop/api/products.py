@@ -176,7 +176,7 @@ def get_product(product_id: str) -> Response:
 
 @blp.post("")
 @authenticated(Role.STAFF)
-@blp.arguments(ProductCreateSchema)
+@blp.arguments(ProductCreateSchema())
 @blp.response(201, ProductSchema)
 @blp.alt_response(409, description="SKU already in use")
 def create_product(fields: dict[str, Any]) -> Response:
@@ -188,7 +188,7 @@ def create_product(fields: dict[str, Any]) -> Response:
 
 @blp.patch("/<product_id>")
 @authenticated(Role.STAFF)
-@blp.arguments(ProductPatchSchema)
+@blp.arguments(ProductPatchSchema())
 @blp.response(200, ProductSchema)
 @blp.alt_response(404, description="No such product")
 @blp.alt_response(409, description="SKU already in use")

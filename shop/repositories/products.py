@@ -26,6 +26,12 @@ class LockedProduct:
 # Order placement's hot path runs plain SQL rather than ORM flushes: one statement for all of an order's stock
 # (the ORM would send one UPDATE per product to check each row's version). It bumps `version` and tells the
 # catalog itself, as every writer outside the ORM must.
+LOCK_STOCK = (
+    sa.select(Product.id, Product.sku, Product.name, Product.price, Product.stock, Product.is_active)
+    .where(Product.id.in_(sa.bindparam("product_ids", expanding=True)))
+    .order_by(Product.id)
+    .with_for_update()
+)
 TAKE_STOCK = sa.text(
     """
     UPDATE products
@@ -56,13 +62,8 @@ class ProductRepository:
 
     def lock_stock(self, product_ids: Collection[int]) -> dict[int, LockedProduct]:
         """`lock_for_update` for order placement: the same locks in the same order, plain rows, no ORM objects."""
-        statement = (
-            sa.select(Product.id, Product.sku, Product.name, Product.price, Product.stock, Product.is_active)
-            .where(Product.id.in_(sorted(set(product_ids))))
-            .order_by(Product.id)
-            .with_for_update()
-        )
-        return {row.id: LockedProduct(*row) for row in self.session.execute(statement)}
+        rows = self.session.execute(LOCK_STOCK, {"product_ids": sorted(set(product_ids))})
+        return {row.id: LockedProduct(*row) for row in rows}
 
     def take_stock(self, quantities: Mapping[int, int]) -> dict[int, int]:
         """Take these quantities from stock (rows already locked); the stock left per product.

@@ -91,24 +91,54 @@ def _place(uow: UnitOfWork, user: User, request: OrderRequest, key: str | None) 
     # own), so an out-of-stock answer leaves only the key's record of it
     answer = _take_stock_and_write(uow, user, request)
     if record is not None:
-        record.response_status, record.response_body = answer.status, answer.body
+        _record_answer(uow.session, record, answer)
     uow.commit()
     return answer
 
 
-def _claim(session: Session, user_id: int, key: str, fingerprint: str) -> IdempotencyRecord:
+def _record_answer(session: Session, record: ClaimedKey, answer: OrderAnswer) -> None:
+    """Store the answer with its key, in the order's transaction: one plain UPDATE, no ORM flush."""
+    session.execute(RECORD_ANSWER, {"record_id": record.id, "status": answer.status, "body": answer.body})
+
+
+@dataclass(frozen=True)
+class ClaimedKey:
+    id: int
+    request_fingerprint: str
+    response_status: int | None
+    response_body: str | None
+
+
+# the statements of every order, built once (building one costs more than running a cached one)
+_CLAIMED_KEY_COLUMNS = (
+    IdempotencyRecord.id,
+    IdempotencyRecord.request_fingerprint,
+    IdempotencyRecord.response_status,
+    IdempotencyRecord.response_body,
+)
+CLAIM_KEY = (
+    insert(IdempotencyRecord)
+    .values(user_id=sa.bindparam("user_id"), key=sa.bindparam("key"), request_fingerprint=sa.bindparam("fingerprint"))
+    .on_conflict_do_nothing(index_elements=["user_id", "key"])
+    .returning(*_CLAIMED_KEY_COLUMNS)
+)
+HELD_KEY = sa.select(*_CLAIMED_KEY_COLUMNS).where(
+    IdempotencyRecord.user_id == sa.bindparam("user_id"), IdempotencyRecord.key == sa.bindparam("key")
+)
+RECORD_ANSWER = (
+    sa.update(IdempotencyRecord)
+    .where(IdempotencyRecord.id == sa.bindparam("record_id"))
+    .values(response_status=sa.bindparam("status"), response_body=sa.bindparam("body"))
+    .execution_options(synchronize_session=False)
+)
+
+
+def _claim(session: Session, user_id: int, key: str, fingerprint: str) -> ClaimedKey:
     """Insert the key, or wait for the transaction that holds it and read what it recorded."""
-    claimed = session.scalars(
-        insert(IdempotencyRecord)
-        .values(user_id=user_id, key=key, request_fingerprint=fingerprint)
-        .on_conflict_do_nothing(index_elements=["user_id", "key"])
-        .returning(IdempotencyRecord)
-    ).one_or_none()
+    claimed = session.execute(CLAIM_KEY, {"user_id": user_id, "key": key, "fingerprint": fingerprint}).one_or_none()
     if claimed is not None:
-        return claimed  # a new key: nobody else holds it
-    record = session.scalars(
-        sa.select(IdempotencyRecord).where(IdempotencyRecord.user_id == user_id, IdempotencyRecord.key == key)
-    ).one()
+        return ClaimedKey(*claimed)  # a new key: nobody else holds it
+    record = ClaimedKey(*session.execute(HELD_KEY, {"user_id": user_id, "key": key}).one())
     if record.request_fingerprint != fingerprint:
         raise IdempotencyKeyReused(
             "This Idempotency-Key was already used for a different request; use a new key for a new order."
