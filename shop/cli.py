@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import hashlib
+import sys
+from datetime import UTC, date, datetime
+
 import click
 import marshmallow as ma
 from flask import Flask, current_app
 from flask.cli import with_appcontext
 
+from shop.extensions import db, passwords
 from shop.models import Role
+from shop.seeding.generate import DEMO_ACCOUNTS, SeedPlan
+from shop.seeding.load import seed_store, shop_is_empty
 from shop.services.accounts import EmailTaken, purge_expired_tokens, register_user
 from shop.services.ordering import purge_idempotency_records
 from shop.services.sample_catalog import load_sample_catalog
@@ -67,6 +74,97 @@ def load_sample_data_command(products: int, seed: int) -> None:
         click.echo("The catalog already has products; nothing loaded.")
 
 
+DEMO_PASSWORD = "shop-demo-password"  # noqa: S105 - printed for developers; demo accounts never exist in production
+DAY = click.DateTime(formats=["%Y-%m-%d"])
+MAX_SEED_ORDERS = 10_000_000  # keeps every product's units sold far inside the stock column's range
+
+
+@click.command("seed-db")
+@click.option("--users", default=200, show_default=True, type=click.IntRange(min=0, max=5_000_000))
+@click.option("--products", default=500, show_default=True, type=click.IntRange(min=0, max=1_000_000))
+@click.option("--orders", default=5_000, show_default=True, type=click.IntRange(min=0, max=MAX_SEED_ORDERS))
+@click.option("--since", type=DAY, help="first day of orders  [default: --months before --until]")
+@click.option("--months", type=click.IntRange(min=1, max=120), help="months of orders before --until  [default: 18]")
+@click.option("--until", type=DAY, help="the day after the last orders  [default: today]")
+@click.option("--seed", default=42, show_default=True, type=int, help="same options and seed, same data")
+@click.option("--reset", is_flag=True, help="empty the shop's tables first (asks unless --yes)")
+@click.option("--yes", is_flag=True, help="do not ask before --reset")
+@click.option("--if-empty", is_flag=True, help="leave a database that already has data alone (for `make run`)")
+@click.option("--force", is_flag=True, help="allow seeding when APP_ENV=production")
+@with_appcontext
+def seed_db_command(
+    users: int,
+    products: int,
+    orders: int,
+    since: datetime | None,
+    months: int | None,
+    until: datetime | None,
+    seed: int,
+    reset: bool,
+    yes: bool,
+    if_empty: bool,
+    force: bool,
+) -> None:
+    """Fill the database with a realistic, deterministic store: customers, a catalog and a history of orders."""
+    production = current_app.config["APP_ENV"] == "production"
+    if production and not force:
+        raise click.UsageError(
+            "APP_ENV is production: seeding would write fixtures into it. Add --force if you mean it."
+        )
+    if since is not None and months is not None:
+        raise click.UsageError("Give --since or --months, not both.")
+    last_day = until.date() if until is not None else datetime.now(UTC).date()
+    first_day = since.date() if since is not None else _months_before(last_day, months or 18)
+    if first_day >= last_day:
+        raise click.BadParameter(f"must be before {last_day.isoformat()}.", param_hint="--since")
+    if orders and not (users and products):
+        raise click.UsageError("Orders need at least one customer (--users) and one product (--products).")
+
+    with db.engine.connect() as connection:
+        empty = shop_is_empty(connection)
+    if not empty and not reset:
+        if if_empty:
+            click.echo("The database already has data; nothing seeded (use --reset to replace it).")
+            return
+        raise click.UsageError(
+            "The database already holds users, products or orders; seeding would mix with them. "
+            "Use --reset to empty the shop's tables first."
+        )
+    if reset and not empty and not yes:
+        database = db.engine.url.database
+        click.confirm(f"This deletes every user, product and order in {database!r}. Go on?", abort=True)
+
+    demo_hashes = None
+    if not production:
+        # a salt derived from the seed keeps even these rows the same from run to run
+        demo_hashes = {
+            email: passwords.fixture_hash(
+                DEMO_PASSWORD, hashlib.sha256(f"seed-db:{seed}:{email}".encode()).digest()[:16]
+            )
+            for email in DEMO_ACCOUNTS.values()
+        }
+    plan = SeedPlan(users, products, orders, first_day, last_day, seed, demo_accounts=demo_hashes is not None)
+    report = seed_store(
+        plan,
+        reset=reset,
+        currency=current_app.config["CURRENCY"],
+        demo_password_hashes=demo_hashes,
+        progress=sys.stderr.isatty(),
+    )
+    counts = ", ".join(f"{rows:,} {table}" for table, rows in report.rows.items())
+    click.echo(f"Seeded {counts} ({first_day} to {last_day}, seed {seed}) in {report.seconds:.1f} s.")
+    if not report.cache_cleared:
+        click.echo("Warning: Redis was unreachable, so the catalog cache was not cleared; flush it.", err=True)
+    if demo_hashes is not None:
+        for role, email in DEMO_ACCOUNTS.items():
+            click.echo(f"Demo {role}: {email} / {DEMO_PASSWORD}")
+
+
+def _months_before(day: date, months: int) -> date:
+    month_index = day.year * 12 + day.month - 1 - months
+    return date(month_index // 12, month_index % 12 + 1, 1)
+
+
 @click.command("purge-expired-tokens")
 @with_appcontext
 def purge_expired_tokens_command() -> None:
@@ -89,6 +187,7 @@ def purge_idempotency_keys_command(older_than_hours: int | None) -> None:
 
 
 def register_commands(app: Flask) -> None:
+    app.cli.add_command(seed_db_command)
     app.cli.add_command(load_sample_data_command)
     app.cli.add_command(create_user_command)
     app.cli.add_command(purge_expired_tokens_command)

@@ -238,6 +238,19 @@ def _set_if_newer(entries: Sequence[tuple[int, int, str]]) -> None:
     _safely("set-if-newer", write, None)
 
 
+def forget_everything() -> bool:
+    """Delete every catalog key (after the catalog was replaced wholesale); False if Redis could not be reached."""
+
+    def delete_all() -> bool:
+        client = redis_client.client
+        keys = list(client.scan_iter(match=_raw_key("*"), count=1000))
+        for start in range(0, len(keys), 1000):
+            client.delete(*keys[start : start + 1000])
+        return True
+
+    return _safely("forget everything", delete_all, False)
+
+
 # --- listings and categories ------------------------------------------------------------------------
 
 

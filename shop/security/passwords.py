@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from argon2 import PasswordHasher, Type
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+from argon2.low_level import hash_secret
 from flask import Flask, current_app
 
 # verified against when the email is unknown, so both failures take the same time (no user enumeration)
@@ -33,10 +34,28 @@ class Passwords:
     def hash(self, password: str) -> str:
         return self._hasher.hash(password)
 
+    def fixture_hash(self, password: str, salt: bytes) -> str:
+        """A hash with a chosen salt, so seeded demo accounts are the same row every time. Fixtures only."""
+        hasher = self._hasher
+        encoded: bytes = hash_secret(
+            password.encode(),
+            salt,
+            time_cost=hasher.time_cost,
+            memory_cost=hasher.memory_cost,
+            parallelism=hasher.parallelism,
+            hash_len=hasher.hash_len,
+            type=Type.ID,
+        )
+        return encoded.decode()
+
     def verify(self, password_hash: str | None, password: str) -> bool:
-        """True when `password` matches; with no hash (unknown user), spend the same time and say False."""
+        """True when `password` matches; with no hash (unknown user), spend the same time and say False.
+
+        A stored value that is not an Argon2 hash (a seeded account without a password) matches nothing,
+        after the same time as a wrong password.
+        """
         try:
-            if password_hash is None:
+            if password_hash is None or not password_hash.startswith("$argon2"):
                 self._hasher.verify(current_app.extensions["password_decoy_hash"], password)
                 return False
             return self._hasher.verify(password_hash, password)

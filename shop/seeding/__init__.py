@@ -1,0 +1,1 @@
+"""`flask seed-db`: a realistic, deterministic store, written fast with COPY."""

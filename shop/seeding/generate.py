@@ -1,0 +1,347 @@
+"""The seeded store, generated deterministically: the same plan gives the same rows, byte for byte.
+
+Faker supplies the human parts (names, streets, cities, product names and descriptions) from small pools drawn
+once; a seeded `random.Random` does the bulk (who orders what, when, how many). Everything is produced as
+PostgreSQL COPY text, row by row, so a million orders stream to the database without being held in memory.
+
+Money is integer cents until it is written; timestamps are integer seconds since the epoch (UTC) until then.
+"""
+
+from __future__ import annotations
+
+import array
+import bisect
+import itertools
+import json
+import random
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+
+from faker import Faker
+
+from shop.services.sample_catalog import CATEGORY_PRICES
+
+DAY = 86_400
+HOUR = 3_600
+# seeded customers cannot log in: no password hashes to anything ("!" is never an Argon2 hash)
+NO_PASSWORD = "!seeded-account-without-a-password"  # noqa: S105 - a marker, not a credential
+COUNTRIES = ("US", "GB", "DE", "FR", "NL", "SE", "ES", "IT", "CA", "AU")
+
+# Busier at weekends and in the run-up to Christmas; a little more trade every month than the one before.
+WEEKDAY_WEIGHT = (0.9, 0.85, 0.9, 1.0, 1.15, 1.35, 1.25)  # Monday first
+MONTH_WEIGHT = (0.85, 0.8, 0.9, 0.9, 0.95, 0.9, 0.9, 0.95, 1.0, 1.1, 1.45, 1.75)  # January first
+HOUR_WEIGHT = (1, 1, 1, 1, 1, 2, 3, 5, 6, 7, 8, 8, 9, 8, 8, 7, 7, 8, 10, 12, 12, 10, 6, 3)
+LINES_WEIGHT = {1: 15, 2: 20, 3: 30, 4: 20, 5: 15}  # three lines an order on average
+QUANTITY_WEIGHT = {1: 70, 2: 20, 3: 7, 4: 2, 5: 1}
+
+
+@dataclass(frozen=True)
+class SeedPlan:
+    users: int
+    products: int
+    orders: int
+    since: date  # first day with orders
+    until: date  # the day after the last; "now" for order statuses
+    seed: int
+    demo_accounts: bool
+
+
+def copy_text(value: str) -> str:
+    """A value as COPY's text format wants it: backslash, tab, newline and carriage return escaped."""
+    return value.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+
+
+def money(cents: int) -> str:
+    return f"{cents // 100}.{cents % 100:02d}"
+
+
+class Timestamps:
+    """Epoch seconds as timestamptz text, fast: the date part is formatted once per day."""
+
+    def __init__(self) -> None:
+        self._days: dict[int, str] = {}
+
+    def __call__(self, seconds: int) -> str:
+        day, second = divmod(seconds, DAY)
+        prefix = self._days.get(day)
+        if prefix is None:
+            prefix = self._days[day] = (datetime(1970, 1, 1, tzinfo=UTC) + timedelta(days=day)).strftime("%Y-%m-%d ")
+        hour, rest = divmod(second, HOUR)
+        return f"{prefix}{hour:02d}:{rest // 60:02d}:{rest % 60:02d}+00"
+
+
+def _epoch(day: date) -> int:
+    return int(datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp())
+
+
+def _cumulative(weights: list[float]) -> list[float]:
+    return list(itertools.accumulate(weights))
+
+
+@dataclass
+class Catalog:
+    """What orders need of the products: snapshots, prices, popularity; and what they sold."""
+
+    skus: list[str] = field(default_factory=list)
+    names: list[str] = field(default_factory=list)
+    price_cents: list[int] = field(default_factory=list)
+    popularity: list[float] = field(default_factory=list)  # cumulative weights, in product order
+    sold: array.array[int] = field(default_factory=lambda: array.array("q"))
+
+
+@dataclass
+class Customers:
+    addresses: list[str] = field(default_factory=list)  # shipping address JSON, COPY-escaped
+    activity: list[float] = field(default_factory=list)  # cumulative weights: who orders often
+    staff_id: int | None = None
+
+
+class StoreGenerator:
+    """Generates the store in the order the loader writes it: users, products, order lines, orders, products' stock."""
+
+    def __init__(self, plan: SeedPlan) -> None:
+        self.plan = plan
+        self.rng = random.Random(plan.seed)  # noqa: S311 - fixtures, not secrets
+        # people from several countries; products in one language
+        self.people = Faker(["en_US", "en_GB", "de_DE", "fr_FR"])
+        self.people.seed_instance(plan.seed)
+        self.fake = Faker("en_US")
+        self.fake.seed_instance(plan.seed)
+        self.timestamp = Timestamps()
+        self.catalog = Catalog()
+        self.customers = Customers()
+        self.start = _epoch(plan.since)
+        self.end = _epoch(plan.until)
+        self._orders: _OrderHeaders | None = None
+
+    # --- users ----------------------------------------------------------------------------------------------
+
+    def users(self, demo_password_hashes: dict[str, str] | None = None) -> Iterator[str]:
+        """Rows of `users`: customers (first), then the demo staff and customer when asked for."""
+        fake, rng = self.people, self.rng
+        first_names = [fake.first_name() for _ in range(400)]
+        last_names = [fake.last_name() for _ in range(400)]
+        streets = [fake.street_address() for _ in range(500)]
+        cities = [(fake.city(), fake.postcode()) for _ in range(300)]
+        domains = [self.fake.free_email_domain() for _ in range(12)]
+        joined_span = max(self.end - self.start, DAY)
+        activity = []
+        for number in range(1, self.plan.users + 1):
+            first, last = rng.choice(first_names), rng.choice(last_names)
+            name = f"{first} {last}"
+            email = f"{_ascii(first)}.{_ascii(last)}.{number}@{rng.choice(domains)}".lower()
+            city, postal_code = rng.choice(cities)
+            address = {
+                "name": name,
+                "line1": rng.choice(streets),
+                "line2": "",
+                "city": city,
+                "postal_code": postal_code,
+                "country": rng.choice(COUNTRIES),
+            }
+            self.customers.addresses.append(copy_text(json.dumps(address, ensure_ascii=False)))
+            # repeat customers: a few order often, most now and then (a Pareto tail, capped)
+            activity.append(min(rng.paretovariate(1.3), 60.0))
+            joined = self.timestamp(self.start - rng.randrange(0, joined_span))
+            yield f"{number}\t{copy_text(email)}\t{copy_text(name)}\t{NO_PASSWORD}\tcustomer\tt\t{joined}\t{joined}\n"
+        if demo_password_hashes is not None:
+            joined = self.timestamp(self.start)
+            for offset, (role, email) in enumerate(DEMO_ACCOUNTS.items(), start=1):
+                user_id = self.plan.users + offset
+                name = f"Demo {role.title()}"
+                address = {"name": name, "line1": "1 Demo Street", "line2": "", "city": "Springfield",
+                           "postal_code": "12345", "country": "US"}  # fmt: skip
+                self.customers.addresses.append(copy_text(json.dumps(address)))
+                if role == "staff":
+                    self.customers.staff_id = user_id
+                    activity.append(0.0)  # staff do not shop here
+                else:
+                    activity.append(8.0)  # the demo customer has a history worth looking at
+                password_hash = demo_password_hashes[email]
+                yield f"{user_id}\t{email}\t{name}\t{password_hash}\t{role}\tt\t{joined}\t{joined}\n"
+        self.customers.activity = _cumulative(activity)
+
+    # --- products -------------------------------------------------------------------------------------------
+
+    def products(self) -> None:
+        """Decide the catalog (the rows are written after the orders, with the stock they left)."""
+        fake, rng = self.fake, self.rng
+        categories = list(CATEGORY_PRICES)
+        self._descriptions = [copy_text(fake.paragraph(nb_sentences=3)) for _ in range(min(self.plan.products, 500))]
+        self._categories: list[str] = []
+        for number in range(1, self.plan.products + 1):
+            category = categories[rng.randrange(len(categories))]
+            low, high = CATEGORY_PRICES[category]
+            # shop prices end in .99 or .49
+            cents = rng.randint(low, high) * 100 + rng.choice((99, 49))
+            self.catalog.skus.append(f"SKU-{number:07d}")
+            self.catalog.names.append(copy_text(f"{fake.catch_phrase()} {fake.word()}".title()[:200]))
+            self.catalog.price_cents.append(cents)
+            self._categories.append(category)
+        # a long tail: rank products at random and weight them 1 / rank (Zipf)
+        ranks = list(range(1, self.plan.products + 1))
+        rng.shuffle(ranks)
+        self.catalog.popularity = _cumulative([1 / rank**1.07 for rank in ranks])
+        self.catalog.sold = array.array("q", bytes(8 * self.plan.products))
+
+    def product_rows(self) -> Iterator[str]:
+        """Rows of `products`, after the orders: stock is what remains after the non-cancelled orders."""
+        rng = self.rng
+        created = self.timestamp(self.start - 30 * DAY)
+        for index in range(self.plan.products):
+            # about one product in twenty is sold out; the rest have a few to a few hundred left
+            remaining = 0 if rng.random() < 0.05 else rng.choice((2, 5, 12, 25, 40, 80, 150, 300))
+            description = self._descriptions[index % len(self._descriptions)]
+            yield (
+                f"{index + 1}\t{self.catalog.skus[index]}\t{self.catalog.names[index]}\t{description}\t"
+                f"{self._categories[index]}\t{money(self.catalog.price_cents[index])}\t{remaining}\tt\t"
+                f"{created}\t{created}\t1\n"
+            )
+
+    # --- orders ---------------------------------------------------------------------------------------------
+
+    def order_items(self) -> Iterator[str]:
+        """Rows of `order_items`; decides each order's customer, time and status on the way."""
+        orders = self._orders = _OrderHeaders.draw(self)
+        rng, catalog = self.rng, self.catalog
+        product_count = self.plan.products
+        popularity, last_weight = catalog.popularity, catalog.popularity[-1]
+        line_counts = rng.choices(list(LINES_WEIGHT), weights=list(LINES_WEIGHT.values()), k=self.plan.orders)
+        quantities = list(QUANTITY_WEIGHT)
+        quantity_weights = _cumulative([float(weight) for weight in QUANTITY_WEIGHT.values()])
+        line_id = 0
+        random_ = rng.random
+        for order_index in range(self.plan.orders):
+            wanted = min(line_counts[order_index], product_count)
+            chosen: list[int] = []
+            while len(chosen) < wanted:
+                product = bisect.bisect(popularity, random_() * last_weight)
+                if product < product_count and product not in chosen:
+                    chosen.append(product)
+            cancelled = orders.status[order_index] == CANCELLED
+            total = 0
+            order_id = order_index + 1
+            for product in chosen:
+                quantity = quantities[bisect.bisect(quantity_weights, random_() * quantity_weights[-1])]
+                cents = catalog.price_cents[product]
+                total += cents * quantity
+                if not cancelled:
+                    catalog.sold[product] += quantity
+                line_id += 1
+                yield (
+                    f"{line_id}\t{order_id}\t{product + 1}\t{catalog.skus[product]}\t{catalog.names[product]}\t"
+                    f"{quantity}\t{money(cents)}\t{money(cents * quantity)}\n"
+                )
+            orders.total_cents[order_index] = total
+
+    def order_rows(self, currency: str) -> Iterator[str]:
+        """Rows of `orders`, after their lines (their totals are the sums of those lines)."""
+        orders = self._orders
+        if orders is None:
+            raise RuntimeError("order_items() decides the orders; run it first")
+        stamp = self.timestamp
+        for index in range(self.plan.orders):
+            user = orders.user[index]
+            status = STATUSES[orders.status[index]]
+            created, paid, shipped, delivered, cancelled = (
+                orders.created[index],
+                orders.paid[index],
+                orders.shipped[index],
+                orders.delivered[index],
+                orders.cancelled[index],
+            )
+            updated = max(created, paid, shipped, delivered, cancelled)
+            reference = f"pay_{index + 1:09d}" if paid else "\\N"
+            reason = "Changed my mind" if cancelled else "\\N"
+            yield (
+                f"{index + 1}\t{user + 1}\t{status}\t{currency}\t{money(orders.total_cents[index])}\t"
+                f"{self.customers.addresses[user]}\t{reference}\t{reason}\t"
+                f"{stamp(paid) if paid else NULL}\t{stamp(shipped) if shipped else NULL}\t"
+                f"{stamp(delivered) if delivered else NULL}\t{stamp(cancelled) if cancelled else NULL}\t"
+                f"{stamp(created)}\t{stamp(updated)}\t[]\n"
+            )
+
+    def staff_id(self) -> int | None:
+        return self.customers.staff_id
+
+
+NULL = "\\N"
+PENDING, PAID, SHIPPED, DELIVERED, CANCELLED = range(5)
+STATUSES = ("pending", "paid", "shipped", "delivered", "cancelled")
+DEMO_ACCOUNTS = {"staff": "staff@example.com", "customer": "customer@example.com"}
+
+
+def _ascii(text: str) -> str:
+    return "".join(character for character in text if character.isascii() and character.isalnum()) or "user"
+
+
+@dataclass
+class _OrderHeaders:
+    """Per order, in id order (= time order): customer, status and the time of each step (0 = never)."""
+
+    user: array.array[int]
+    status: array.array[int]
+    created: array.array[int]
+    paid: array.array[int]
+    shipped: array.array[int]
+    delivered: array.array[int]
+    cancelled: array.array[int]
+    total_cents: array.array[int]
+
+    @classmethod
+    def draw(cls, store: StoreGenerator) -> _OrderHeaders:
+        rng, plan = store.rng, store.plan
+        count = plan.orders
+        days = [plan.since + timedelta(days=n) for n in range((plan.until - plan.since).days)]
+        growth = 1 / max(len(days), 1)
+        day_weights = _cumulative(
+            [
+                WEEKDAY_WEIGHT[day.weekday()] * MONTH_WEIGHT[day.month - 1] * (0.8 + 0.4 * n * growth)
+                for n, day in enumerate(days)
+            ]
+        )
+        hour_weights = _cumulative([float(weight) for weight in HOUR_WEIGHT])
+        created = sorted(
+            _epoch(days[bisect.bisect(day_weights, rng.random() * day_weights[-1])])
+            + bisect.bisect(hour_weights, rng.random() * hour_weights[-1]) * HOUR
+            + rng.randrange(HOUR)
+            for _ in range(count)
+        )
+        activity, last_activity = store.customers.activity, store.customers.activity[-1]
+        user = array.array("q", (bisect.bisect(activity, rng.random() * last_activity) for _ in range(count)))
+        headers = cls(
+            user=user,
+            status=array.array("b", bytes(count)),
+            created=array.array("q", created),
+            paid=array.array("q", bytes(8 * count)),
+            shipped=array.array("q", bytes(8 * count)),
+            delivered=array.array("q", bytes(8 * count)),
+            cancelled=array.array("q", bytes(8 * count)),
+            total_cents=array.array("q", bytes(8 * count)),
+        )
+        now = store.end
+        for index, placed in enumerate(created):
+            headers._live(index, placed, now, rng)
+        return headers
+
+    def _live(self, index: int, placed: int, now: int, rng: random.Random) -> None:
+        """What happened to an order placed at `placed`, as far as `now`: each step after the last, never later."""
+        if rng.random() < 0.07:  # cancelled, before or after paying, within two days
+            if rng.random() < 0.5:
+                self.paid[index] = placed + rng.randrange(60, 2 * HOUR)
+            when = max(placed, self.paid[index]) + rng.randrange(600, 2 * DAY)
+            if when < now:
+                self.status[index], self.cancelled[index] = CANCELLED, when
+                return
+            self.paid[index] = 0
+        paid = placed + rng.randrange(60, 2 * HOUR)
+        shipped = paid + rng.randrange(4 * HOUR, 3 * DAY)
+        delivered = shipped + rng.randrange(DAY, 6 * DAY)
+        abandoned = rng.random() < 0.01  # a few never paid
+        steps = ((PAID, paid), (SHIPPED, shipped), (DELIVERED, delivered))
+        for status, when in steps:
+            if abandoned or when >= now:
+                break
+            self.status[index] = status
+            (self.paid, self.shipped, self.delivered)[status - 1][index] = when

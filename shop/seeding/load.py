@@ -1,0 +1,233 @@
+"""Writing a seeded store: one transaction, COPY streams, constraints checked once, set-based, at the end.
+
+Per-row work is what makes bulk loads slow, so for the length of the load (inside the one transaction, under
+exclusive locks, so nobody else ever sees it) the foreign keys of the order tables are dropped and the deferred
+order-total triggers disabled. Afterwards the foreign keys are added back, which validates every row in one
+join, the totals are checked in one query, and the triggers are enabled again. If anything fails, the
+transaction rolls back and the database is as it was.
+"""
+
+from __future__ import annotations
+
+import io
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import click
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from shop.catalog import cache as catalog_cache
+from shop.extensions import db
+from shop.models.base import Base
+from shop.seeding.generate import SeedPlan, StoreGenerator
+
+# every table of the shop's data (not alembic_version), children first
+SHOP_TABLES = (
+    "order_status_changes", "order_items", "idempotency_records", "api_tokens", "orders", "products", "users"
+)  # fmt: skip
+CHECKED_LATER = ("orders", "order_items", "order_status_changes")  # their foreign keys are checked after the load
+TOTAL_TRIGGERS = (("orders", "trg_orders_total_matches_lines"), ("order_items", "trg_order_items_total_matches_lines"))
+
+USER_COLUMNS = "id, email, name, password_hash, role, is_active, created_at, updated_at"
+PRODUCT_COLUMNS = "id, sku, name, description, category, price, stock, is_active, created_at, updated_at, version"
+ITEM_COLUMNS = "id, order_id, product_id, sku, name, quantity, unit_price, line_total"
+ORDER_COLUMNS = (
+    "id, user_id, status, currency, total, shipping_address, payment_reference, cancel_reason, "
+    "paid_at, shipped_at, delivered_at, cancelled_at, created_at, updated_at, dropped_lines"
+)
+
+# Every step of every order, as the lifecycle would have recorded it: customers place, pay and cancel; staff
+# (the demo staff account, or nobody in production) ship and deliver.
+HISTORY = sa.text(
+    """
+    INSERT INTO order_status_changes (order_id, from_status, to_status, changed_by, changed_at, note)
+    SELECT id, NULL, 'pending', user_id, created_at, NULL FROM orders
+    UNION ALL
+    SELECT id, 'pending', 'paid', user_id, paid_at, payment_reference FROM orders WHERE paid_at IS NOT NULL
+    UNION ALL
+    SELECT id, 'paid', 'shipped', :staff_id, shipped_at, NULL FROM orders WHERE shipped_at IS NOT NULL
+    UNION ALL
+    SELECT id, 'shipped', 'delivered', :staff_id, delivered_at, NULL FROM orders WHERE delivered_at IS NOT NULL
+    UNION ALL
+    SELECT id, CASE WHEN paid_at IS NULL THEN 'pending' ELSE 'paid' END, 'cancelled', user_id, cancelled_at,
+           cancel_reason
+      FROM orders WHERE cancelled_at IS NOT NULL
+    """
+)
+# what the disabled triggers would have checked, for every order at once
+WRONG_TOTALS = sa.text(
+    """
+    SELECT count(*) FROM orders o
+      LEFT JOIN (SELECT order_id, count(*) AS lines, sum(line_total) AS total FROM order_items GROUP BY order_id) l
+        ON l.order_id = o.id
+     WHERE l.lines IS NULL OR l.total <> o.total
+    """
+)
+
+
+class SeedRefused(click.UsageError):
+    """A reason not to write anything; click prints it and exits with status 2."""
+
+
+@dataclass
+class SeedReport:
+    rows: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+    cache_cleared: bool = True
+
+
+class _Progress:
+    """Rows per table, with a bar for the big ones and the time taken, on a terminal; nothing otherwise."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self.started = time.monotonic()
+
+    def table(self, name: str, rows: Iterator[str], expected: int) -> Iterator[str]:
+        if not self.enabled:
+            yield from rows
+            return
+        started, count = time.monotonic(), 0
+        if expected < 20_000:
+            for count, row in enumerate(rows, start=1):  # noqa: B007 - the count is the point
+                yield row
+        else:
+            with click.progressbar(length=expected, label=f"  {name:<22}", file=sys.stderr, width=30) as bar:
+                for count, row in enumerate(rows, start=1):
+                    yield row
+                    if count % 10_000 == 0:
+                        bar.update(10_000)
+        click.echo(f"  {name:<22} {count:>11,} rows  {time.monotonic() - started:6.1f} s", err=True)
+
+    def step(self, what: str, action: Callable[[], Any]) -> Any:
+        started = time.monotonic()
+        result = action()
+        if self.enabled:
+            click.echo(f"  {what:<34} {time.monotonic() - started:6.1f} s", err=True)
+        return result
+
+
+class _RowStream(io.TextIOBase):
+    """A file whose reads come from an iterator of COPY rows: the rows are generated while PostgreSQL loads them."""
+
+    def __init__(self, rows: Iterator[str]) -> None:
+        self._rows = rows
+        self._pending = ""
+        self.count = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int | None = -1) -> str:
+        wanted = sys.maxsize if size is None or size < 0 else size
+        parts, length = [self._pending], len(self._pending)
+        for row in self._rows:
+            parts.append(row)
+            length += len(row)
+            self.count += 1
+            if length >= wanted:
+                break
+        chunk = "".join(parts)
+        self._pending = chunk[wanted:]
+        return chunk[:wanted]
+
+
+def _copy(connection: Connection, table: str, columns: str, rows: Iterator[str]) -> int:
+    stream = _RowStream(rows)
+    cursor = connection.connection.cursor()
+    try:
+        cursor.copy_expert(f"COPY {table} ({columns}) FROM STDIN", stream, size=1 << 20)
+    finally:
+        cursor.close()
+    return stream.count
+
+
+def shop_is_empty(connection: Connection) -> bool:
+    return not connection.scalar(
+        sa.text("SELECT EXISTS (SELECT FROM users) OR EXISTS (SELECT FROM products) OR EXISTS (SELECT FROM orders)")
+    )
+
+
+def seed_store(
+    plan: SeedPlan, *, reset: bool, currency: str, demo_password_hashes: dict[str, str] | None, progress: bool
+) -> SeedReport:
+    """Write the store `plan` describes, or nothing at all."""
+    show = _Progress(progress)
+    report = SeedReport()
+    store = StoreGenerator(plan)
+    with db.engine.begin() as connection:
+        # a long load is not an order: no statement timeout, and nobody else touches these tables meanwhile
+        connection.execute(sa.text("SELECT set_config('statement_timeout', '0', true)"))
+        # index builds and foreign key checks sort and hash millions of rows: give them room
+        connection.execute(sa.text("SELECT set_config('maintenance_work_mem', '256MB', true)"))
+        connection.execute(sa.text("SELECT set_config('work_mem', '64MB', true)"))
+        connection.execute(sa.text(f"LOCK TABLE {', '.join(SHOP_TABLES)} IN ACCESS EXCLUSIVE MODE"))
+        if reset:
+            connection.execute(sa.text(f"TRUNCATE {', '.join(SHOP_TABLES)} RESTART IDENTITY CASCADE"))
+        elif not shop_is_empty(connection):
+            raise SeedRefused(
+                "The database already holds users, products or orders; seeding would mix with them. "
+                "Use --reset to empty the shop's tables first."
+            )
+        foreign_keys = [
+            constraint
+            for table in CHECKED_LATER
+            for constraint in Base.metadata.tables[table].constraints
+            if isinstance(constraint, sa.ForeignKeyConstraint)
+        ]
+        # secondary indexes too: built once from the loaded rows, they cost a fraction of row-by-row upkeep
+        indexes = [index for table in CHECKED_LATER for index in Base.metadata.tables[table].indexes]
+        for foreign_key in foreign_keys:
+            connection.execute(sa.schema.DropConstraint(foreign_key))
+        for index in indexes:
+            connection.execute(sa.schema.DropIndex(index))
+        for table, trigger in TOTAL_TRIGGERS:
+            connection.execute(sa.text(f"ALTER TABLE {table} DISABLE TRIGGER {trigger}"))
+
+        demo_rows = 2 if demo_password_hashes is not None else 0
+        report.rows["users"] = _copy(
+            connection,
+            "users",
+            USER_COLUMNS,
+            show.table("users", store.users(demo_password_hashes), plan.users + demo_rows),
+        )
+        store.products()
+        report.rows["order_items"] = _copy(
+            connection, "order_items", ITEM_COLUMNS, show.table("order_items", store.order_items(), plan.orders * 3)
+        )
+        report.rows["orders"] = _copy(
+            connection, "orders", ORDER_COLUMNS, show.table("orders", store.order_rows(currency), plan.orders)
+        )
+        report.rows["products"] = _copy(
+            connection, "products", PRODUCT_COLUMNS, show.table("products", store.product_rows(), plan.products)
+        )
+        history = show.step("order_status_changes", lambda: connection.execute(HISTORY, {"staff_id": store.staff_id()}))
+        report.rows["order_status_changes"] = history.rowcount
+
+        def check_and_restore() -> None:
+            for index in indexes:
+                connection.execute(sa.schema.CreateIndex(index))
+            for foreign_key in foreign_keys:
+                connection.execute(sa.schema.AddConstraint(foreign_key))  # validates every row
+            wrong = connection.scalar(WRONG_TOTALS)
+            if wrong:
+                raise RuntimeError(f"{wrong} seeded orders have a total that is not the sum of their lines")
+            for table, trigger in TOTAL_TRIGGERS:
+                connection.execute(sa.text(f"ALTER TABLE {table} ENABLE TRIGGER {trigger}"))
+            for table in ("users", "products", "orders", "order_items", "order_status_changes"):
+                # ids were written explicitly: the next one the database hands out must follow them
+                next_id = f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), coalesce(max(id), 0) + 1, false)"
+                connection.execute(sa.text(f"{next_id} FROM {table}"))
+
+        show.step("indexes built, constraints checked", check_and_restore)
+    # fresh statistics, so the first reports and lists are planned for the data that is there
+    with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        show.step("analyze", lambda: connection.execute(sa.text(f"ANALYZE {', '.join(SHOP_TABLES)}")))
+    # product ids start again at 1: documents cached for the old catalog must never be served for the new one
+    report.cache_cleared = catalog_cache.forget_everything()
+    report.seconds = time.monotonic() - show.started
+    return report
