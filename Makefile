@@ -27,7 +27,7 @@ venv: $(VENV)/.installed  ## create .venv and install the pinned dependencies
 run: venv  ## run the service with sample data on http://127.0.0.1:8000
 	$(BIN)/python -m shop.devservices -- sh -c '\
 	  $(BIN)/flask db upgrade && \
-	  $(BIN)/flask load-sample-data && \
+	  $(BIN)/flask seed-db --if-empty && \
 	  exec $(BIN)/flask run --host 127.0.0.1 --port $${PORT:-8000}'
 
 .PHONY: test
@@ -48,6 +48,10 @@ format: venv  ## apply ruff's formatting and safe fixes
 .PHONY: bench
 bench: venv  ## benchmark the service under gunicorn (scripts/bench.py)
 	$(BIN)/python -m shop.devservices -- $(BIN)/python scripts/bench.py $(BENCH_ARGS)
+
+.PHONY: bench-seed
+bench-seed: venv  ## time flask seed-db: the demo seed and 1,000,000 orders (scripts/bench_seed.py)
+	$(BIN)/python -m shop.devservices -- $(BIN)/python scripts/bench_seed.py $(BENCH_SEED_ARGS)
 
 .PHONY: clean
 clean:  ## remove the virtual environment and caches (keeps instance/ data)

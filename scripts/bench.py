@@ -258,10 +258,10 @@ def print_table(results: Sequence[Result], connections: int) -> None:
         )
 
 
-def bench_database(database_url: str) -> str:
-    """A fresh `<name>_bench` database on the same server; its URL."""
+def fresh_database(database_url: str, suffix: str = "bench") -> str:
+    """A fresh `<name>_<suffix>` database on the same server; its URL."""
     url = make_url(normalize_database_url(database_url) or database_url)
-    name = f"{url.database}_bench"
+    name = f"{url.database}_{suffix}"
     # through the maintenance database: the one DATABASE_URL names need not exist yet
     _admin(url.set(database="postgres"), f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)', f'CREATE DATABASE "{name}"')
     return url.set(database=name).render_as_string(hide_password=False)
@@ -430,7 +430,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if missing:
         parser.error(f"{' and '.join(missing)} unset: run it as `make bench`, which starts embedded servers")
 
-    database_url = bench_database(os.environ["DATABASE_URL"])
+    database_url = fresh_database(os.environ["DATABASE_URL"])
     environ = dict(os.environ) | {
         "APP_ENV": "production",
         "SECRET_KEY": secrets.token_urlsafe(48),

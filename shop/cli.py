@@ -8,6 +8,7 @@ from datetime import UTC, date, datetime
 
 import click
 import marshmallow as ma
+import sqlalchemy as sa
 from flask import Flask, current_app
 from flask.cli import with_appcontext
 
@@ -121,6 +122,8 @@ def seed_db_command(
         raise click.UsageError("Orders need at least one customer (--users) and one product (--products).")
 
     with db.engine.connect() as connection:
+        if not sa.inspect(connection).has_table("orders"):
+            raise click.ClickException("The database has no shop tables yet: run `flask db upgrade` first.")
         empty = shop_is_empty(connection)
     if not empty and not reset:
         if if_empty:
