@@ -155,6 +155,15 @@ def test_the_service_works_on_seeded_data_and_the_order_invariant_holds(committi
     assert refused.status_code == 401
 
 
+def test_an_empty_store_is_just_the_demo_accounts(committing_app: Flask) -> None:
+    result = seed(committing_app, "--users", "0", "--products", "0", "--orders", "0")
+
+    assert result.exit_code == 0, result.output
+    assert counts(committing_app) == {
+        "users": 2, "products": 0, "orders": 0, "order_items": 0, "order_status_changes": 0
+    }  # fmt: skip
+
+
 def test_reseeding_never_serves_the_old_catalog_from_the_cache(committing_app: Flask) -> None:
     assert seed(committing_app, *SMALL, "--seed", "1").exit_code == 0
     client = committing_app.test_client()

@@ -204,6 +204,8 @@ class StoreGenerator:
     def order_items(self) -> Iterator[str]:
         """Rows of `order_items`; decides each order's customer, time and status on the way."""
         orders = self._orders = _OrderHeaders.draw(self)
+        if not self.plan.orders:
+            return
         rng, catalog = self.rng, self.catalog
         product_count = self.plan.products
         popularity, last_weight = catalog.popularity, catalog.popularity[-1]
@@ -272,8 +274,16 @@ STATUSES = ("pending", "paid", "shipped", "delivered", "cancelled")
 DEMO_ACCOUNTS = {"staff": "staff@example.com", "customer": "customer@example.com"}
 
 
+def _pick(cumulative: list[float], fraction: float) -> int:
+    """The index a uniform `fraction` in [0, 1) falls on, given cumulative weights."""
+    return min(bisect.bisect(cumulative, fraction * cumulative[-1]), len(cumulative) - 1)
+
+
 def _ascii(text: str) -> str:
     return "".join(character for character in text if character.isascii() and character.isalnum()) or "user"
+
+
+HEADER_FIELDS = ("user", "status", "created", "paid", "shipped", "delivered", "cancelled", "total_cents")
 
 
 @dataclass
@@ -293,6 +303,14 @@ class _OrderHeaders:
     def draw(cls, store: StoreGenerator) -> _OrderHeaders:
         rng, plan = store.rng, store.plan
         count = plan.orders
+        headers = cls(
+            *(
+                array.array("b", bytes(count)) if name == "status" else array.array("q", bytes(8 * count))
+                for name in HEADER_FIELDS
+            )
+        )
+        if not count:
+            return headers
         days = [plan.since + timedelta(days=n) for n in range((plan.until - plan.since).days)]
         growth = 1 / max(len(days), 1)
         day_weights = _cumulative(
@@ -303,23 +321,14 @@ class _OrderHeaders:
         )
         hour_weights = _cumulative([float(weight) for weight in HOUR_WEIGHT])
         created = sorted(
-            _epoch(days[bisect.bisect(day_weights, rng.random() * day_weights[-1])])
-            + bisect.bisect(hour_weights, rng.random() * hour_weights[-1]) * HOUR
+            _epoch(days[_pick(day_weights, rng.random())])
+            + _pick(hour_weights, rng.random()) * HOUR
             + rng.randrange(HOUR)
             for _ in range(count)
         )
-        activity, last_activity = store.customers.activity, store.customers.activity[-1]
-        user = array.array("q", (bisect.bisect(activity, rng.random() * last_activity) for _ in range(count)))
-        headers = cls(
-            user=user,
-            status=array.array("b", bytes(count)),
-            created=array.array("q", created),
-            paid=array.array("q", bytes(8 * count)),
-            shipped=array.array("q", bytes(8 * count)),
-            delivered=array.array("q", bytes(8 * count)),
-            cancelled=array.array("q", bytes(8 * count)),
-            total_cents=array.array("q", bytes(8 * count)),
-        )
+        activity = store.customers.activity
+        headers.created = array.array("q", created)
+        headers.user = array.array("q", (_pick(activity, rng.random()) for _ in range(count)))
         now = store.end
         for index, placed in enumerate(created):
             headers._live(index, placed, now, rng)
