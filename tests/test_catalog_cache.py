@@ -22,6 +22,7 @@ from shop.api.products import _filters_for
 from shop.catalog import cache as catalog_cache
 from shop.catalog import reads
 from shop.catalog.documents import ProductDocument
+from shop.catalog.queries import ProductFilters
 from shop.extensions import db
 from shop.models import Product
 from shop.services.unit_of_work import UnitOfWork
@@ -380,3 +381,21 @@ def test_with_redis_killed_every_catalog_endpoint_answers_from_postgresql(
         assert readiness.get_json()["checks"]["redis"] == "degraded"
         with app.app_context():
             db.engine.dispose()
+
+
+def test_held_pages_stay_within_their_byte_budget_dropping_the_least_recently_served() -> None:
+    held = reads._HeldPages(budget_bytes=1000)
+    fingerprint = catalog_cache.PageFingerprint(b"{}", (), "")
+    pages = [ProductFilters(page=number) for number in range(1, 6)]
+    for filters in pages[:3]:
+        held.put(filters, fingerprint, reads.RenderedPage(b"x" * 300, 1))
+    assert held.get(pages[0]) is not None  # now the most recently served
+
+    held.put(pages[3], fingerprint, reads.RenderedPage(b"y" * 300, 1))
+
+    assert held.held_bytes <= 1000
+    assert held.get(pages[1]) is None  # the least recently served went first
+    assert all(held.get(filters) is not None for filters in (pages[0], pages[2], pages[3]))
+    held.put(pages[4], fingerprint, reads.RenderedPage(b"z" * 5000, 1))  # larger than the budget: kept alone
+    assert held.get(pages[4]) is not None
+    assert held.held_bytes == 5000

@@ -40,8 +40,10 @@ class _HeldPages:
     process the documents' transfer, the envelope and the ETag hash on a hot page.
     """
 
-    def __init__(self, size: int = 1024) -> None:
-        self._size = size
+    def __init__(self, budget_bytes: int = 8 * 1024 * 1024) -> None:
+        # bounded by the bodies' size, not their number: a page of 100 products is fifty times one of 2
+        self._budget = budget_bytes
+        self._held_bytes = 0
         self._pages: OrderedDict[ProductFilters, tuple[catalog_cache.PageFingerprint, RenderedPage]] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -54,10 +56,18 @@ class _HeldPages:
 
     def put(self, filters: ProductFilters, fingerprint: catalog_cache.PageFingerprint, page: RenderedPage) -> None:
         with self._lock:
+            replaced = self._pages.pop(filters, None)
+            if replaced is not None:
+                self._held_bytes -= len(replaced[1].body)
             self._pages[filters] = (fingerprint, page)
-            self._pages.move_to_end(filters)
-            while len(self._pages) > self._size:
-                self._pages.popitem(last=False)
+            self._held_bytes += len(page.body)
+            while self._held_bytes > self._budget and len(self._pages) > 1:
+                _, (_, evicted) = self._pages.popitem(last=False)
+                self._held_bytes -= len(evicted.body)
+
+    @property
+    def held_bytes(self) -> int:
+        return self._held_bytes
 
 
 def _held_pages() -> _HeldPages:
