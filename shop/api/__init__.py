@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Flask, request
 from werkzeug.exceptions import UnsupportedMediaType
 
-from shop.api import auth, categories, health, orders, products, users
+from shop.api import auth, categories, health, orders, products, reports, users
 from shop.extensions import api
 
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
@@ -30,3 +30,4 @@ def register_blueprints(app: Flask) -> None:
     api.register_blueprint(products.blp)
     api.register_blueprint(categories.blp)
     api.register_blueprint(orders.blp)
+    api.register_blueprint(reports.blp)

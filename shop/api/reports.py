@@ -1,0 +1,211 @@
+"""Revenue reports for staff, as JSON or as streamed CSV (API.md, Reports)."""
+
+from __future__ import annotations
+
+import csv
+import functools
+import io
+import json
+import zoneinfo
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+import marshmallow as ma
+from flask import Response, request
+from flask_smorest import Blueprint
+
+from shop.api.policy import authenticated
+from shop.extensions import db
+from shop.models import Role
+from shop.reports import queries
+from shop.reports.queries import ReportRange
+
+blp = Blueprint("reports", __name__, url_prefix="/api/v1/reports", description="Revenue reports (staff)")
+
+MAX_YEARS = 5
+TEXT_CELL_STARTS = ("=", "+", "-", "@", "\t", "\r")  # a spreadsheet would run these as formulas
+
+
+@functools.cache
+def _known_zone(name: str) -> bool:
+    try:
+        zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        return False
+    return True
+
+
+def _zone(name: str) -> None:
+    if not _known_zone(name):
+        raise ma.ValidationError("Unknown time zone; use an IANA name like Europe/Berlin.")
+
+
+def _years_later(day: date, years: int) -> date:
+    try:
+        return day.replace(year=day.year + years)
+    except ValueError:  # 29 February
+        return day.replace(year=day.year + years, day=28)
+
+
+class ReportQuerySchema(ma.Schema):
+    start = ma.fields.Date(required=True, metadata={"description": "first day, inclusive (YYYY-MM-DD)"})
+    end = ma.fields.Date(required=True, metadata={"description": "last day, inclusive (YYYY-MM-DD)"})
+    tz = ma.fields.String(load_default="UTC", validate=_zone, metadata={"description": "IANA time zone"})
+    format = ma.fields.String(validate=ma.validate.OneOf(["json", "csv"]), metadata={"description": "or Accept"})
+
+    @ma.validates_schema
+    def range_is_sensible(self, data: dict[str, Any], **kwargs: Any) -> None:
+        start, end = data.get("start"), data.get("end")
+        if start is None or end is None:
+            return
+        if start > end:
+            raise ma.ValidationError("Must not be after end.", field_name="start")
+        if end >= _years_later(start, MAX_YEARS):
+            raise ma.ValidationError(f"The range may be at most {MAX_YEARS} years long.", field_name="end")
+
+
+class RevenueQuerySchema(ReportQuerySchema):
+    granularity = ma.fields.String(load_default="day", validate=ma.validate.OneOf(["day", "week", "month"]))
+
+
+class TopQuerySchema(ReportQuerySchema):
+    limit = ma.fields.Integer(load_default=10, validate=ma.validate.Range(min=1, max=100))
+
+
+def _range(arguments: dict[str, Any]) -> ReportRange:
+    return ReportRange(arguments["start"], arguments["end"], arguments["tz"])
+
+
+def _money(amount: Decimal | None) -> str | None:
+    return None if amount is None else f"{amount:.2f}"
+
+
+def _wants_csv(arguments: dict[str, Any]) -> bool:
+    if "format" in arguments:
+        return bool(arguments["format"] == "csv")
+    return request.accept_mimetypes.best_match(["application/json", "text/csv"]) == "text/csv"
+
+
+def _safe_cell(value: object) -> object:
+    if isinstance(value, str) and value.startswith(TEXT_CELL_STARTS):
+        return "'" + value
+    return value
+
+
+def _csv_lines(header: Sequence[str], rows: Iterable[Sequence[object]]) -> Iterator[str]:
+    """One CSV line at a time: the response is streamed, never joined into one string."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    for row in (header, *rows):
+        writer.writerow([_safe_cell(value) for value in row])
+        yield buffer.getvalue()
+        buffer.seek(0)
+        buffer.truncate()
+
+
+def _answer(
+    report: str,
+    arguments: dict[str, Any],
+    rows: list[dict[str, Any]],
+    extra: dict[str, Any] | None = None,
+) -> Response:
+    report_range = _range(arguments)
+    if _wants_csv(arguments):
+        header = list(rows[0]) if rows else _EMPTY_HEADERS[report]
+        filename = f"{report}_{report_range.start.isoformat()}_{report_range.end.isoformat()}.csv"
+        return Response(
+            _csv_lines(header, ([row[column] for column in header] for row in rows)),
+            mimetype="text/csv",
+            headers={"Content-Disposition": f'attachment; filename="{filename}"', "Cache-Control": "no-store"},
+        )
+    body = {
+        "report": report,
+        "start": report_range.start.isoformat(),
+        "end": report_range.end.isoformat(),
+        "tz": report_range.tz,
+        **(extra or {}),
+        "rows": rows,
+    }
+    return Response(json.dumps(body), mimetype="application/json", headers={"Cache-Control": "no-store"})
+
+
+def _period(row: queries.RevenuePeriod) -> dict[str, Any]:
+    return {
+        "period": row.period.isoformat() if row.period else None,
+        "orders": row.orders,
+        "units": row.units,
+        "revenue": _money(row.revenue),
+        "average_order_value": _money(row.average_order_value),
+        "unique_customers": row.unique_customers,
+        "running_revenue": _money(row.running_revenue),
+    }
+
+
+_EMPTY_HEADERS: dict[str, list[str]] = {
+    "revenue": ["period", "orders", "units", "revenue", "average_order_value", "unique_customers", "running_revenue"],
+    "revenue-by-category": ["category", "orders", "units", "revenue", "share"],
+    "top-products": ["product_id", "sku", "name", "units", "revenue"],
+    "top-customers": ["user_id", "email", "name", "orders", "revenue"],
+}
+
+
+def _report(path: str, schema: ma.Schema, summary: str) -> Callable[[Callable[..., Response]], Callable[..., Response]]:
+    """The decorators every report shares: staff only, strict query arguments, JSON or CSV."""
+
+    def decorate(view: Callable[..., Response]) -> Callable[..., Response]:
+        view.__doc__ = summary
+        for decorator in (
+            blp.alt_response(422, description="An invalid argument; the problem names it"),
+            blp.response(200, description="JSON (rows, plus totals for revenue) or CSV with a header row"),
+            blp.arguments(schema, location="query", unknown=ma.RAISE),
+            authenticated(Role.STAFF),
+            blp.get(path),
+        ):
+            view = decorator(view)
+        return view
+
+    return decorate
+
+
+@_report("/revenue", RevenueQuerySchema(), "Revenue per day, ISO week or month of the range, empty periods included.")
+def revenue(arguments: dict[str, Any]) -> Response:
+    periods, totals = queries.revenue(db.session(), _range(arguments), arguments["granularity"])
+    rows = [_period(period) for period in periods]
+    total = _period(totals)
+    del total["period"], total["running_revenue"]
+    return _answer("revenue", arguments, rows, {"granularity": arguments["granularity"], "totals": total})
+
+
+@_report("/revenue-by-category", ReportQuerySchema(), "Revenue by product category, largest first; shares sum to 1.")
+def revenue_by_category(arguments: dict[str, Any]) -> Response:
+    rows = [
+        {
+            "category": row.category,
+            "orders": row.orders,
+            "units": row.units,
+            "revenue": _money(row.revenue),
+            "share": f"{row.share:.4f}",
+        }
+        for row in queries.revenue_by_category(db.session(), _range(arguments))
+    ]
+    return _answer("revenue-by-category", arguments, rows)
+
+
+@_report("/top-products", TopQuerySchema(), "The products that brought in the most revenue.")
+def top_products(arguments: dict[str, Any]) -> Response:
+    rows = [
+        {"product_id": r.product_id, "sku": r.sku, "name": r.name, "units": r.units, "revenue": _money(r.revenue)}
+        for r in queries.top_products(db.session(), _range(arguments), arguments["limit"])
+    ]
+    return _answer("top-products", arguments, rows, {"limit": arguments["limit"]})
+
+
+@_report("/top-customers", TopQuerySchema(), "The customers who spent the most.")
+def top_customers(arguments: dict[str, Any]) -> Response:
+    rows = [
+        {"user_id": r.user_id, "email": r.email, "name": r.name, "orders": r.orders, "revenue": _money(r.revenue)}
+        for r in queries.top_customers(db.session(), _range(arguments), arguments["limit"])
+    ]
+    return _answer("top-customers", arguments, rows, {"limit": arguments["limit"]})

@@ -1,0 +1,136 @@
+"""The revenue reports: the `.sql` files of this package, run with bound parameters only, never formatted.
+
+Money stays `Decimal` from PostgreSQL to the response; only the API turns it into strings with two places.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from datetime import date
+from decimal import ROUND_HALF_UP, Decimal
+from importlib.resources import files
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session
+
+from shop.errors import ValidationFailed
+
+CENT = Decimal("0.01")
+SHARE_PLACES = 4
+INVALID_PARAMETER_VALUE = "22023"  # PostgreSQL's answer to a time zone it does not know
+
+
+@functools.cache
+def _statement(name: str) -> sa.TextClause:
+    """A report's SQL, read once from the package (works from a wheel or a zip as well as from a checkout)."""
+    return sa.text(files("shop.reports").joinpath("sql", f"{name}.sql").read_text(encoding="utf-8"))
+
+
+@dataclass(frozen=True)
+class ReportRange:
+    """Local dates, both inclusive, in an IANA time zone."""
+
+    start: date
+    end: date
+    tz: str
+
+    def parameters(self) -> dict[str, Any]:
+        return {"start": self.start, "end": self.end, "tz": self.tz}
+
+
+@dataclass(frozen=True)
+class RevenuePeriod:
+    period: date | None  # None: the totals of the whole range
+    orders: int
+    units: int
+    revenue: Decimal
+    unique_customers: int
+    running_revenue: Decimal | None
+
+    @property
+    def average_order_value(self) -> Decimal:
+        return (self.revenue / self.orders).quantize(CENT, ROUND_HALF_UP) if self.orders else Decimal("0.00")
+
+
+@dataclass(frozen=True)
+class CategoryRevenue:
+    category: str
+    orders: int
+    units: int
+    revenue: Decimal
+    share: Decimal
+
+
+@dataclass(frozen=True)
+class ProductRevenue:
+    product_id: int
+    sku: str
+    name: str
+    units: int
+    revenue: Decimal
+
+
+@dataclass(frozen=True)
+class CustomerRevenue:
+    user_id: int
+    email: str
+    name: str
+    orders: int
+    revenue: Decimal
+
+
+def _rows(session: Session, name: str, parameters: dict[str, Any]) -> list[tuple[Any, ...]]:
+    try:
+        return [tuple(row) for row in session.execute(_statement(name), parameters)]
+    except DBAPIError as error:
+        # the zone passed Python's check but this PostgreSQL's tz database does not have it
+        if getattr(error.orig, "pgcode", None) == INVALID_PARAMETER_VALUE:
+            session.rollback()
+            raise ValidationFailed({"tz": ["Unknown time zone."]}) from None
+        raise
+
+
+def revenue(session: Session, report_range: ReportRange, granularity: str) -> tuple[list[RevenuePeriod], RevenuePeriod]:
+    """One row per period of the range (empty ones too), and the totals."""
+    rows = [
+        RevenuePeriod(*row)
+        for row in _rows(session, "revenue", report_range.parameters() | {"granularity": granularity})
+    ]
+    return rows[:-1], rows[-1]
+
+
+def revenue_by_category(session: Session, report_range: ReportRange) -> list[CategoryRevenue]:
+    rows = _rows(session, "revenue_by_category", report_range.parameters())
+    return [
+        CategoryRevenue(category, orders, units, revenue, share)
+        for (category, orders, units, revenue), share in zip(rows, shares([row[3] for row in rows]), strict=True)
+    ]
+
+
+def top_products(session: Session, report_range: ReportRange, limit: int) -> list[ProductRevenue]:
+    return [
+        ProductRevenue(*row) for row in _rows(session, "top_products", report_range.parameters() | {"limit": limit})
+    ]
+
+
+def top_customers(session: Session, report_range: ReportRange, limit: int) -> list[CustomerRevenue]:
+    return [
+        CustomerRevenue(*row) for row in _rows(session, "top_customers", report_range.parameters() | {"limit": limit})
+    ]
+
+
+def shares(amounts: list[Decimal]) -> list[Decimal]:
+    """Each amount's share of their sum, to four places, adding up to exactly 1 (largest remainders round up)."""
+    total = sum(amounts, Decimal(0))
+    if not amounts or total == 0:
+        return [Decimal("0.0000") for _ in amounts]
+    scale = 10**SHARE_PLACES
+    exact = [amount * scale / total for amount in amounts]
+    floors = [int(value) for value in exact]  # amounts are never negative: int() is the floor
+    short = scale - sum(floors)
+    for index in sorted(range(len(exact)), key=lambda i: (floors[i] - exact[i], i))[:short]:
+        floors[index] += 1
+    return [Decimal(value).scaleb(-SHARE_PLACES) for value in floors]
