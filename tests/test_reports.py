@@ -44,7 +44,8 @@ def add_order(session: Any, user: User, created: datetime, status: str, lines: l
     ]
     order = Order(
         user_id=user.id, status=status, currency="USD", shipping_address=ADDRESS, items=items,
-        total=sum((item.line_total for item in items), Decimal("0.00")), created_at=created, updated_at=created,
+        total=sum((item.line_total for item in items), Decimal("0.00")), units=sum(q for _, q in lines),
+        created_at=created, updated_at=created,
     )  # fmt: skip
     for step in STEPS.get(status, ()):
         setattr(order, step, created + timedelta(minutes=5))

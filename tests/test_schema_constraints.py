@@ -33,8 +33,8 @@ def store(db_session: Any) -> dict[str, int]:
     ).scalar_one()
     order_id = execute(
         db_session,
-        "INSERT INTO orders (user_id, currency, total, shipping_address)"
-        " VALUES (:user_id, 'USD', 20.00, CAST(:address AS jsonb)) RETURNING id",
+        "INSERT INTO orders (user_id, currency, total, units, shipping_address)"
+        " VALUES (:user_id, 'USD', 20.00, 2, CAST(:address AS jsonb)) RETURNING id",
         user_id=user_id,
         address=ADDRESS,
     ).scalar_one()
@@ -99,7 +99,13 @@ VIOLATIONS = [
         "uq_order_items_order_id_product_id",
     ),
     (
-        "INSERT INTO orders (user_id, currency, total, shipping_address) VALUES (:user_id, 'USD', 0, '{}') ",
+        "INSERT INTO orders (user_id, currency, total, units, shipping_address) VALUES (:user_id, 'USD', 0, 1, '{}') ",
+        "ck_orders_total_matches_lines",
+    ),
+    ("UPDATE orders SET units = 0 WHERE id = :order_id", "ck_orders_units_positive"),
+    ("UPDATE orders SET units = 3 WHERE id = :order_id", "ck_orders_units_match_lines"),
+    (
+        "UPDATE order_items SET quantity = 3, line_total = 30.00 WHERE order_id = :order_id",
         "ck_orders_total_matches_lines",
     ),
 ]
@@ -124,7 +130,7 @@ def test_changing_a_line_and_the_total_together_is_accepted(db_session: Any, sto
             "UPDATE order_items SET quantity = 3, line_total = 30.00 WHERE order_id = :order_id",
             **store,
         )
-        execute(db_session, "UPDATE orders SET total = 30.00 WHERE id = :order_id", **store)
+        execute(db_session, "UPDATE orders SET total = 30.00, units = 3 WHERE id = :order_id", **store)
         execute(db_session, "SET CONSTRAINTS ALL IMMEDIATE")
 
 
@@ -140,7 +146,8 @@ def test_the_total_check_runs_at_a_real_commit(committing_app: Flask) -> None:
         transaction = connection.begin()
         connection.execute(
             sa.text(
-                "INSERT INTO orders (user_id, currency, total, shipping_address) VALUES (:user_id, 'USD', 5.00, '{}')"
+                "INSERT INTO orders (user_id, currency, total, units, shipping_address)"
+                " VALUES (:user_id, 'USD', 5.00, 1, '{}')"
             ),
             {"user_id": user_id},
         )

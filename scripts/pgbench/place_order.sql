@@ -15,8 +15,8 @@ ON CONFLICT (user_id, key) DO NOTHING;
 SELECT id, sku, name, price, stock, is_active, version FROM products WHERE id IN (:a, :b, :c) ORDER BY id FOR UPDATE;
 UPDATE products SET stock = stock - 1, version = version + 1, updated_at = now() WHERE id IN (:a, :b, :c);
 WITH new_order AS (
-    INSERT INTO orders (user_id, currency, total, shipping_address)
-    SELECT CAST(:uid AS bigint), 'USD', sum(price), '{"name": "pgbench"}'::jsonb FROM products WHERE id IN (:a, :b, :c)
+    INSERT INTO orders (user_id, currency, total, units, shipping_address)
+    SELECT CAST(:uid AS bigint), 'USD', sum(price), 3, '{"name": "pgbench"}'::jsonb FROM products WHERE id IN (:a, :b, :c)
     RETURNING id
 ), new_lines AS (
     INSERT INTO order_items (order_id, product_id, sku, name, quantity, unit_price, line_total)

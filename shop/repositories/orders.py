@@ -14,8 +14,9 @@ from shop.models import Order, OrderItem, OrderStatus, OrderStatusChange
 INSERT_PLACED_ORDER = sa.text(
     """
     WITH new_order AS (
-        INSERT INTO orders (user_id, status, currency, total, shipping_address, dropped_lines)
-        VALUES (:user_id, :status, :currency, :total, CAST(:shipping_address AS jsonb), CAST(:dropped_lines AS jsonb))
+        INSERT INTO orders (user_id, status, currency, total, units, shipping_address, dropped_lines)
+        VALUES (:user_id, :status, :currency, :total, :units, CAST(:shipping_address AS jsonb),
+                CAST(:dropped_lines AS jsonb))
         RETURNING id, created_at, updated_at
     ), new_lines AS (
         INSERT INTO order_items (order_id, product_id, sku, name, quantity, unit_price, line_total)
@@ -57,6 +58,7 @@ class OrderRepository:
             "status": order.status,
             "currency": order.currency,
             "total": order.total,
+            "units": order.units,
             "shipping_address": json.dumps(order.shipping_address),
             "dropped_lines": json.dumps(order.dropped_lines),
             "product_ids": [item.product_id for item in items],

@@ -222,12 +222,13 @@ class StoreGenerator:
                 if product < product_count and product not in chosen:
                     chosen.append(product)
             cancelled = orders.status[order_index] == CANCELLED
-            total = 0
+            total = units = 0
             order_id = order_index + 1
             for product in chosen:
                 quantity = quantities[bisect.bisect(quantity_weights, random_() * quantity_weights[-1])]
                 cents = catalog.price_cents[product]
                 total += cents * quantity
+                units += quantity
                 if not cancelled:
                     catalog.sold[product] += quantity
                 line_id += 1
@@ -236,6 +237,7 @@ class StoreGenerator:
                     f"{quantity}\t{money(cents)}\t{money(cents * quantity)}\n"
                 )
             orders.total_cents[order_index] = total
+            orders.units[order_index] = units
 
     def order_rows(self, currency: str) -> Iterator[str]:
         """Rows of `orders`, after their lines (their totals are the sums of those lines)."""
@@ -257,7 +259,8 @@ class StoreGenerator:
             reference = f"pay_{index + 1:09d}" if paid else "\\N"
             reason = "Changed my mind" if cancelled else "\\N"
             yield (
-                f"{index + 1}\t{user + 1}\t{status}\t{currency}\t{money(orders.total_cents[index])}\t"
+                f"{index + 1}\t{user + 1}\t{status}\t{currency}\t"
+                f"{money(orders.total_cents[index])}\t{orders.units[index]}\t"
                 f"{self.customers.addresses[user]}\t{reference}\t{reason}\t"
                 f"{stamp(paid) if paid else NULL}\t{stamp(shipped) if shipped else NULL}\t"
                 f"{stamp(delivered) if delivered else NULL}\t{stamp(cancelled) if cancelled else NULL}\t"
@@ -283,7 +286,7 @@ def _ascii(text: str) -> str:
     return "".join(character for character in text if character.isascii() and character.isalnum()) or "user"
 
 
-HEADER_FIELDS = ("user", "status", "created", "paid", "shipped", "delivered", "cancelled", "total_cents")
+HEADER_FIELDS = ("user", "status", "created", "paid", "shipped", "delivered", "cancelled", "total_cents", "units")
 
 
 @dataclass
@@ -298,6 +301,7 @@ class _OrderHeaders:
     delivered: array.array[int]
     cancelled: array.array[int]
     total_cents: array.array[int]
+    units: array.array[int]
 
     @classmethod
     def draw(cls, store: StoreGenerator) -> _OrderHeaders:

@@ -36,7 +36,7 @@ USER_COLUMNS = "id, email, name, password_hash, role, is_active, created_at, upd
 PRODUCT_COLUMNS = "id, sku, name, description, category, price, stock, is_active, created_at, updated_at, version"
 ITEM_COLUMNS = "id, order_id, product_id, sku, name, quantity, unit_price, line_total"
 ORDER_COLUMNS = (
-    "id, user_id, status, currency, total, shipping_address, payment_reference, cancel_reason, "
+    "id, user_id, status, currency, total, units, shipping_address, payment_reference, cancel_reason, "
     "paid_at, shipped_at, delivered_at, cancelled_at, created_at, updated_at, dropped_lines"
 )
 
@@ -62,9 +62,10 @@ HISTORY = sa.text(
 WRONG_TOTALS = sa.text(
     """
     SELECT count(*) FROM orders o
-      LEFT JOIN (SELECT order_id, count(*) AS lines, sum(line_total) AS total FROM order_items GROUP BY order_id) l
+      LEFT JOIN (SELECT order_id, count(*) AS lines, sum(line_total) AS total, sum(quantity) AS units
+                   FROM order_items GROUP BY order_id) l
         ON l.order_id = o.id
-     WHERE l.lines IS NULL OR l.total <> o.total
+     WHERE l.lines IS NULL OR l.total <> o.total OR l.units <> o.units
     """
 )
 
@@ -224,7 +225,7 @@ def seed_store(
                 connection.execute(sa.schema.AddConstraint(foreign_key))  # validates every row
             wrong = connection.scalar(WRONG_TOTALS)
             if wrong:
-                raise RuntimeError(f"{wrong} seeded orders have a total that is not the sum of their lines")
+                raise RuntimeError(f"{wrong} seeded orders have a total or units that do not match their lines")
             for table, trigger in TOTAL_TRIGGERS:
                 connection.execute(sa.text(f"ALTER TABLE {table} ENABLE TRIGGER {trigger}"))
             for table in ("users", "products", "orders", "order_items", "order_status_changes"):

@@ -175,6 +175,7 @@ def _take_stock_and_write(uow: UnitOfWork, user: User, request: OrderRequest) ->
         dropped_lines=dropped,
         items=items,
         total=sum((item.line_total for item in items), Decimal("0.00")),
+        units=sum(item.quantity for item in items),
     )
     uow.orders.insert_placed(order)
     return OrderAnswer.of(201, order_document(order))

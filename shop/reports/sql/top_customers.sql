@@ -3,8 +3,8 @@
 --
 -- Parameters: :start, :end (dates, inclusive, in :tz), :tz (an IANA zone name), :limit (1 to 100).
 -- Counts orders whose status is paid, shipped or delivered, by the moment they were placed.
--- Indexes: ix_orders_created_at (the range); users by
--- their primary key for the few rows kept.
+-- Indexes: ix_orders_revenue (the counted orders of the range, from the index alone: user_id and total are in
+-- it); users by their primary key for the few rows kept.
 WITH bounds AS (
     SELECT CAST(:start AS date)::timestamp AT TIME ZONE :tz AS from_utc,
            (CAST(:end AS date) + 1)::timestamp AT TIME ZONE :tz AS until_utc
