@@ -90,7 +90,7 @@ def upgrade():
         "ix_orders_revenue",
         "orders",
         ["created_at"],
-        postgresql_include=["user_id", "total", "units"],
+        postgresql_include=["id", "user_id", "total", "units"],
         postgresql_where=sa.text("status IN ('paid', 'shipped', 'delivered')"),
     )
 

@@ -47,7 +47,7 @@ class Order(Timestamps, Base):
         sa.Index(
             "ix_orders_revenue",
             "created_at",
-            postgresql_include=["user_id", "total", "units"],
+            postgresql_include=["id", "user_id", "total", "units"],
             postgresql_where=sa.text("status IN ('paid', 'shipped', 'delivered')"),
         ),
     )

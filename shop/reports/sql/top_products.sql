@@ -3,7 +3,7 @@
 --
 -- Parameters: :start, :end (dates, inclusive, in :tz), :tz (an IANA zone name), :limit (1 to 100).
 -- Counts orders whose status is paid, shipped or delivered, by the moment they were placed.
--- Indexes: ix_orders_created_at (the range), then order_items by
+-- Indexes: ix_orders_revenue (the counted orders of the range, from the index alone), then order_items by
 -- uq_order_items_order_id_product_id (order_id first); products by their primary key for the few rows kept.
 WITH bounds AS (
     SELECT CAST(:start AS date)::timestamp AT TIME ZONE :tz AS from_utc,
