@@ -53,6 +53,10 @@ bench: venv  ## benchmark the service under gunicorn (scripts/bench.py)
 bench-seed: venv  ## time flask seed-db: the demo seed and 1,000,000 orders (scripts/bench_seed.py)
 	$(BIN)/python -m shop.devservices -- $(BIN)/python scripts/bench_seed.py $(BENCH_SEED_ARGS)
 
+.PHONY: bench-reports
+bench-reports: venv  ## the revenue reports on 1,000,000 seeded orders, through the API (scripts/bench_reports.py)
+	$(BIN)/python -m shop.devservices -- $(BIN)/python scripts/bench_reports.py $(BENCH_REPORTS_ARGS)
+
 .PHONY: clean
 clean:  ## remove the virtual environment and caches (keeps instance/ data)
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -24,7 +24,7 @@ INVALID_PARAMETER_VALUE = "22023"  # PostgreSQL's answer to a time zone it does 
 
 
 @functools.cache
-def _statement(name: str) -> sa.TextClause:
+def statement(name: str) -> sa.TextClause:
     """A report's SQL, read once from the package (works from a wheel or a zip as well as from a checkout)."""
     return sa.text(files("shop.reports").joinpath("sql", f"{name}.sql").read_text(encoding="utf-8"))
 
@@ -91,7 +91,7 @@ REPORT_SETTINGS = sa.text("SELECT set_config('jit', 'off', true), set_config('wo
 def _rows(session: Session, name: str, parameters: dict[str, Any]) -> list[tuple[Any, ...]]:
     try:
         session.execute(REPORT_SETTINGS)
-        return [tuple(row) for row in session.execute(_statement(name), parameters)]
+        return [tuple(row) for row in session.execute(statement(name), parameters)]
     except DBAPIError as error:
         # the zone passed Python's check but this PostgreSQL's tz database does not have it
         if getattr(error.orig, "pgcode", None) == INVALID_PARAMETER_VALUE:

@@ -1,0 +1,141 @@
+"""Benchmark the revenue reports through the HTTP API on a million seeded orders, beside the database's floor.
+
+    make bench-reports                                     # embedded servers unless DATABASE_URL/REDIS_URL are set
+    make bench-reports BENCH_REPORTS_ARGS="--explain docs/reports-explain.md"
+
+It makes a fresh `<name>_reportbench` database next to the one DATABASE_URL names, seeds it with
+`flask seed-db --users 50000 --products 2000 --orders 1000000 --until 2026-11-01`, starts gunicorn with production
+settings, and asks each report for the 12 months before --until (revenue by day: the last 90 days) `--runs`
+times (default 5), after one unmeasured request. Beside each median it prints the median time of a bare
+`SELECT sum(total)` over the same counted orders: the floor no report can beat. With --explain it also writes
+each report's EXPLAIN (ANALYZE, BUFFERS) to a Markdown file. The database is dropped at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import statistics
+import sys
+import time
+import urllib.request
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from bench import drop_bench_database, flask, fresh_database
+
+from shop.devservices import gunicorn_server
+from shop.reports.queries import REPORT_SETTINGS, statement
+
+UNTIL = date(2026, 11, 1)
+YEAR = {"start": (UNTIL - timedelta(days=365)).isoformat(), "end": (UNTIL - timedelta(days=1)).isoformat()}
+QUARTER = {"start": (UNTIL - timedelta(days=90)).isoformat(), "end": (UNTIL - timedelta(days=1)).isoformat()}
+# name, path, query, SQL file, target in ms
+REPORTS: list[tuple[str, str, dict[str, str], str, float]] = [
+    ("revenue by month", "revenue", YEAR | {"granularity": "month"}, "revenue", 250),
+    ("revenue by day, 90 days", "revenue", QUARTER | {"granularity": "day"}, "revenue", 250),
+    ("revenue by category", "revenue-by-category", YEAR, "revenue_by_category", 500),
+    ("top products", "top-products", YEAR | {"limit": "10"}, "top_products", 500),
+    ("top customers", "top-customers", YEAR | {"limit": "10"}, "top_customers", 500),
+]
+FLOOR = sa.text(
+    "SELECT sum(total) FROM orders WHERE created_at >= CAST(:start AS date) AND created_at < CAST(:end AS date) + 1"
+    " AND status IN ('paid', 'shipped', 'delivered')"
+)
+
+
+def _get(url: str, token: str) -> float:
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"})  # noqa: S310 - our server
+    started = time.perf_counter()
+    with urllib.request.urlopen(request, timeout=60) as response:  # noqa: S310
+        response.read()
+    return (time.perf_counter() - started) * 1000
+
+
+def staff_token(base_url: str, environ: dict[str, str]) -> str:
+    password = secrets.token_urlsafe(16)
+    email = f"reports-{secrets.token_hex(4)}@example.com"
+    flask(environ, "create-user", "--email", email, "--name", "Bench", "--role", "staff", "--password", password)
+    request = urllib.request.Request(  # noqa: S310
+        f"{base_url}/api/v1/auth/tokens",
+        data=json.dumps({"email": email, "password": password}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
+        token: str = json.loads(response.read())["token"]
+        return token
+
+
+def floor_ms(engine: sa.Engine, query: dict[str, str], runs: int) -> float:
+    times = []
+    with engine.connect() as connection:
+        for _ in range(runs + 1):
+            started = time.perf_counter()
+            connection.execute(FLOOR, {"start": query["start"], "end": query["end"]}).scalar()
+            times.append((time.perf_counter() - started) * 1000)
+    return statistics.median(times[1:])
+
+
+def explain(engine: sa.Engine, path: Path) -> None:
+    parts = ["# The reports' plans on 1,000,000 seeded orders\n", "Written by `scripts/bench_reports.py --explain`.\n"]
+    with engine.connect() as connection:
+        for name, _, query, sql_file, _ in REPORTS:
+            parameters: dict[str, Any] = {"tz": "UTC", "limit": 10, "granularity": "day"} | query
+            parameters["limit"] = int(parameters["limit"])
+            connection.execute(REPORT_SETTINGS)
+            explained = sa.text("EXPLAIN (ANALYZE, BUFFERS) " + statement(sql_file).text)
+            plan = "\n".join(row[0] for row in connection.execute(explained, parameters))
+            parts.append(f"\n## {name} (`shop/reports/sql/{sql_file}.sql`, {query})\n\n```\n{plan}\n```\n")
+            connection.rollback()
+    path.write_text("".join(parts), encoding="utf-8")
+    print(f"plans written to {path}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--explain", type=Path, help="write the EXPLAIN (ANALYZE, BUFFERS) of each report here")
+    args = parser.parse_args(argv)
+    if not (os.environ.get("DATABASE_URL") and os.environ.get("REDIS_URL")):
+        parser.error("DATABASE_URL and REDIS_URL unset: run it as `make bench-reports`, which starts embedded servers")
+
+    database_url = fresh_database(os.environ["DATABASE_URL"], "reportbench")
+    environ = dict(os.environ) | {
+        "DATABASE_URL": database_url,
+        "CACHE_KEY_PREFIX": f"shop-reports-{secrets.token_hex(4)}:",
+    }
+    results = []
+    try:
+        print("seeding 1,000,000 orders ...", file=sys.stderr)
+        flask(environ, "db", "upgrade")
+        flask(environ, "seed-db", "--users", "50000", "--products", "2000", "--orders", "1000000",
+              "--until", UNTIL.isoformat())  # fmt: skip
+        engine = sa.create_engine(database_url)
+        production = environ | {"APP_ENV": "production", "SECRET_KEY": secrets.token_urlsafe(48), "DEBUG": "false"}
+        with gunicorn_server(production) as base_url:
+            token = staff_token(base_url, environ)
+            for name, path, query, _, target in REPORTS:
+                url = f"{base_url}/api/v1/reports/{path}?{'&'.join(f'{k}={v}' for k, v in query.items())}"
+                _get(url, token)
+                median = statistics.median(_get(url, token) for _ in range(args.runs))
+                results.append((name, median, floor_ms(engine, query, args.runs), target))
+        if args.explain:
+            explain(engine, args.explain)
+        engine.dispose()
+    finally:
+        drop_bench_database(database_url)
+
+    print(f"\n{'report (12 months)':<26} {'median ms':>9} {'floor ms':>8} {'target':>7}")
+    for name, median, floor, target in results:
+        verdict = "meets" if median <= target else "MISSES"
+        print(f"{name:<26} {median:9.0f} {floor:8.0f} {target:7.0f}  {verdict}")
+    print(f"\nmedian of {args.runs} requests through gunicorn; floor: a bare SELECT sum(total) over the same orders")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
