@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -218,6 +220,24 @@ def test_csv_by_parameter_or_accept_header(client: FlaskClient, staff: dict[str,
     ).get_data(as_text=True)
     assert categories.splitlines()[0] == "category,orders,units,revenue,share"
     assert categories.splitlines()[1] == "Garden,2,3,76.50,0.6050"
+
+
+@pytest.mark.parametrize(
+    ("name", "extra"),
+    [("revenue", {"granularity": "month"}), ("revenue", {"granularity": "week"}), ("revenue-by-category", {}),
+     ("top-products", {"limit": "3"}), ("top-customers", {"limit": "3"})],
+)  # fmt: skip
+def test_every_csv_row_carries_the_same_figures_as_the_json(
+    client: FlaskClient, staff: dict[str, str], store: dict[str, Any], name: str, extra: dict[str, str]
+) -> None:
+    query = {"start": "2025-01-01", "end": "2025-04-30", "tz": NEW_YORK} | extra
+    rows = report(client, staff, name, **query)["rows"]
+
+    text = client.get(f"{REPORTS}/{name}", query_string=query | {"format": "csv"}, headers=staff).get_data(as_text=True)
+
+    parsed = list(csv.DictReader(io.StringIO(text)))
+    assert rows
+    assert parsed == [{column: str(value) for column, value in row.items()} for row in rows]
 
 
 def test_csv_cells_that_a_spreadsheet_would_run_are_defused(
