@@ -111,6 +111,14 @@ class BaseConfig:
         self.CATALOG_CACHE_ENABLED = _bool(env("CATALOG_CACHE_ENABLED"), True)
         self.CATALOG_MAX_AGE = _number(environ, "CATALOG_MAX_AGE", 5, int)
         self.LOG_LEVEL = env("LOG_LEVEL", "INFO").upper()
+        # json: one JSON object a line on stdout (what log shippers want); text: Flask's own lines, for a terminal
+        self.LOG_FORMAT = env("LOG_FORMAT", "text").lower()
+
+        # Sentry, only with a DSN (shop/observability/sentry.py)
+        self.SENTRY_DSN = env("SENTRY_DSN") or None
+        self.SENTRY_ENVIRONMENT = env("SENTRY_ENVIRONMENT") or None
+        self.SENTRY_RELEASE = env("SENTRY_RELEASE") or None
+        self.SENTRY_TRACES_SAMPLE_RATE = _number(environ, "SENTRY_TRACES_SAMPLE_RATE", 0.0, float)
 
         # flask-smorest / OpenAPI
         self.API_TITLE = "shop"
@@ -197,6 +205,7 @@ class ProductionConfig(BaseConfig):
         super().__init__(environ)
         # behind TLS in production: browsers must never fall back to plain HTTP (two years)
         self.HSTS_SECONDS = _number(environ, "HSTS_SECONDS", 63_072_000, int)
+        self.LOG_FORMAT = (environ.get("LOG_FORMAT") or "json").lower()
 
     def problems(self) -> list[str]:
         found = super().problems()

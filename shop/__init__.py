@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from collections.abc import Mapping
 from typing import Any
 
 from flask import Flask
+from pythonjsonlogger.json import JsonFormatter
 
 from config import load_config
+from shop.observability.request_log import register_request_log
+from shop.observability.sentry import init_sentry
 
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
@@ -21,6 +25,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.config.from_mapping(load_config(os.environ, config))
     configure_logging(app)
     configure_json(app)
+    init_sentry(app)
+    # first, so every other before_request (auth, rate limits, 415) already has the request id
+    register_request_log(app)
     register_extensions(app)
     register_blueprints(app)
     register_errorhandlers(app)
@@ -28,8 +35,22 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     return app
 
 
+JSON_HANDLER = "shop-json-lines"
+
+
 def configure_logging(app: Flask) -> None:
     app.logger.setLevel(getattr(logging, app.config["LOG_LEVEL"], logging.INFO))
+    # the app's logger is the process's "shop" logger: set it whole each time, whichever format was there before
+    app.logger.handlers[:] = [h for h in app.logger.handlers if h.get_name() != JSON_HANDLER]
+    app.logger.propagate = True
+    if app.config["LOG_FORMAT"] == "json":
+        handler = logging.StreamHandler(sys.stdout)
+        handler.set_name(JSON_HANDLER)
+        handler.setFormatter(
+            JsonFormatter("{asctime}{levelname}{name}{message}", style="{", rename_fields={"levelname": "level"})
+        )
+        app.logger.handlers[:] = [handler]
+        app.logger.propagate = False  # one line per record, not one more from the root's handlers
 
 
 def configure_json(app: Flask) -> None:

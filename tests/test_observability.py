@@ -1,0 +1,118 @@
+"""Request ids, one JSON log line per request, and Sentry events that carry no personal data."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import threading
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, ClassVar
+
+import pytest
+import sentry_sdk
+from flask import Flask
+
+from tests.conftest import AuthActions
+
+
+def test_a_well_formed_request_id_is_kept_and_a_bad_one_replaced(client: Any) -> None:
+    kept = client.get("/healthz", headers={"X-Request-ID": "proxy-1234-abcd"})
+    replaced = client.get("/healthz", headers={"X-Request-ID": "not ok; DROP TABLE"})
+    missing = client.get("/api/v1/products/0")  # an error answer gets one too
+
+    assert kept.headers["X-Request-ID"] == "proxy-1234-abcd"
+    assert len(replaced.headers["X-Request-ID"]) == 32
+    assert replaced.headers["X-Request-ID"].isalnum()
+    assert missing.status_code == 422
+    assert len(missing.headers["X-Request-ID"]) == 32
+
+
+def test_each_request_writes_one_json_line(
+    make_app: Callable[..., Flask], db_session: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    app = make_app(LOG_FORMAT="json")
+    client = app.test_client()
+    headers = AuthActions(client).headers("ann@example.com")
+    capsys.readouterr()
+
+    client.get("/api/v1/users/me", headers=headers | {"X-Request-ID": "req-0001-from-proxy"})
+
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.strip()]
+    requests = [line for line in lines if line.get("name") == "shop.request"]
+    assert len(requests) == 1
+    line = requests[0]
+    assert line["request_id"] == "req-0001-from-proxy"
+    assert (line["method"], line["path"], line["status"], line["level"]) == ("GET", "/api/v1/users/me", 200, "INFO")
+    assert isinstance(line["user_id"], int)
+    assert line["duration_ms"] >= 0
+
+
+class _Collector(BaseHTTPRequestHandler):
+    bodies: ClassVar[list[bytes]]  # set per server by the fixture
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        if self.headers.get("Content-Encoding") == "gzip":
+            body = gzip.decompress(body)
+        self.bodies.append(body)
+        self.send_response(200)
+        self.end_headers()
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def sentry_server() -> Iterator[tuple[str, list[bytes]]]:
+    """A loopback stand-in for Sentry that keeps every envelope it is sent."""
+    bodies: list[bytes] = []
+    handler = type("Collector", (_Collector,), {"bodies": bodies})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://public@127.0.0.1:{server.server_address[1]}/1", bodies
+    finally:
+        sentry_sdk.get_client().close()
+        sentry_sdk.get_global_scope().set_client(None)  # no client at all for the rest of the tests
+        server.shutdown()
+        server.server_close()
+
+
+def test_an_unhandled_error_sends_one_event_without_emails_or_tokens(
+    make_app: Callable[..., Flask], db_session: Any, sentry_server: tuple[str, list[bytes]]
+) -> None:
+    dsn, bodies = sentry_server
+    app = make_app(SENTRY_DSN=dsn, SENTRY_RELEASE="test-release")
+
+    class LedgerOutOfBalance(RuntimeError):
+        pass
+
+    def fail() -> str:
+        raise LedgerOutOfBalance("could not settle for ann@example.com with Bearer abc.def-123")
+
+    app.add_url_rule("/boom", "boom", fail, methods=["POST"])
+    client = app.test_client()
+    token = AuthActions(client).token_for("ann@example.com", "customer")
+
+    response = client.post(
+        "/boom", json={"email": "ann@example.com", "password": "hunter2hunter2"},
+        headers={"Authorization": f"Bearer {token}", "Cookie": "session=secret-cookie"},
+    )  # fmt: skip
+    sentry_sdk.flush(timeout=5)
+
+    assert response.status_code == 500
+    events = [body for body in bodies if b'"type":"event"' in body or b'"type": "event"' in body]
+    assert len(events) == 1
+    event = events[0].decode()
+    assert "LedgerOutOfBalance" in event
+    assert "test-release" in event
+    for secret in ("ann@example.com", token, "abc.def-123", "hunter2hunter2", "secret-cookie"):
+        assert secret not in event, secret
+
+
+def test_without_a_dsn_sentry_stays_off(make_app: Callable[..., Flask]) -> None:
+    make_app()
+    assert sentry_sdk.get_client().dsn is None
+    assert sentry_sdk.get_client().transport is None
