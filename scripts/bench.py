@@ -438,6 +438,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "DATABASE_URL": database_url,
         # keys of their own, so a shared Redis is not mixed with anything else
         "CACHE_KEY_PREFIX": f"shop-bench-{secrets.token_hex(4)}:",
+        # no per-request log lines (like the access log): they would flood this table's output
+        "LOG_LEVEL": "WARNING",
     }
     wrk = None if args.python_load else shutil.which("wrk")
     chosen = [s for s in SCENARIOS if not args.scenario or s.name in args.scenario]

@@ -115,7 +115,9 @@ def main(argv: list[str] | None = None) -> int:
         flask(environ, "seed-db", "--users", "50000", "--products", "2000", "--orders", "1000000",
               "--until", UNTIL.isoformat())  # fmt: skip
         engine = sa.create_engine(database_url)
-        production = environ | {"APP_ENV": "production", "SECRET_KEY": secrets.token_urlsafe(48), "DEBUG": "false"}
+        production = environ | {
+            "APP_ENV": "production", "SECRET_KEY": secrets.token_urlsafe(48), "DEBUG": "false", "LOG_LEVEL": "WARNING"
+        }  # fmt: skip
         with gunicorn_server(production) as base_url:
             token = staff_token(base_url, environ)
             for name, path, query, _, target in REPORTS:
