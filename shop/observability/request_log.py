@@ -29,6 +29,8 @@ def _start() -> None:
 
 def _finish(response: Response) -> Response:
     response.headers["X-Request-ID"] = request_id()
+    if not log.isEnabledFor(logging.INFO):
+        return response
     started = g.get("request_started")
     user = g.get("current_user")
     log.info(
