@@ -111,6 +111,8 @@ class BaseConfig:
         self.CATALOG_CACHE_ENABLED = _bool(env("CATALOG_CACHE_ENABLED"), True)
         self.CATALOG_MAX_AGE = _number(environ, "CATALOG_MAX_AGE", 5, int)
         self.LOG_LEVEL = env("LOG_LEVEL", "INFO").upper()
+        # proxies in front that append to X-Forwarded-For/-Proto/-Host (0: trust none, the client address is the peer's)
+        self.TRUSTED_PROXIES = _number(environ, "TRUSTED_PROXIES", 0, int)
         # json: one JSON object a line on stdout (what log shippers want); text: Flask's own lines, for a terminal
         self.LOG_FORMAT = env("LOG_FORMAT", "text").lower()
 

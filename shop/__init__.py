@@ -10,6 +10,7 @@ from typing import Any
 
 from flask import Flask
 from pythonjsonlogger.json import JsonFormatter
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from config import load_config
 from shop.observability.request_log import register_request_log
@@ -26,6 +27,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     configure_logging(app)
     configure_json(app)
     init_sentry(app)
+    trust_proxies(app)
     # first, so every other before_request (auth, rate limits, 415) already has the request id
     register_request_log(app)
     register_extensions(app)
@@ -36,6 +38,17 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
 
 JSON_HANDLER = "shop-json-lines"
+
+
+def trust_proxies(app: Flask) -> None:
+    """Behind N proxies, the client address, scheme and host are what the N-th proxy from us was told.
+
+    Only as many hops as are configured: a client cannot claim another address by sending X-Forwarded-For itself,
+    which matters because rate limits are counted per client address.
+    """
+    hops = app.config["TRUSTED_PROXIES"]
+    if hops > 0:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)  # type: ignore[method-assign]
 
 
 def configure_logging(app: Flask) -> None:

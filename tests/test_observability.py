@@ -48,6 +48,24 @@ def test_each_request_writes_one_json_line(
     assert line["duration_ms"] >= 0
 
 
+def request_lines(output: str) -> list[dict[str, Any]]:
+    lines = [json.loads(line) for line in output.splitlines() if line.strip()]
+    return [line for line in lines if line.get("name") == "shop.request"]
+
+
+@pytest.mark.parametrize(("proxies", "client"), [(0, "127.0.0.1"), (1, "203.0.113.7"), (2, "198.51.100.2")])
+def test_the_client_address_comes_from_as_many_proxies_as_are_trusted(
+    make_app: Callable[..., Flask], capsys: pytest.CaptureFixture[str], proxies: int, client: str
+) -> None:
+    app = make_app(LOG_FORMAT="json", TRUSTED_PROXIES=proxies)
+    capsys.readouterr()
+
+    # the client claims 198.51.100.2, our outer proxy saw 203.0.113.7, the inner one is the test client (127.0.0.1)
+    app.test_client().get("/healthz", headers={"X-Forwarded-For": "198.51.100.2, 203.0.113.7"})
+
+    assert [line["client"] for line in request_lines(capsys.readouterr().out)] == [client]
+
+
 class _Collector(BaseHTTPRequestHandler):
     bodies: ClassVar[list[bytes]]  # set per server by the fixture
 

@@ -45,6 +45,7 @@ def _finish(response: Response) -> Response:
             "status": response.status_code,
             "duration_ms": round((time.perf_counter() - started) * 1000, 2) if started else None,
             "user_id": getattr(user, "id", None),
+            "client": request.remote_addr,
         },
     )
     return response
