@@ -116,6 +116,9 @@ class BaseConfig:
         # json: one JSON object a line on stdout (what log shippers want); text: Flask's own lines, for a terminal
         self.LOG_FORMAT = env("LOG_FORMAT", "text").lower()
 
+        # statements at least this slow are logged (with their duration, never their parameters); 0 turns it off
+        self.SLOW_SQL_MS = _number(environ, "SLOW_SQL_MS", 200, float)
+
         # Sentry, only with a DSN (shop/observability/sentry.py)
         self.SENTRY_DSN = env("SENTRY_DSN") or None
         self.SENTRY_ENVIRONMENT = env("SENTRY_ENVIRONMENT") or None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import logging
 import threading
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -11,8 +12,10 @@ from typing import Any, ClassVar
 
 import pytest
 import sentry_sdk
+import sqlalchemy as sa
 from flask import Flask
 
+from shop.extensions import db
 from tests.conftest import AuthActions
 
 
@@ -134,3 +137,18 @@ def test_without_a_dsn_sentry_stays_off(make_app: Callable[..., Flask]) -> None:
     make_app()
     assert sentry_sdk.get_client().dsn is None
     assert sentry_sdk.get_client().transport is None
+
+
+def test_slow_statements_are_logged_with_their_duration_and_never_their_parameters(
+    make_app: Callable[..., Flask], caplog: pytest.LogCaptureFixture
+) -> None:
+    app = make_app(SLOW_SQL_MS=30)  # its own engine (no db_session): reads only
+    with app.app_context(), caplog.at_level(logging.WARNING, logger="shop.sql"):
+        db.session.execute(sa.text("SELECT :secret AS fast"), {"secret": "ann@example.com"})
+        db.session.execute(sa.text("SELECT pg_sleep(0.05), :secret AS slow"), {"secret": "ann@example.com"})
+
+    slow = [record for record in caplog.records if record.name == "shop.sql"]
+    assert len(slow) == 1
+    assert slow[0].duration_ms >= 30  # type: ignore[attr-defined]
+    assert "pg_sleep" in slow[0].statement  # type: ignore[attr-defined]
+    assert "ann@example.com" not in slow[0].getMessage() + str(slow[0].__dict__)
