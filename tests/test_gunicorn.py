@@ -1,0 +1,103 @@
+"""gunicorn with gunicorn.conf.py: JSON access lines with the request id, orders, and a graceful SIGTERM."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from flask import Flask
+
+from shop.devservices import gunicorn_server
+from shop.extensions import db
+from tests.test_orders import ADDRESS
+from tests.test_orders_concurrency import make_products, tokens
+
+pytestmark = pytest.mark.commits
+
+
+def post_order(base_url: str, token: str, product_id: int) -> tuple[int, dict[str, Any]]:
+    body = json.dumps({"items": [{"product_id": product_id, "quantity": 1}], "shipping_address": ADDRESS}).encode()
+    request = urllib.request.Request(  # noqa: S310 - our own loopback server
+        f"{base_url}/api/v1/orders",
+        data=body,
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+def test_gunicorn_serves_logs_json_and_finishes_a_request_in_flight_on_sigterm(
+    committing_app: Flask, database_url: str, service_urls: dict[str, str], redis_key_prefix: str, tmp_path: Path
+) -> None:
+    product_id = make_products(committing_app, {"LAMP": 5})["LAMP"]
+    token = tokens(committing_app, 1)[0]["Authorization"].removeprefix("Bearer ")
+    access_log, pid_file = tmp_path / "access.log", tmp_path / "gunicorn.pid"
+    environ = {
+        "PATH": os.environ["PATH"],
+        "APP_ENV": "testing",
+        "DATABASE_URL": database_url,
+        "REDIS_URL": service_urls["REDIS_URL"],
+        "CACHE_KEY_PREFIX": redis_key_prefix,
+        "WEB_CONCURRENCY": "2",
+        "GUNICORN_ACCESS_LOG": str(access_log),
+        "GUNICORN_CMD_ARGS": f"--pid {pid_file}",
+    }
+
+    with gunicorn_server(environ) as base_url:
+        probe = urllib.request.Request(f"{base_url}/healthz", headers={"X-Request-ID": "from-the-proxy-0001"})  # noqa: S310
+        with urllib.request.urlopen(probe, timeout=5) as response:  # noqa: S310
+            assert response.status == 200
+            assert response.headers["X-Request-ID"] == "from-the-proxy-0001"
+        assert post_order(base_url, token, product_id)[0] == 201
+
+        # an order that has to wait: this connection holds the product's row lock
+        with committing_app.app_context(), db.engine.connect() as holder:
+            holder.execute(sa.text("SELECT id FROM products WHERE id = :id FOR UPDATE"), {"id": product_id})
+            answers: list[tuple[int, dict[str, Any]]] = []
+            in_flight = threading.Thread(target=lambda: answers.append(post_order(base_url, token, product_id)))
+            in_flight.start()
+            time.sleep(0.5)  # the order is now waiting on the lock inside a worker
+            master = int(pid_file.read_text())
+            os.kill(master, signal.SIGTERM)
+            time.sleep(0.3)
+            holder.rollback()  # the lock goes; the worker must still finish the order before it exits
+        in_flight.join(timeout=30)
+        deadline = time.monotonic() + 30
+        while _alive(master) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not _alive(master), "gunicorn did not exit after SIGTERM"
+
+    assert answers, "the request in flight got no answer"
+    status, order = answers[0]
+    assert status == 201, order
+    with committing_app.app_context(), db.engine.connect() as connection:
+        assert connection.scalar(sa.text("SELECT count(*) FROM orders")) == 2
+        assert connection.scalar(sa.text("SELECT stock FROM products WHERE id = :id"), {"id": product_id}) == 3
+
+    lines = [json.loads(line) for line in access_log.read_text().splitlines() if line.strip()]
+    health = next(line for line in lines if line["request_id"] == "from-the-proxy-0001")
+    assert health["path"] == "/healthz"
+    assert (health["method"], health["status"], health["name"]) == ("GET", 200, "gunicorn.access")
+    assert health["duration_ms"] >= 0
+    assert [line["status"] for line in lines if line["path"] == "/api/v1/orders"] == [201, 201]
+
+
+def _alive(pid: int) -> bool:
+    """Still running: a zombie (exited, not yet reaped by gunicorn_server's Popen) counts as gone."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return state != "Z"
