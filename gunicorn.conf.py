@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
+import tempfile
 from datetime import UTC, datetime
 from typing import Any
 
@@ -71,6 +72,18 @@ loglevel = os.environ.get("LOG_LEVEL", "info").lower()
 # gunicorn 27's runtime control socket defaults to one path per user (~/.gunicorn); several servers on one
 # host (replicas, the benchmark) would fight over it, and nothing here uses it
 control_socket_disable = os.environ.get("GUNICORN_CONTROL_SOCKET", "off").lower() in {"off", "0", "false", "no"}
+
+
+# metrics summed over the workers: each writes its values under this directory, /metrics reads them all. Set before
+# the app (and prometheus-client) is loaded, which decides at import; a fresh directory per server start.
+os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="shop-metrics-"))
+
+
+def child_exit(server: Any, worker: Any) -> None:
+    """A gone worker's live gauges must not count any more (its counters stay in the totals)."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]
 
 
 def post_fork(server: Any, worker: Any) -> None:

@@ -13,6 +13,7 @@ from pythonjsonlogger.json import JsonFormatter
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from config import load_config
+from shop.observability.metrics import register_metrics
 from shop.observability.request_log import register_request_log
 from shop.observability.sentry import init_sentry
 from shop.observability.slow_sql import register_slow_sql_log
@@ -31,6 +32,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     trust_proxies(app)
     # first, so every other before_request (auth, rate limits, 415) already has the request id
     register_request_log(app)
+    register_metrics(app)
     register_extensions(app)
     register_slow_sql_log(app)
     register_blueprints(app)

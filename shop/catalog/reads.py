@@ -16,6 +16,7 @@ from shop.catalog import queries
 from shop.catalog.documents import ProductDocument
 from shop.catalog.queries import ProductFilters
 from shop.extensions import db
+from shop.observability.metrics import CATALOG_CACHE
 
 RenderPage = Callable[[list[ProductDocument], int], str]
 """Turns a page's documents and the listing's total into the response body."""
@@ -85,11 +86,14 @@ def product_page(filters: ProductFilters, render: RenderPage) -> RenderedPage:
     # the generation is read before the database: if a commit retires it meanwhile, what we store is never read
     cached = catalog_cache.read_page(filters, held[0] if held else None)
     if cached.unchanged and held is not None:
+        CATALOG_CACHE.labels("hit").inc()
         return held[1]
     if cached.ids is None:
+        CATALOG_CACHE.labels("miss").inc()
         ids, total = queries.product_page_ids(db.session(), filters)
         catalog_cache.put_page(cached.generation, filters, ids, total)
         return RenderedPage(render(documents(ids), total).encode(), total)
+    CATALOG_CACHE.labels("hit" if len(cached.documents) == len(cached.ids) else "miss").inc()
     found = documents(cached.ids, cached.documents)
     page = RenderedPage(render(found, cached.total).encode(), cached.total)
     if len(found) == len(cached.ids):
@@ -98,7 +102,9 @@ def product_page(filters: ProductFilters, render: RenderPage) -> RenderedPage:
 
 
 def product(product_id: int) -> ProductDocument | None:
-    found = documents([product_id])
+    cached = catalog_cache.get_products([product_id])
+    CATALOG_CACHE.labels("hit" if cached else "miss").inc()
+    found = documents([product_id], cached)
     return found[0] if found else None
 
 

@@ -13,6 +13,8 @@ import uuid
 
 from flask import Flask, Response, g, request
 
+from shop.observability.metrics import HTTP_LATENCY, HTTP_REQUESTS
+
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{8,128}$")
 log = logging.getLogger("shop.request")
 
@@ -29,9 +31,14 @@ def _start() -> None:
 
 def _finish(response: Response) -> Response:
     response.headers["X-Request-ID"] = request_id()
+    started = g.get("request_started")
+    seconds = time.perf_counter() - started if started else 0.0
+    # by route, not by path: one series per endpoint, however many product ids there are
+    endpoint = request.url_rule.rule if request.url_rule is not None else "unmatched"
+    HTTP_REQUESTS.labels(endpoint, request.method, str(response.status_code)).inc()
+    HTTP_LATENCY.labels(endpoint, request.method).observe(seconds)
     if not log.isEnabledFor(logging.INFO):
         return response
-    started = g.get("request_started")
     user = g.get("current_user")
     log.info(
         "%s %s %s",
@@ -43,7 +50,7 @@ def _finish(response: Response) -> Response:
             "method": request.method,
             "path": request.path,
             "status": response.status_code,
-            "duration_ms": round((time.perf_counter() - started) * 1000, 2) if started else None,
+            "duration_ms": round(seconds * 1000, 2),
             "user_id": getattr(user, "id", None),
             "client": request.remote_addr,
         },

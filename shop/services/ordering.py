@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 
 from shop.errors import PROBLEM_TYPE_PREFIX, DomainError, ValidationFailed
 from shop.models import IdempotencyRecord, Order, OrderItem, User
+from shop.observability.metrics import ORDERS_PLACED, OUT_OF_STOCK
 from shop.repositories.products import LockedProduct
 from shop.services.order_documents import order_document
 from shop.services.transactions import run_transaction
@@ -77,7 +78,13 @@ class IdempotencyKeyReused(DomainError):
 
 
 def place_order(user: User, request: OrderRequest, idempotency_key: str | None = None) -> OrderAnswer:
-    return run_transaction(lambda uow: _place(uow, user, request, idempotency_key))
+    answer = run_transaction(lambda uow: _place(uow, user, request, idempotency_key))
+    if not answer.replayed:
+        if answer.status == 201:
+            ORDERS_PLACED.inc()
+        elif answer.status == 409:
+            OUT_OF_STOCK.inc()
+    return answer
 
 
 def _place(uow: UnitOfWork, user: User, request: OrderRequest, key: str | None) -> OrderAnswer:

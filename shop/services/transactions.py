@@ -19,6 +19,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
 from shop.errors import ServiceBusy
+from shop.observability.metrics import TRANSACTION_RETRIES
 from shop.services.unit_of_work import UnitOfWork
 
 T = TypeVar("T")
@@ -62,6 +63,7 @@ def run_transaction(work: Callable[[UnitOfWork], T]) -> T:
             if attempt == attempts:
                 log.warning("transaction failed %d times (%s); giving up", attempts, state or "disconnect")
                 raise ServiceBusy("The store could not complete this right now; please retry shortly.") from None
+            TRANSACTION_RETRIES.inc()
             # full jitter: concurrent losers do not retry in lockstep
             time.sleep(random.uniform(0, config["TX_RETRY_BASE_SECONDS"] * 2 ** (attempt - 1)))  # noqa: S311
     raise AssertionError("unreachable")  # pragma: no cover
