@@ -5,10 +5,13 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 import urllib.error
 import urllib.request
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +21,9 @@ from flask import Flask
 
 from shop.devservices import gunicorn_server
 from shop.extensions import db
+from tests.conftest import PROJECT_ROOT, AuthActions
 from tests.test_orders import ADDRESS
-from tests.test_orders_concurrency import make_products, tokens
+from tests.test_orders_concurrency import make_products, stock_invariant_holds, tokens
 
 pytestmark = pytest.mark.commits
 
@@ -101,3 +105,56 @@ def _alive(pid: int) -> bool:
     except (FileNotFoundError, ProcessLookupError):
         return False
     return state != "Z"
+
+
+def test_two_app_servers_share_one_database_and_one_cache(
+    committing_app: Flask, database_url: str, service_urls: dict[str, str], redis_key_prefix: str
+) -> None:
+    product_id = make_products(committing_app, {"LAST": 10})["LAST"]
+    buyers = [headers["Authorization"].removeprefix("Bearer ") for headers in tokens(committing_app, 40)]
+    staff = AuthActions(committing_app.test_client()).headers("staff@example.com", "staff")
+    body = json.dumps({"items": [{"product_id": product_id, "quantity": 1}], "shipping_address": ADDRESS})
+    environ = {
+        "PATH": os.environ["PATH"],
+        "APP_ENV": "testing",
+        "DATABASE_URL": database_url,
+        "REDIS_URL": service_urls["REDIS_URL"],
+        "CACHE_KEY_PREFIX": redis_key_prefix,
+        "WEB_CONCURRENCY": "2",
+    }
+
+    with gunicorn_server(environ) as first, gunicorn_server(environ) as second:
+        # 40 buyers for the last 10 units, half through each server, all at once
+        start = f"{time.time() + 2.0:.3f}"
+        processes = [
+            subprocess.Popen(
+                [sys.executable, "-m", "tests.buyer_process", url, start, body, *buyers[n::4]],
+                cwd=PROJECT_ROOT, stdout=subprocess.PIPE, text=True,
+            )
+            for n, url in enumerate([first, second, first, second])
+        ]  # fmt: skip
+        statuses = Counter(status for p in processes for status in json.loads(p.communicate(timeout=120)[0]))
+
+        # a staff change through one server is in the very next read through the other (one cache for both)
+        detail = f"/api/v1/products/{product_id}"
+        assert _get_json(second + detail)["price"] == "2.50"  # now cached
+        changed = _request(first + detail, "PATCH", {"price": "3.75"}, staff)
+        assert changed == 200
+        assert _get_json(second + detail)["price"] == "3.75"
+        assert [item["price"] for item in _get_json(second + "/api/v1/products")["items"]] == ["3.75"]
+
+    assert statuses == {201: 10, 409: 30}
+    stock_invariant_holds(committing_app, {product_id: 10})
+
+
+def _get_json(url: str) -> Any:
+    with urllib.request.urlopen(url, timeout=10) as response:  # noqa: S310 - our own loopback server
+        return json.loads(response.read())
+
+
+def _request(url: str, method: str, body: dict[str, Any], headers: dict[str, str]) -> int:
+    request = urllib.request.Request(  # noqa: S310
+        url, data=json.dumps(body).encode(), method=method, headers=headers | {"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
+        return int(response.status)
