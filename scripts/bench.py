@@ -358,11 +358,11 @@ def median_round(samples: list[Result]) -> Result:
     )
 
 
-def bench_token(base_url: str, environ: dict[str, str]) -> str:
-    """A customer account for the order scenarios, made as an operator would, and its bearer token."""
+def bench_token(base_url: str, environ: dict[str, str], role: str = "customer") -> str:
+    """An account for the benchmark, made as an operator would, and its bearer token."""
     password = secrets.token_urlsafe(16)
     email = f"bench-{secrets.token_hex(4)}@example.com"
-    flask(environ, "create-user", "--email", email, "--name", "Bench", "--password", password)
+    flask(environ, "create-user", "--email", email, "--name", "Bench", "--role", role, "--password", password)
     request = urllib.request.Request(  # noqa: S310 - the loopback server we started
         f"{base_url}/api/v1/auth/tokens",
         data=json.dumps({"email": email, "password": password}).encode(),

@@ -14,7 +14,6 @@ each report's EXPLAIN (ANALYZE, BUFFERS) to a Markdown file. The database is dro
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import secrets
 import statistics
@@ -26,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from bench import drop_bench_database, flask, fresh_database
+from bench import bench_token, drop_bench_database, flask, fresh_database
 
 from shop.devservices import gunicorn_server
 from shop.reports.queries import REPORT_SETTINGS, statement
@@ -54,20 +53,6 @@ def _get(url: str, token: str) -> float:
     with urllib.request.urlopen(request, timeout=60) as response:  # noqa: S310
         response.read()
     return (time.perf_counter() - started) * 1000
-
-
-def staff_token(base_url: str, environ: dict[str, str]) -> str:
-    password = secrets.token_urlsafe(16)
-    email = f"reports-{secrets.token_hex(4)}@example.com"
-    flask(environ, "create-user", "--email", email, "--name", "Bench", "--role", "staff", "--password", password)
-    request = urllib.request.Request(  # noqa: S310
-        f"{base_url}/api/v1/auth/tokens",
-        data=json.dumps({"email": email, "password": password}).encode(),
-        headers={"Content-Type": "application/json"},
-    )
-    with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
-        token: str = json.loads(response.read())["token"]
-        return token
 
 
 def floor_ms(engine: sa.Engine, query: dict[str, str], runs: int) -> float:
@@ -119,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
             "APP_ENV": "production", "SECRET_KEY": secrets.token_urlsafe(48), "DEBUG": "false", "LOG_LEVEL": "WARNING"
         }  # fmt: skip
         with gunicorn_server(production) as base_url:
-            token = staff_token(base_url, environ)
+            token = bench_token(base_url, environ, role="staff")
             for name, path, query, _, target in REPORTS:
                 url = f"{base_url}/api/v1/reports/{path}?{'&'.join(f'{k}={v}' for k, v in query.items())}"
                 _get(url, token)

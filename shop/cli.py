@@ -15,7 +15,7 @@ from flask.cli import with_appcontext
 from shop.extensions import db, passwords
 from shop.models import Role
 from shop.seeding.generate import DEMO_ACCOUNTS, SeedPlan
-from shop.seeding.load import seed_store, shop_is_empty
+from shop.seeding.load import NOT_EMPTY, SeedRefused, seed_store, shop_is_empty
 from shop.services.accounts import EmailTaken, purge_expired_tokens, register_user
 from shop.services.ordering import purge_idempotency_records
 from shop.services.sample_catalog import load_sample_catalog
@@ -129,10 +129,7 @@ def seed_db_command(
         if if_empty:
             click.echo("The database already has data; nothing seeded (use --reset to replace it).")
             return
-        raise click.UsageError(
-            "The database already holds users, products or orders; seeding would mix with them. "
-            "Use --reset to empty the shop's tables first."
-        )
+        raise SeedRefused(NOT_EMPTY)
     if reset and not empty and not yes:
         database = db.engine.url.database
         click.confirm(f"This deletes every user, product and order in {database!r}. Go on?", abort=True)

@@ -256,6 +256,18 @@ def runner(app: Flask, db_session: Session) -> FlaskCliRunner:
 
 
 @pytest.fixture
+def server_environ(database_url: str, service_urls: dict[str, str], redis_key_prefix: str) -> dict[str, str]:
+    """The environment of an app server (gunicorn_server) on the test database, Redis and key prefix."""
+    return {
+        "PATH": os.environ["PATH"],
+        "APP_ENV": "testing",
+        "DATABASE_URL": database_url,
+        "REDIS_URL": service_urls["REDIS_URL"],
+        "CACHE_KEY_PREFIX": redis_key_prefix,
+    }
+
+
+@pytest.fixture
 def committing_app(app: Flask) -> Iterator[Flask]:
     """The app with real commits, for tests that need other connections to see their writes."""
     yield app

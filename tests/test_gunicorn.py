@@ -43,17 +43,12 @@ def post_order(base_url: str, token: str, product_id: int) -> tuple[int, dict[st
 
 
 def test_gunicorn_serves_logs_json_and_finishes_a_request_in_flight_on_sigterm(
-    committing_app: Flask, database_url: str, service_urls: dict[str, str], redis_key_prefix: str, tmp_path: Path
+    committing_app: Flask, server_environ: dict[str, str], tmp_path: Path
 ) -> None:
     product_id = make_products(committing_app, {"LAMP": 5})["LAMP"]
     token = tokens(committing_app, 1)[0]["Authorization"].removeprefix("Bearer ")
     access_log, pid_file = tmp_path / "access.log", tmp_path / "gunicorn.pid"
-    environ = {
-        "PATH": os.environ["PATH"],
-        "APP_ENV": "testing",
-        "DATABASE_URL": database_url,
-        "REDIS_URL": service_urls["REDIS_URL"],
-        "CACHE_KEY_PREFIX": redis_key_prefix,
+    environ = server_environ | {
         "WEB_CONCURRENCY": "2",
         "GUNICORN_ACCESS_LOG": str(access_log),
         "GUNICORN_CMD_ARGS": f"--pid {pid_file}",
@@ -108,20 +103,13 @@ def _alive(pid: int) -> bool:
 
 
 def test_two_app_servers_share_one_database_and_one_cache(
-    committing_app: Flask, database_url: str, service_urls: dict[str, str], redis_key_prefix: str
+    committing_app: Flask, server_environ: dict[str, str]
 ) -> None:
     product_id = make_products(committing_app, {"LAST": 10})["LAST"]
     buyers = [headers["Authorization"].removeprefix("Bearer ") for headers in tokens(committing_app, 40)]
     staff = AuthActions(committing_app.test_client()).headers("staff@example.com", "staff")
     body = json.dumps({"items": [{"product_id": product_id, "quantity": 1}], "shipping_address": ADDRESS})
-    environ = {
-        "PATH": os.environ["PATH"],
-        "APP_ENV": "testing",
-        "DATABASE_URL": database_url,
-        "REDIS_URL": service_urls["REDIS_URL"],
-        "CACHE_KEY_PREFIX": redis_key_prefix,
-        "WEB_CONCURRENCY": "2",
-    }
+    environ = server_environ | {"WEB_CONCURRENCY": "2"}
 
     with gunicorn_server(environ) as first, gunicorn_server(environ) as second:
         # 40 buyers for the last 10 units, half through each server, all at once

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 import threading
 import time
@@ -68,18 +67,13 @@ def test_requests_orders_and_cache_reads_are_counted(client: FlaskClient, auth: 
 
 @pytest.mark.commits
 def test_an_order_placed_through_one_worker_is_counted_in_a_scrape_of_the_other(
-    committing_app: Flask, database_url: str, service_urls: dict[str, str], redis_key_prefix: str, tmp_path: Path
+    committing_app: Flask, server_environ: dict[str, str], tmp_path: Path
 ) -> None:
     ids = make_products(committing_app, {"HELD": 5, "FREE": 5})
     token = tokens(committing_app, 1)[0]["Authorization"].removeprefix("Bearer ")
     metrics_dir = tmp_path / "metrics"
     metrics_dir.mkdir()
-    environ = {
-        "PATH": os.environ["PATH"],
-        "APP_ENV": "testing",
-        "DATABASE_URL": database_url,
-        "REDIS_URL": service_urls["REDIS_URL"],
-        "CACHE_KEY_PREFIX": redis_key_prefix,
+    environ = server_environ | {
         # two sync workers: one busy with a request accepts nothing else, so the next one lands on the other
         "WEB_CONCURRENCY": "2",
         "GUNICORN_WORKER_CLASS": "sync",

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import threading
@@ -190,21 +189,11 @@ def test_a_connection_killed_mid_order_leaves_nothing_half_written_and_the_retry
         db.engine.dispose()
 
 
-def test_fifty_buyers_in_five_processes_through_gunicorn(
-    committing_app: Flask, database_url: str, service_urls: dict[str, str], redis_key_prefix: str
-) -> None:
+def test_fifty_buyers_in_five_processes_through_gunicorn(committing_app: Flask, server_environ: dict[str, str]) -> None:
     product_id = make_products(committing_app, {"LAST": 10})["LAST"]
     tokens_by_buyer = [headers["Authorization"].removeprefix("Bearer ") for headers in tokens(committing_app, 50)]
     body = json.dumps({"items": [{"product_id": product_id, "quantity": 1}], "shipping_address": ADDRESS})
-    environ = {
-        "PATH": os.environ["PATH"],
-        "APP_ENV": "testing",
-        "DATABASE_URL": database_url,
-        "REDIS_URL": service_urls["REDIS_URL"],
-        "CACHE_KEY_PREFIX": redis_key_prefix,
-        "WEB_CONCURRENCY": "3",
-        "GUNICORN_THREADS": "4",
-    }
+    environ = server_environ | {"WEB_CONCURRENCY": "3", "GUNICORN_THREADS": "4"}
 
     with gunicorn_server(environ) as base_url:
         start = f"{time.time() + 2.0:.3f}"

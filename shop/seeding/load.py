@@ -74,6 +74,12 @@ class SeedRefused(click.UsageError):
     """A reason not to write anything; click prints it and exits with status 2."""
 
 
+NOT_EMPTY = (
+    "The database already holds users, products or orders; seeding would mix with them. "
+    "Use --reset to empty the shop's tables first."
+)
+
+
 @dataclass
 class SeedReport:
     rows: dict[str, int] = field(default_factory=dict)
@@ -168,10 +174,7 @@ def seed_store(
         connection.execute(sa.text("SELECT set_config('work_mem', '64MB', true)"))
         connection.execute(sa.text(f"LOCK TABLE {', '.join(SHOP_TABLES)} IN ACCESS EXCLUSIVE MODE"))
         if not reset and not shop_is_empty(connection):
-            raise SeedRefused(
-                "The database already holds users, products or orders; seeding would mix with them. "
-                "Use --reset to empty the shop's tables first."
-            )
+            raise SeedRefused(NOT_EMPTY)  # the caller checked too, but not under these locks
         # emptied in this transaction (already empty without --reset), so COPY may write the rows frozen: no
         # hint-bit writes and no vacuum freeze when the first reports read a million orders
         connection.execute(sa.text(f"TRUNCATE {', '.join(SHOP_TABLES)} RESTART IDENTITY CASCADE"))
