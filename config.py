@@ -110,6 +110,10 @@ class BaseConfig:
         # catalog: Redis-cached reads (off only to measure what the cache is worth), CDN max-age for anonymous reads
         self.CATALOG_CACHE_ENABLED = _bool(env("CATALOG_CACHE_ENABLED"), True)
         self.CATALOG_MAX_AGE = _number(environ, "CATALOG_MAX_AGE", 5, int)
+        # per-process copies of what was read from Redis, dropped when Redis reports a change (catalog/near_cache.py)
+        self.CATALOG_NEAR_CACHE = _bool(env("CATALOG_NEAR_CACHE"), True)
+        self.CATALOG_NEAR_CACHE_BYTES = _number(environ, "CATALOG_NEAR_CACHE_BYTES", 32 * 1024 * 1024, int)
+        self.CATALOG_NEAR_CACHE_LIVENESS_SECONDS = _number(environ, "CATALOG_NEAR_CACHE_LIVENESS_SECONDS", 2.0, float)
         self.LOG_LEVEL = env("LOG_LEVEL", "INFO").upper()
         # proxies in front that append to X-Forwarded-For/-Proto/-Host (0: trust none, the client address is the peer's)
         self.TRUSTED_PROXIES = _number(environ, "TRUSTED_PROXIES", 0, int)

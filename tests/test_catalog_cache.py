@@ -287,18 +287,19 @@ def test_listing_changes_retire_the_generation_stock_within_stock_does_not(
 
 
 @pytest.mark.commits
+@pytest.mark.parametrize("near_cache", [True, False], ids=["near-cache", "redis-confirmed"])
 def test_a_page_held_by_one_process_is_rendered_again_when_another_changes_one_of_its_products(
-    committing_app: Flask, committed_products: list[int], make_app: Callable[..., Flask]
+    committing_app: Flask, committed_products: list[int], make_app: Callable[..., Flask], near_cache: bool
 ) -> None:
     # the reader is another process's app: its own held pages, the same database and Redis as the writer
-    reader = make_app().test_client()
+    reader = make_app(CATALOG_NEAR_CACHE=near_cache).test_client()
     path, query = "/api/v1/products?sort=name", b"sort=name"
-    assert reader.get(path).data == reader.get(path).data
+    assert reader.get(path).data == reader.get(path).data == reader.get(path).data
     with reader.application.test_request_context(path):
         filters = _filters_for(query)
         held = reads._held_pages().get(filters)
         assert held is not None, "the page was not held"
-        assert catalog_cache.read_page(filters, held[0]).unchanged, "Redis did not confirm the held page"
+        assert catalog_cache.read_page(filters, held.fingerprint).unchanged, "Redis did not confirm the held page"
 
     # an order-like stock change: within stock, so no listing is retired, only the one product
     changed = committed_products[1]
@@ -386,16 +387,20 @@ def test_with_redis_killed_every_catalog_endpoint_answers_from_postgresql(
 def test_held_pages_stay_within_their_byte_budget_dropping_the_least_recently_served() -> None:
     held = reads._HeldPages(budget_bytes=1000)
     fingerprint = catalog_cache.PageFingerprint(b"{}", (), "")
+
+    def page(body: bytes) -> reads.HeldPage:
+        return reads.HeldPage(fingerprint, 0, (), reads.RenderedPage(body, 1))
+
     pages = [ProductFilters(page=number) for number in range(1, 6)]
     for filters in pages[:3]:
-        held.put(filters, fingerprint, reads.RenderedPage(b"x" * 300, 1))
+        held.put(filters, page(b"x" * 300))
     assert held.get(pages[0]) is not None  # now the most recently served
 
-    held.put(pages[3], fingerprint, reads.RenderedPage(b"y" * 300, 1))
+    held.put(pages[3], page(b"y" * 300))
 
     assert held.held_bytes <= 1000
     assert held.get(pages[1]) is None  # the least recently served went first
     assert all(held.get(filters) is not None for filters in (pages[0], pages[2], pages[3]))
-    held.put(pages[4], fingerprint, reads.RenderedPage(b"z" * 5000, 1))  # larger than the budget: kept alone
+    held.put(pages[4], page(b"z" * 5000))  # larger than the budget: kept alone
     assert held.get(pages[4]) is not None
     assert held.held_bytes == 5000

@@ -171,7 +171,7 @@ def get_product(product_id: str) -> Response:
     document = reads.product(parse_product_id(product_id))
     if document is None or (not document.is_active and not is_at_least(user, Role.STAFF)):
         raise product_service.ProductNotFound(int(product_id))
-    return cacheable_json(document.json)
+    return cacheable_json(document.json, etag=document.etag)
 
 
 @blp.post("")

@@ -163,6 +163,11 @@ def _raw_key(*parts: object) -> str:
     return prefix + _key(*parts)
 
 
+def tracked_keys() -> tuple[str, str]:
+    """What the near cache listens to: the prefix of every product document's key, and the generation's key."""
+    return _raw_key("product") + ":", _raw_key("generation")
+
+
 def _timeout() -> int:
     timeout: int = current_app.config["CACHE_DEFAULT_TIMEOUT"]
     return timeout

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import json
 from dataclasses import dataclass
 from datetime import datetime
@@ -29,10 +31,15 @@ class ProductDocument:
     version: int
     json: str
 
-    @property
+    @functools.cached_property
     def is_active(self) -> bool:
-        # parsed only where it is asked (a detail view); list pages pass the text through untouched
+        # parsed only where it is asked (a detail view), once per document; list pages pass the text through
         return bool(self.as_dict()["is_active"])
+
+    @functools.cached_property
+    def etag(self) -> str:
+        """A strong validator of the JSON text, computed once however often a held document is served."""
+        return hashlib.sha1(self.json.encode(), usedforsecurity=False).hexdigest()
 
     @classmethod
     def of(cls, product: Product) -> ProductDocument:

@@ -20,6 +20,7 @@ from sqlalchemy import event
 from sqlalchemy.orm import Session, SessionTransaction
 
 from shop.catalog import cache as catalog_cache
+from shop.catalog import near_cache
 from shop.models import Product
 
 log = logging.getLogger(__name__)
@@ -104,6 +105,8 @@ def _apply(session: Session) -> None:
     changes = CatalogChanges()
     for transaction in list(pending):
         changes.merge(pending.pop(transaction))
+    if not changes.product_versions and not changes.listings:
+        return
     try:
         if changes.product_versions:
             catalog_cache.retire_products(changes.product_versions)
@@ -112,6 +115,9 @@ def _apply(session: Session) -> None:
     except Exception:
         # the data is committed; an exception here would break the session, not undo anything
         log.exception("catalog cache invalidation failed after commit")
+    finally:
+        # after Redis: a thread here that read the old value before the tombstone cannot keep it (its ticket is older)
+        near_cache.for_app().forget(changes.product_versions, listings=changes.listings)
 
 
 def register_catalog_invalidation() -> None:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from flask import current_app
 
 from shop.catalog import cache as catalog_cache
-from shop.catalog import queries
+from shop.catalog import near_cache, queries
 from shop.catalog.documents import ProductDocument
 from shop.catalog.queries import ProductFilters
 from shop.extensions import db
@@ -33,38 +33,48 @@ class RenderedPage:
         return hashlib.sha1(self.body, usedforsecurity=False).hexdigest()
 
 
-class _HeldPages:
-    """Rendered list pages this process has served, by listing, each with the fingerprint it was built from.
+@dataclass(frozen=True)
+class HeldPage:
+    """A rendered list page with what it was built from: checked by the near cache, or by Redis in one round trip."""
 
-    Not a second cache: a held page is served only after Redis confirmed, in the same round trip that
-    reads the page, that the page's ids and every document's row version are unchanged. It saves this
-    process the documents' transfer, the envelope and the ETag hash on a hot page.
+    fingerprint: catalog_cache.PageFingerprint
+    generation: int
+    documents: tuple[ProductDocument, ...]
+    rendered: RenderedPage
+
+
+class _HeldPages:
+    """Rendered list pages this process has served, by listing, each with what it was built from.
+
+    Not a second cache: a held page is served only after the near cache (no round trip) or Redis (one round
+    trip that reads the page) confirmed that the page's generation and every document's row version are
+    unchanged. It saves this process the documents' transfer, the envelope and the ETag hash on a hot page.
     """
 
     def __init__(self, budget_bytes: int = 8 * 1024 * 1024) -> None:
         # bounded by the bodies' size, not their number: a page of 100 products is fifty times one of 2
         self._budget = budget_bytes
         self._held_bytes = 0
-        self._pages: OrderedDict[ProductFilters, tuple[catalog_cache.PageFingerprint, RenderedPage]] = OrderedDict()
+        self._pages: OrderedDict[ProductFilters, HeldPage] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, filters: ProductFilters) -> tuple[catalog_cache.PageFingerprint, RenderedPage] | None:
+    def get(self, filters: ProductFilters) -> HeldPage | None:
         with self._lock:
             held = self._pages.get(filters)
             if held is not None:
                 self._pages.move_to_end(filters)
             return held
 
-    def put(self, filters: ProductFilters, fingerprint: catalog_cache.PageFingerprint, page: RenderedPage) -> None:
+    def put(self, filters: ProductFilters, page: HeldPage) -> None:
         with self._lock:
             replaced = self._pages.pop(filters, None)
             if replaced is not None:
-                self._held_bytes -= len(replaced[1].body)
-            self._pages[filters] = (fingerprint, page)
-            self._held_bytes += len(page.body)
+                self._held_bytes -= len(replaced.rendered.body)
+            self._pages[filters] = page
+            self._held_bytes += len(page.rendered.body)
             while self._held_bytes > self._budget and len(self._pages) > 1:
-                _, (_, evicted) = self._pages.popitem(last=False)
-                self._held_bytes -= len(evicted.body)
+                _, evicted = self._pages.popitem(last=False)
+                self._held_bytes -= len(evicted.rendered.body)
 
     @property
     def held_bytes(self) -> int:
@@ -79,31 +89,50 @@ def _held_pages() -> _HeldPages:
 def product_page(filters: ProductFilters, render: RenderPage) -> RenderedPage:
     """One page of a listing, rendered: the ids from the cache or SQL, then the documents (one MGET).
 
-    On a hot page, one round trip to Redis confirms that the page this process rendered last is current.
+    A hot page this process rendered before is served as it is once the near cache confirms it is current
+    (no round trip), or else Redis does (one round trip that returns a few bytes instead of the documents).
     """
+    near = near_cache.for_app()
+    ticket = near.refresh()
     held_pages = _held_pages()
     held = held_pages.get(filters)
+    if held is not None and ticket is not None and near.holds_page(held.generation, held.documents, ticket):
+        CATALOG_CACHE.labels("near").inc()
+        return held.rendered
     # the generation is read before the database: if a commit retires it meanwhile, what we store is never read
-    cached = catalog_cache.read_page(filters, held[0] if held else None)
+    cached = catalog_cache.read_page(filters, held.fingerprint if held else None)
     if cached.unchanged and held is not None:
         CATALOG_CACHE.labels("hit").inc()
-        return held[1]
+        # Redis just confirmed the generation and every document's version: as good as reading them
+        near.keep(ticket, held.documents, generation=held.generation)
+        return held.rendered
     if cached.ids is None:
         CATALOG_CACHE.labels("miss").inc()
         ids, total = queries.product_page_ids(db.session(), filters)
         catalog_cache.put_page(cached.generation, filters, ids, total)
         return RenderedPage(render(documents(ids), total).encode(), total)
-    CATALOG_CACHE.labels("hit" if len(cached.documents) == len(cached.ids) else "miss").inc()
+    complete = len(cached.documents) == len(cached.ids)
+    CATALOG_CACHE.labels("hit" if complete else "miss").inc()
+    near.keep(ticket, cached.documents.values(), generation=cached.generation)
     found = documents(cached.ids, cached.documents)
     page = RenderedPage(render(found, cached.total).encode(), cached.total)
-    if len(found) == len(cached.ids):
-        held_pages.put(filters, catalog_cache.PageFingerprint.of(cached.page_json, found), page)
+    if complete:
+        fingerprint = catalog_cache.PageFingerprint.of(cached.page_json, found)
+        held_pages.put(filters, HeldPage(fingerprint, cached.generation, tuple(found), page))
     return page
 
 
 def product(product_id: int) -> ProductDocument | None:
+    near = near_cache.for_app()
+    ticket = near.refresh()
+    if ticket is not None:
+        held = near.documents([product_id], ticket)
+        if held:
+            CATALOG_CACHE.labels("near").inc()
+            return held[product_id]
     cached = catalog_cache.get_products([product_id])
     CATALOG_CACHE.labels("hit" if cached else "miss").inc()
+    near.keep(ticket, cached.values())
     found = documents([product_id], cached)
     return found[0] if found else None
 
@@ -120,9 +149,17 @@ def documents(product_ids: Sequence[int], cached: dict[int, ProductDocument] | N
 
 
 def categories() -> list[tuple[str, int]]:
+    near = near_cache.for_app()
+    ticket = near.refresh()
+    if ticket is not None:
+        held = near.categories(ticket)
+        if held is not None:
+            return held
     current_generation = catalog_cache.generation()
     counts = catalog_cache.get_categories(current_generation)
     if counts is None:
         counts = queries.category_counts(db.session())
         catalog_cache.put_categories(current_generation, counts)
+    else:
+        near.keep(ticket, generation=current_generation, categories=counts)
     return counts
