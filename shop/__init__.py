@@ -17,6 +17,7 @@ from shop.observability.metrics import register_metrics
 from shop.observability.request_log import register_request_log
 from shop.observability.sentry import init_sentry
 from shop.observability.slow_sql import register_slow_sql_log
+from shop.repositories.prepared import register_prepared_statements
 
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
@@ -34,6 +35,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     register_request_log(app)
     register_metrics(app)
     register_extensions(app)
+    register_prepared_statements(app)
     register_slow_sql_log(app)
     register_blueprints(app)
     register_errorhandlers(app)

@@ -19,6 +19,7 @@ from flask import Flask
 from shop.devservices import gunicorn_server
 from shop.extensions import db
 from shop.models import Product
+from shop.repositories.placement import LOCK_PRODUCTS
 from shop.services.unit_of_work import UnitOfWork
 from tests.conftest import PROJECT_ROOT, AuthActions
 from tests.test_orders import ADDRESS
@@ -161,12 +162,13 @@ def test_a_connection_killed_mid_order_leaves_nothing_half_written_and_the_retry
         with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as watcher:
             blocker_pid = blocker.scalar(sa.text("SELECT pg_backend_pid()"))
             for _ in range(200):
+                # the order's lock statement, which pg_stat_activity shows as the EXECUTE of its prepared name
                 victim = watcher.scalar(
                     sa.text(
                         "SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
-                        " AND query LIKE '%FOR UPDATE%' AND pid <> :blocker AND datname = current_database()"
+                        " AND query LIKE :lock_statement AND pid <> :blocker AND datname = current_database()"
                     ),
-                    {"blocker": blocker_pid},
+                    {"blocker": blocker_pid, "lock_statement": f"%{LOCK_PRODUCTS.name}%"},
                 )
                 if victim:
                     break

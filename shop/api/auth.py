@@ -8,7 +8,7 @@ import marshmallow as ma
 from flask import current_app, request
 from flask_smorest import Blueprint
 
-from shop.api.policy import authenticated, current_token
+from shop.api.policy import authenticated, current_user
 from shop.api.users import UserSchema
 from shop.extensions import limiter
 from shop.models import User
@@ -99,4 +99,4 @@ def create_token(credentials: dict[str, Any]) -> accounts.IssuedToken:
 @blp.response(204)
 def revoke_current_token() -> None:
     """Log out: the token stops working at once."""
-    accounts.revoke_token(current_token())
+    accounts.revoke_token(current_user().token_id)

@@ -15,8 +15,9 @@ from shop.api.pagination import MAX_ID, PageArgsSchema, envelope_json, link_head
 from shop.api.policy import authenticated, current_user, is_at_least, require_at_least
 from shop.errors import PROBLEM_MIMETYPE, ValidationFailed
 from shop.extensions import db
-from shop.models import Order, OrderStatus, Role, User
+from shop.models import Order, OrderStatus, Role
 from shop.repositories import OrderRepository
+from shop.repositories.tokens import Principal
 from shop.services.order_documents import order_document
 from shop.services.order_lifecycle import Action, OrderNotFound, transition
 from shop.services.ordering import OrderLine, OrderRequest, place_order
@@ -116,7 +117,7 @@ def parse_order_id(raw: str) -> int:
     return parse_id(raw, "order_id")
 
 
-def visible_order(order_id: int, user: User) -> Order:
+def visible_order(order_id: int, user: Principal) -> Order:
     """The order, if this user may see it: its owner or staff. Anyone else learns nothing, not even that it exists."""
     order = OrderRepository(db.session()).get(order_id)
     if order is None or (order.user_id != user.id and not is_at_least(user, Role.STAFF)):

@@ -17,7 +17,8 @@ from typing import Any, TypeVar, cast
 from flask import g, request
 
 from shop.errors import DomainError
-from shop.models import ApiToken, Role, User
+from shop.models import Role
+from shop.repositories.tokens import Principal
 from shop.services.accounts import find_token_owner
 
 View = TypeVar("View", bound=Callable[..., Any])
@@ -40,17 +41,12 @@ class Forbidden(DomainError):
     title = "Forbidden"
 
 
-def current_user() -> User:
-    user: User = g.current_user
+def current_user() -> Principal:
+    user: Principal = g.current_user
     return user
 
 
-def current_token() -> ApiToken:
-    token: ApiToken = g.current_token
-    return token
-
-
-def authenticate_request() -> tuple[ApiToken, User]:
+def authenticate_request() -> Principal:
     header = request.headers.get("Authorization")
     if header is None:
         raise Unauthenticated("This route needs a bearer token: send 'Authorization: Bearer <token>'.")
@@ -63,20 +59,20 @@ def authenticate_request() -> tuple[ApiToken, User]:
     return found
 
 
-def optional_user() -> User | None:
+def optional_user() -> Principal | None:
     """For public routes that show more to staff: no header is anonymous, a bad one is still a 401."""
     if "Authorization" not in request.headers:
         return None
-    token, user = authenticate_request()
-    g.current_token, g.current_user = token, user
+    user = authenticate_request()
+    g.current_user = user
     return user
 
 
-def is_at_least(user: User | None, role: Role) -> bool:
+def is_at_least(user: Principal | None, role: Role) -> bool:
     return user is not None and user.is_at_least(role)
 
 
-def require_at_least(user: User | None, role: Role, what: str) -> None:
+def require_at_least(user: Principal | None, role: Role, what: str) -> None:
     """The same 401/403 as `authenticated`, for a privilege a public route grants only to some."""
     if user is None:
         raise Unauthenticated(f"{what} needs a {role.value} account's bearer token.")
@@ -90,10 +86,10 @@ def authenticated(minimum_role: Role = Role.CUSTOMER) -> Callable[[View], View]:
     def decorator(view: View) -> View:
         @functools.wraps(view)
         def guarded(*args: Any, **kwargs: Any) -> Any:
-            token, user = authenticate_request()
+            user = authenticate_request()
             if not is_at_least(user, minimum_role):
                 raise Forbidden(f"This route is for {minimum_role.value} accounts; yours is {user.role}.")
-            g.current_token, g.current_user = token, user
+            g.current_user = user
             return view(*args, **kwargs)
 
         _document(guarded, minimum_role)

@@ -6,7 +6,7 @@ import marshmallow as ma
 from flask_smorest import Blueprint
 
 from shop.api.policy import authenticated, current_user
-from shop.models import User
+from shop.repositories.tokens import Principal
 
 blp = Blueprint("users", __name__, url_prefix="/api/v1/users", description="Accounts")
 
@@ -22,6 +22,6 @@ class UserSchema(ma.Schema):
 @blp.get("/me")
 @authenticated()
 @blp.response(200, UserSchema)
-def me() -> User:
+def me() -> Principal:
     """The account the bearer token belongs to."""
     return current_user()

@@ -1,17 +1,39 @@
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from shop.models import ApiToken, User
+from shop.models import ApiToken, Role
+from shop.repositories.prepared import PreparedStatement, run
 
-# built once: every authenticated request runs it, and building a statement costs more than running a cached one
-LIVE_TOKEN = (
-    sa.select(ApiToken, User)
-    .join(User, User.id == ApiToken.user_id)
-    .where(ApiToken.token_digest == sa.bindparam("digest"), ApiToken.expires_at > sa.bindparam("now"), User.is_active)
+
+@dataclass(frozen=True)
+class Principal:
+    """Who a live bearer token speaks for: the account's public fields and the token's id. Plain values, no ORM."""
+
+    token_id: int
+    id: int
+    email: str
+    name: str
+    role: str
+    created_at: datetime
+
+    def is_at_least(self, role: Role) -> bool:
+        return Role(self.role).rank >= role.rank
+
+
+# every authenticated request runs it: prepared, one indexed lookup, plain columns
+LIVE_TOKEN = PreparedStatement(
+    "shop_live_token",
+    ("text", "timestamptz"),
+    """
+    SELECT t.id, u.id, u.email, u.name, u.role, u.created_at
+      FROM api_tokens t JOIN users u ON u.id = t.user_id
+     WHERE t.token_digest = $1 AND t.expires_at > $2 AND u.is_active
+    """,
 )
 
 
@@ -24,14 +46,13 @@ class TokenRepository:
         self.session.flush()
         return token
 
-    def find_live(self, digest: str, now: datetime) -> tuple[ApiToken, User] | None:
-        """The unexpired token with this digest and its active user, in one indexed query."""
-        row = self.session.execute(LIVE_TOKEN, {"digest": digest, "now": now}).one_or_none()
-        return (row[0], row[1]) if row else None
+    def find_live(self, digest: str, now: datetime) -> Principal | None:
+        """Whom the unexpired token with this digest speaks for, if that account is active."""
+        rows = run(self.session, (LIVE_TOKEN, (digest, now)))
+        return Principal(*rows[0]) if rows else None
 
-    def delete(self, token: ApiToken) -> None:
-        self.session.delete(token)
-        self.session.flush()
+    def delete(self, token_id: int) -> None:
+        self.session.execute(sa.delete(ApiToken).where(ApiToken.id == token_id))
 
     def delete_expired(self, now: datetime) -> int:
         result = self.session.execute(sa.delete(ApiToken).where(ApiToken.expires_at <= now))

@@ -12,6 +12,7 @@ from shop.errors import Conflict, DomainError
 from shop.extensions import db, passwords
 from shop.models import ApiToken, Role, User
 from shop.repositories import TokenRepository
+from shop.repositories.tokens import Principal
 from shop.security.tokens import MAX_TOKEN_LENGTH, new_token, token_digest
 from shop.services.unit_of_work import UnitOfWork
 
@@ -80,16 +81,16 @@ def issue_token(email: str, password: str) -> IssuedToken:
     return IssuedToken(token=token, expires_at=expires_at, user=user)
 
 
-def find_token_owner(token: str) -> tuple[ApiToken, User] | None:
-    """The live token and its active user, or None. Read on the request's session: no commit here."""
+def find_token_owner(token: str) -> Principal | None:
+    """Whom a live token of an active account speaks for, or None. Read on the request's session: no commit here."""
     if not token or len(token) > MAX_TOKEN_LENGTH:
         return None
     return TokenRepository(db.session()).find_live(token_digest(token), utcnow())
 
 
-def revoke_token(token: ApiToken) -> None:
+def revoke_token(token_id: int) -> None:
     with UnitOfWork() as uow:
-        uow.tokens.delete(token)
+        uow.tokens.delete(token_id)
         uow.commit()
 
 

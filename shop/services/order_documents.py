@@ -8,13 +8,14 @@ from typing import Any
 
 from shop.catalog.documents import money
 from shop.models import Order, OrderStatusChange
+from shop.repositories.placement import PlacedOrder
 
 
 def _when(moment: datetime | None) -> str | None:
     return moment.isoformat() if moment is not None else None
 
 
-def order_document(order: Order, history: Sequence[OrderStatusChange] | None = None) -> dict[str, Any]:
+def order_document(order: Order | PlacedOrder, history: Sequence[OrderStatusChange] | None = None) -> dict[str, Any]:
     document: dict[str, Any] = {
         "id": order.id,
         "user_id": order.user_id,

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 
 from shop.errors import Conflict, ResourceNotFound
-from shop.models import Order, OrderStatus, OrderStatusChange, Role, User
+from shop.models import Order, OrderStatus, OrderStatusChange, Role
+from shop.repositories.tokens import Principal
 from shop.services.transactions import run_transaction
 from shop.services.unit_of_work import UnitOfWork
 
@@ -57,7 +58,7 @@ class IllegalTransition(Conflict):
 
 
 def transition(
-    order_id: int, actor: User, action: Action, *, payment_reference: str | None = None, reason: str | None = None
+    order_id: int, actor: Principal, action: Action, *, payment_reference: str | None = None, reason: str | None = None
 ) -> Order:
     """Apply `action` to the order; staff may act on any order, a customer only on their own (else 404)."""
     rule = RULES[action]

@@ -15,11 +15,11 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from flask import current_app
-from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
 from shop.errors import ServiceBusy
 from shop.observability.metrics import TRANSACTION_RETRIES
+from shop.repositories import prepared
 from shop.services.unit_of_work import UnitOfWork
 
 T = TypeVar("T")
@@ -27,6 +27,13 @@ log = logging.getLogger(__name__)
 
 RETRY_SQLSTATES = frozenset({"40001", "40P01"})  # serialization_failure, deadlock_detected
 BUSY_SQLSTATES = frozenset({"55P03", "57014"})  # lock_not_available (lock_timeout), query_canceled (statement_timeout)
+
+
+BOUND_WAITS = prepared.PreparedStatement(
+    "shop_bound_waits",
+    ("text", "text"),
+    "SELECT set_config('lock_timeout', $1, true), set_config('statement_timeout', $2, true)",
+)
 
 
 def _sqlstate(error: DBAPIError) -> str | None:
@@ -41,15 +48,12 @@ def run_transaction(work: Callable[[UnitOfWork], T]) -> T:
         try:
             with UnitOfWork() as uow:
                 # both waits bounded for this transaction only (is_local), in one round trip
-                uow.session.execute(
-                    text(
-                        "SELECT set_config('lock_timeout', :lock, true),"
-                        " set_config('statement_timeout', :statement, true)"
+                prepared.run(
+                    uow.session,
+                    (
+                        BOUND_WAITS,
+                        (f"{int(config['TX_LOCK_TIMEOUT_MS'])}ms", f"{int(config['TX_STATEMENT_TIMEOUT_MS'])}ms"),
                     ),
-                    {
-                        "lock": f"{int(config['TX_LOCK_TIMEOUT_MS'])}ms",
-                        "statement": f"{int(config['TX_STATEMENT_TIMEOUT_MS'])}ms",
-                    },
                 )
                 return work(uow)
         except DBAPIError as error:

@@ -8,6 +8,7 @@ from sqlalchemy.orm import Session
 
 from shop.extensions import db
 from shop.repositories import OrderRepository, ProductRepository, TokenRepository, UserRepository
+from shop.repositories.placement import PlacementRepository
 
 
 class UnitOfWork:
@@ -27,6 +28,7 @@ class UnitOfWork:
         self.products = ProductRepository(self.session)
         self.orders = OrderRepository(self.session)
         self.tokens = TokenRepository(self.session)
+        self.placement = PlacementRepository(self.session)
         return self
 
     def __exit__(

@@ -1,0 +1,241 @@
+"""The statements of order placement, the service's hottest transaction: prepared, and few round trips.
+
+    claim the Idempotency-Key                  INSERT ... ON CONFLICT DO NOTHING RETURNING
+    lock the products, reserve the order's id  SELECT ... ORDER BY id FOR UPDATE (and nextval, once)
+    take the stock, write the order, its lines and first history entry, and the key's answer
+                                               three statements, one round trip
+
+Plain rows and plain values, no ORM objects: nothing here is flushed, and the product rows are changed by
+SQL, so `version` is bumped here and the catalog is told (`note_product_changes`), as every writer outside
+the ORM must.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+from sqlalchemy.orm import Session
+
+from shop.catalog.invalidation import note_product_changes
+from shop.repositories.prepared import Call, PreparedStatement, run
+
+
+@dataclass(frozen=True)
+class LockedProduct:
+    """What an order needs of a product it has locked: the snapshot fields, the stock and the row version."""
+
+    id: int
+    sku: str
+    name: str
+    price: Decimal
+    stock: int
+    is_active: bool
+    version: int
+
+
+@dataclass(frozen=True)
+class ClaimedKey:
+    id: int
+    request_fingerprint: str
+    response_status: int | None
+    response_body: str | None
+
+
+@dataclass(frozen=True)
+class Locked:
+    """The locked products of an order, by id, with the id reserved for the order and the transaction's time."""
+
+    products: dict[int, LockedProduct]
+    order_id: int
+    placed_at: datetime
+
+
+@dataclass(frozen=True)
+class PlacedLine:
+    product_id: int
+    sku: str
+    name: str
+    quantity: int
+    unit_price: Decimal
+    line_total: Decimal
+
+
+@dataclass(frozen=True)
+class PlacedOrder:
+    """A new order as it is written, and as its answer describes it (the fields of `order_document`)."""
+
+    id: int
+    user_id: int
+    currency: str
+    items: Sequence[PlacedLine]
+    total: Decimal
+    units: int
+    shipping_address: dict[str, str]
+    dropped_lines: list[dict[str, int]]
+    created_at: datetime
+    status: str = "pending"
+    paid_at: None = None
+    shipped_at: None = None
+    delivered_at: None = None
+    cancelled_at: None = None
+
+    @property
+    def updated_at(self) -> datetime:
+        return self.created_at
+
+
+CLAIM_KEY = PreparedStatement(
+    "shop_claim_key",
+    ("bigint", "text", "text"),
+    """
+    INSERT INTO idempotency_records (user_id, key, request_fingerprint) VALUES ($1, $2, $3)
+    ON CONFLICT (user_id, key) DO NOTHING
+    RETURNING id, request_fingerprint, response_status, response_body
+    """,
+)
+HELD_KEY = PreparedStatement(
+    "shop_held_key",
+    ("bigint", "text"),
+    "SELECT id, request_fingerprint, response_status, response_body FROM idempotency_records"
+    " WHERE user_id = $1 AND key = $2",
+)
+# Always in id order, so concurrent orders never deadlock. The CTE is materialized (nextval is volatile), so
+# one id is drawn per order, not per product; the order's timestamps are now(), the transaction's start.
+LOCK_PRODUCTS = PreparedStatement(
+    "shop_lock_products",
+    ("bigint[]",),
+    """
+    WITH next_order AS MATERIALIZED (
+        SELECT nextval(pg_get_serial_sequence('orders', 'id')) AS id, now() AS placed_at
+    )
+    SELECT p.id, p.sku, p.name, p.price, p.stock, p.is_active, p.version, next_order.id, next_order.placed_at
+      FROM products p CROSS JOIN next_order
+     WHERE p.id = ANY($1)
+     ORDER BY p.id
+       FOR UPDATE OF p
+    """,
+)
+# Going below zero violates the stock CHECK: the caller decides whether that fails the order or, inside a
+# savepoint, one line.
+TAKE_STOCK = PreparedStatement(
+    "shop_take_stock",
+    ("bigint[]", "integer[]"),
+    """
+    UPDATE products
+       SET stock = products.stock - taken.quantity, version = products.version + 1, updated_at = now()
+      FROM unnest($1, $2) AS taken (product_id, quantity)
+     WHERE products.id = taken.product_id
+    """,
+)
+# The order, its lines (in the order given, so their ids keep it) and its first history entry, in one statement.
+INSERT_ORDER = PreparedStatement(
+    "shop_insert_order",
+    (
+        "bigint", "bigint", "text", "numeric", "integer", "jsonb", "jsonb",
+        "bigint[]", "text[]", "text[]", "integer[]", "numeric[]", "numeric[]",
+    ),
+    """
+    WITH new_order AS (
+        INSERT INTO orders (id, user_id, status, currency, total, units, shipping_address, dropped_lines)
+        VALUES ($1, $2, 'pending', $3, $4, $5, $6, $7)
+        RETURNING id, user_id
+    ), new_lines AS (
+        INSERT INTO order_items (order_id, product_id, sku, name, quantity, unit_price, line_total)
+        SELECT new_order.id, line.product_id, line.sku, line.name, line.quantity, line.unit_price, line.line_total
+          FROM new_order, unnest($8, $9, $10, $11, $12, $13) WITH ORDINALITY
+               AS line (product_id, sku, name, quantity, unit_price, line_total, position)
+         ORDER BY line.position
+    )
+    INSERT INTO order_status_changes (order_id, from_status, to_status, changed_by)
+    SELECT id, NULL, 'pending', user_id FROM new_order
+    """,
+)  # fmt: skip
+RECORD_ANSWER = PreparedStatement(
+    "shop_record_answer",
+    ("bigint", "integer", "text"),
+    "UPDATE idempotency_records SET response_status = $2, response_body = $3 WHERE id = $1",
+)
+
+
+class PlacementRepository:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def claim_key(self, user_id: int, key: str, fingerprint: str) -> ClaimedKey | None:
+        """The new key's record, or None if another transaction holds the key (this one waited for it to end)."""
+        rows = run(self.session, (CLAIM_KEY, (user_id, key, fingerprint)))
+        return ClaimedKey(*rows[0]) if rows else None
+
+    def held_key(self, user_id: int, key: str) -> ClaimedKey:
+        (row,) = run(self.session, (HELD_KEY, (user_id, key)))
+        return ClaimedKey(*row)
+
+    def lock_products(self, product_ids: Sequence[int]) -> Locked | None:
+        """Lock these products in id order; None if none of them exists."""
+        rows = run(self.session, (LOCK_PRODUCTS, (sorted(set(product_ids)),)))
+        if not rows:
+            return None
+        products = {row[0]: LockedProduct(*row[:7]) for row in rows}
+        return Locked(products, order_id=rows[0][7], placed_at=rows[0][8])
+
+    def take_stock(self, products: Mapping[int, LockedProduct], quantities: Mapping[int, int]) -> None:
+        """Take these quantities from the locked products now (one round trip): allow_partial, line by line."""
+        run(self.session, _take(quantities))
+        self._note_taken(products, quantities)
+
+    def write(
+        self,
+        order: PlacedOrder,
+        *,
+        take_from: Mapping[int, LockedProduct] | None,
+        answer: tuple[int, int, str] | None,
+    ) -> None:
+        """In one round trip: the order's stock (unless already taken, line by line), the order, and the key's
+        answer (record id, status, body) when there is a key."""
+        quantities = {line.product_id: line.quantity for line in order.items}
+        calls: list[Call] = [_take(quantities)] if take_from is not None else []
+        calls.append((INSERT_ORDER, _insert_parameters(order)))
+        if answer is not None:
+            calls.append((RECORD_ANSWER, answer))
+        run(self.session, *calls)
+        if take_from is not None:
+            self._note_taken(take_from, quantities)
+
+    def record_answer(self, record_id: int, status: int, body: str) -> None:
+        run(self.session, (RECORD_ANSWER, (record_id, status, body)))
+
+    def _note_taken(self, products: Mapping[int, LockedProduct], quantities: Mapping[int, int]) -> None:
+        # the rows are locked, so their new versions and stock are known without reading them back
+        note_product_changes(
+            self.session,
+            {product_id: products[product_id].version + 1 for product_id in quantities},
+            # stock only goes down here, so a listing changes only when a product runs out (the in_stock filter)
+            listings=any(products[product_id].stock == taken for product_id, taken in quantities.items()),
+        )
+
+
+def _take(quantities: Mapping[int, int]) -> Call:
+    return TAKE_STOCK, (list(quantities), list(quantities.values()))
+
+
+def _insert_parameters(order: PlacedOrder) -> tuple[object, ...]:
+    items = order.items
+    return (
+        order.id,
+        order.user_id,
+        order.currency,
+        order.total,
+        order.units,
+        json.dumps(order.shipping_address),
+        json.dumps(order.dropped_lines),
+        [item.product_id for item in items],
+        [item.sku for item in items],
+        [item.name for item in items],
+        [item.quantity for item in items],
+        [item.unit_price for item in items],
+        [item.line_total for item in items],
+    )
