@@ -62,8 +62,8 @@ class BaseConfig:
         self.DEBUG = _bool(env("DEBUG"), type(self).DEBUG)
 
         self.SQLALCHEMY_ENGINE_OPTIONS: dict[str, Any] = {
-            # a connection dropped by a database restart or a proxy is replaced instead of failing a request
-            "pool_pre_ping": True,
+            # not on every checkout: shop.db_connections pings connections that sat idle (DB_PING_AFTER_IDLE_SECONDS)
+            "pool_pre_ping": False,
             "pool_recycle": _number(environ, "DB_POOL_RECYCLE", 1800, int),
             "pool_size": _number(environ, "DB_POOL_SIZE", 5, int),
             "max_overflow": _number(environ, "DB_MAX_OVERFLOW", 10, int),
@@ -74,6 +74,8 @@ class BaseConfig:
             },
         }
         self.SQLALCHEMY_RECORD_QUERIES = False
+        # a pooled connection idle this long is pinged before use, and replaced if dead (0: ping every checkout)
+        self.DB_PING_AFTER_IDLE_SECONDS = _number(environ, "DB_PING_AFTER_IDLE_SECONDS", 1.0, float)
 
         self.REDIS_SOCKET_TIMEOUT = _number(environ, "REDIS_SOCKET_TIMEOUT", 0.25, float)
         self.CACHE_KEY_PREFIX = env("CACHE_KEY_PREFIX", "shop:")

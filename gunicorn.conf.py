@@ -19,8 +19,13 @@ class JsonAccessLogger(Logger):  # type: ignore[misc]  # gunicorn has no type hi
     """gunicorn's logger with the access line as JSON, built with json.dumps (so quotes in a path or user agent
     cannot break a line, as they can in an access_log_format template)."""
 
+    def setup(self, cfg: Any) -> None:
+        super().setup(cfg)
+        # decided once (and again on SIGHUP, which calls setup): reading gunicorn's settings on every request is slow
+        self.access_enabled = bool(cfg.accesslog or cfg.logconfig or cfg.syslog)
+
     def access(self, resp: Any, req: Any, environ: dict[str, Any], request_time: Any) -> None:
-        if not (self.cfg.accesslog or self.cfg.logconfig or self.cfg.syslog):
+        if not self.access_enabled:
             return
         atoms = self.atoms(resp, req, environ, request_time)
         line = {
@@ -66,7 +71,8 @@ max_requests_jitter = _int("GUNICORN_MAX_REQUESTS_JITTER", 5_000)
 # load the app once in the master: a broken configuration fails the start, not every worker
 preload_app = True
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
-accesslog = os.environ.get("GUNICORN_ACCESS_LOG", "-")
+# empty: no access log (the proxy in front may keep one)
+accesslog = os.environ.get("GUNICORN_ACCESS_LOG", "-") or None
 logger_class = JsonAccessLogger
 errorlog = "-"
 loglevel = os.environ.get("LOG_LEVEL", "info").lower()

@@ -80,13 +80,16 @@ def test_unknown_app_env_is_refused() -> None:
 
 
 def test_pool_settings_come_from_the_environment() -> None:
-    settings = load_config(GOOD_PRODUCTION | {"DB_POOL_SIZE": "12", "DB_MAX_OVERFLOW": "3", "DB_POOL_RECYCLE": "600"})
+    pool = {"DB_POOL_SIZE": "12", "DB_MAX_OVERFLOW": "3", "DB_POOL_RECYCLE": "600", "DB_PING_AFTER_IDLE_SECONDS": "2.5"}
+    settings = load_config(GOOD_PRODUCTION | pool)
 
     options = settings["SQLALCHEMY_ENGINE_OPTIONS"]
     assert options["pool_size"] == 12
     assert options["max_overflow"] == 3
     assert options["pool_recycle"] == 600
-    assert options["pool_pre_ping"] is True
+    # idle connections are pinged by shop.db_connections instead, after this long
+    assert options["pool_pre_ping"] is False
+    assert settings["DB_PING_AFTER_IDLE_SECONDS"] == 2.5
 
 
 def test_a_malformed_number_is_named() -> None:

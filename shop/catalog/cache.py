@@ -53,28 +53,39 @@ T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 
-# KEYS[1] product key, KEYS[2] the versions hash; ARGV: version, document ("" for a tombstone), ttl seconds,
-# product id. Returns 1 if stored. The versions hash mirrors, per product, the version of the document stored
-# last (no field after a tombstone), so READ_PAGE can check a page's documents without reading them.
+# KEYS[1] the versions hash, KEYS[2..] product keys; ARGV[1] ttl seconds, then for each product key in turn: its
+# version, its document ("" for a tombstone) and its product id. Returns how many were stored. Each key keeps the
+# newer of what it holds and what is offered. The versions hash mirrors, per product, the version of the document
+# stored last (no field after a tombstone), so READ_PAGE can check a page's documents without reading them.
 SET_IF_NEWER = """
-local current = redis.call('GET', KEYS[1])
-local version = tonumber(ARGV[1])
-if current then
-    local separator = string.find(current, '|', 1, true)
-    local held = tonumber(string.sub(current, 1, separator - 1))
-    local held_is_tombstone = separator == string.len(current)
-    if held > version or (held == version and not (held_is_tombstone and ARGV[2] ~= '')) then
-        return 0
+local ttl = tonumber(ARGV[1])
+local stored = 0
+for i = 2, #KEYS do
+    local at = 2 + (i - 2) * 3
+    local version = tonumber(ARGV[at])
+    local document = ARGV[at + 1]
+    local current = redis.call('GET', KEYS[i])
+    local separator = current and string.find(current, '|', 1, true)
+    local older = true
+    if separator then
+        local held = tonumber(string.sub(current, 1, separator - 1))
+        local held_is_tombstone = separator == string.len(current)
+        older = held < version or (held == version and held_is_tombstone and document ~= '')
+    end
+    if older then
+        redis.call('SET', KEYS[i], ARGV[at] .. '|' .. document, 'EX', ttl)
+        if document == '' then
+            redis.call('HDEL', KEYS[1], ARGV[at + 2])
+        else
+            redis.call('HSET', KEYS[1], ARGV[at + 2], ARGV[at])
+        end
+        stored = stored + 1
     end
 end
-redis.call('SET', KEYS[1], ARGV[1] .. '|' .. ARGV[2], 'EX', tonumber(ARGV[3]))
-if ARGV[2] == '' then
-    redis.call('HDEL', KEYS[2], ARGV[4])
-else
-    redis.call('HSET', KEYS[2], ARGV[4], ARGV[1])
+if stored > 0 then
+    redis.call('EXPIRE', KEYS[1], ttl)
 end
-redis.call('EXPIRE', KEYS[2], tonumber(ARGV[3]))
-return 1
+return stored
 """
 
 
@@ -223,24 +234,14 @@ def retire_products(versions: Mapping[int, int]) -> None:
 
 
 def _set_if_newer(entries: Sequence[tuple[int, int, str]]) -> None:
+    """All of them in one script call: one round trip however many products a commit or a page touched."""
     if not entries:
         return
-    client = redis_client.client
-    script = _script(SET_IF_NEWER)
-    ttl = _timeout()
-    versions_key = _raw_key("versions")
-
-    def write() -> None:
-        with client.pipeline(transaction=False) as pipeline:
-            for product_id, version, document in entries:
-                script(
-                    keys=[_raw_key("product", product_id), versions_key],
-                    args=[version, document, ttl, product_id],
-                    client=pipeline,
-                )
-            pipeline.execute()
-
-    _safely("set-if-newer", write, None)
+    keys = [_raw_key("versions"), *(_raw_key("product", product_id) for product_id, _, _ in entries)]
+    arguments: list[int | str] = [_timeout()]
+    for product_id, version, document in entries:
+        arguments += [version, document, product_id]
+    _safely("set-if-newer", lambda: _script(SET_IF_NEWER)(keys=keys, args=arguments), None)
 
 
 def forget_everything() -> bool:

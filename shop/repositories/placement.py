@@ -1,9 +1,9 @@
-"""The statements of order placement, the service's hottest transaction: prepared, and few round trips.
+"""The statements of order placement, the service's hottest transaction: prepared, three round trips.
 
-    claim the Idempotency-Key                  INSERT ... ON CONFLICT DO NOTHING RETURNING
-    lock the products, reserve the order's id  SELECT ... ORDER BY id FOR UPDATE (and nextval, once)
-    take the stock, write the order, its lines and first history entry, and the key's answer
-                                               three statements, one round trip
+    1. bound the waits, claim the Idempotency-Key, lock the products (reserving the order's id) and read the
+       key's record                                  INSERT ... ON CONFLICT DO NOTHING; SELECT ... FOR UPDATE
+    2. take the stock, write the order, its lines and first history entry, and the key's answer
+    3. COMMIT (the unit of work's)
 
 Plain rows and plain values, no ORM objects: nothing here is flushed, and the product rows are changed by
 SQL, so `version` is bumped here and the catalog is told (`note_product_changes`), as every writer outside
@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
+from sqlalchemy import Connection
 from sqlalchemy.orm import Session
 
 from shop.catalog.invalidation import note_product_changes
@@ -47,11 +48,13 @@ class ClaimedKey:
 
 @dataclass(frozen=True)
 class Locked:
-    """The locked products of an order, by id, with the id reserved for the order and the transaction's time."""
+    """The locked products of an order, by id, with the id reserved for the order, the transaction's time,
+    and the Idempotency-Key's record when there is a key (its answer is None while it is this order's own)."""
 
     products: dict[int, LockedProduct]
     order_id: int
     placed_at: datetime
+    key_record: ClaimedKey | None
 
 
 @dataclass(frozen=True)
@@ -88,32 +91,31 @@ class PlacedOrder:
         return self.created_at
 
 
+# A concurrent request with the same key waits here on the unique index until its transaction ends; then there
+# is nothing to do, and the record LOCK_PRODUCTS reads is the one that transaction committed, with its answer.
 CLAIM_KEY = PreparedStatement(
     "shop_claim_key",
     ("bigint", "text", "text"),
-    """
-    INSERT INTO idempotency_records (user_id, key, request_fingerprint) VALUES ($1, $2, $3)
-    ON CONFLICT (user_id, key) DO NOTHING
-    RETURNING id, request_fingerprint, response_status, response_body
-    """,
+    "INSERT INTO idempotency_records (user_id, key, request_fingerprint) VALUES ($1, $2, $3)"
+    " ON CONFLICT (user_id, key) DO NOTHING",
 )
-HELD_KEY = PreparedStatement(
-    "shop_held_key",
-    ("bigint", "text"),
-    "SELECT id, request_fingerprint, response_status, response_body FROM idempotency_records"
-    " WHERE user_id = $1 AND key = $2",
-)
-# Always in id order, so concurrent orders never deadlock. The CTE is materialized (nextval is volatile), so
-# one id is drawn per order, not per product; the order's timestamps are now(), the transaction's start.
+# Always in id order, so concurrent orders never deadlock. The next_order CTE is materialized (nextval is
+# volatile), so one id is drawn per order, not per product; the order's timestamps are now(), the
+# transaction's start. The key's record ($2, $3; none without a key) comes along on every row: a statement's
+# rows are all a message can bring back, and this saves the claim a round trip of its own.
 LOCK_PRODUCTS = PreparedStatement(
     "shop_lock_products",
-    ("bigint[]",),
+    ("bigint[]", "bigint", "text"),
     """
     WITH next_order AS MATERIALIZED (
         SELECT nextval(pg_get_serial_sequence('orders', 'id')) AS id, now() AS placed_at
+    ), key_record AS (
+        SELECT id, request_fingerprint, response_status, response_body
+          FROM idempotency_records WHERE user_id = $2 AND key = $3
     )
-    SELECT p.id, p.sku, p.name, p.price, p.stock, p.is_active, p.version, next_order.id, next_order.placed_at
-      FROM products p CROSS JOIN next_order
+    SELECT p.id, p.sku, p.name, p.price, p.stock, p.is_active, p.version, next_order.id, next_order.placed_at,
+           key_record.id, key_record.request_fingerprint, key_record.response_status, key_record.response_body
+      FROM products p CROSS JOIN next_order LEFT JOIN key_record ON true
      WHERE p.id = ANY($1)
      ORDER BY p.id
        FOR UPDATE OF p
@@ -164,26 +166,42 @@ RECORD_ANSWER = PreparedStatement(
 class PlacementRepository:
     def __init__(self, session: Session) -> None:
         self.session = session
+        self._connection: Connection | None = None
 
-    def claim_key(self, user_id: int, key: str, fingerprint: str) -> ClaimedKey | None:
-        """The new key's record, or None if another transaction holds the key (this one waited for it to end)."""
-        rows = run(self.session, (CLAIM_KEY, (user_id, key, fingerprint)))
-        return ClaimedKey(*rows[0]) if rows else None
+    @property
+    def connection(self) -> Connection:
+        """The transaction's connection, asked of the session once: a unit of work is one transaction.
 
-    def held_key(self, user_id: int, key: str) -> ClaimedKey:
-        (row,) = run(self.session, (HELD_KEY, (user_id, key)))
-        return ClaimedKey(*row)
+        Not for statements inside a savepoint (see take_stock).
+        """
+        if self._connection is None:
+            self._connection = self.session.connection()
+        return self._connection
 
-    def lock_products(self, product_ids: Sequence[int]) -> Locked | None:
-        """Lock these products in id order; None if none of them exists."""
-        rows = run(self.session, (LOCK_PRODUCTS, (sorted(set(product_ids)),)))
+    def claim_and_lock(
+        self, first: Call, product_ids: Sequence[int], key: tuple[int, str, str] | None
+    ) -> Locked | None:
+        """In one round trip: `first` (the transaction's bounded waits), the claim of `key` (user id, key,
+        request fingerprint) when there is one, and the locks. None if none of the products exists."""
+        user_id, key_text = (key[0], key[1]) if key is not None else (None, None)
+        calls: list[Call] = [first]
+        if key is not None:
+            calls.append((CLAIM_KEY, key))
+        calls.append((LOCK_PRODUCTS, (sorted(set(product_ids)), user_id, key_text)))
+        rows = run(self.connection, *calls)
         if not rows:
             return None
         products = {row[0]: LockedProduct(*row[:7]) for row in rows}
-        return Locked(products, order_id=rows[0][7], placed_at=rows[0][8])
+        first_row = rows[0]
+        record = ClaimedKey(*first_row[9:13]) if first_row[9] is not None else None
+        return Locked(products, order_id=first_row[7], placed_at=first_row[8], key_record=record)
 
     def take_stock(self, products: Mapping[int, LockedProduct], quantities: Mapping[int, int]) -> None:
-        """Take these quantities from the locked products now (one round trip): allow_partial, line by line."""
+        """Take these quantities from the locked products now (one round trip): allow_partial, line by line.
+
+        Through the session, not the kept connection: inside `session.begin_nested()`, asking the session for
+        its connection is what emits the SAVEPOINT.
+        """
         run(self.session, _take(quantities))
         self._note_taken(products, quantities)
 
@@ -201,12 +219,12 @@ class PlacementRepository:
         calls.append((INSERT_ORDER, _insert_parameters(order)))
         if answer is not None:
             calls.append((RECORD_ANSWER, answer))
-        run(self.session, *calls)
+        run(self.connection, *calls)
         if take_from is not None:
             self._note_taken(take_from, quantities)
 
     def record_answer(self, record_id: int, status: int, body: str) -> None:
-        run(self.session, (RECORD_ANSWER, (record_id, status, body)))
+        run(self.connection, (RECORD_ANSWER, (record_id, status, body)))
 
     def _note_taken(self, products: Mapping[int, LockedProduct], quantities: Mapping[int, int]) -> None:
         # the rows are locked, so their new versions and stock are known without reading them back

@@ -71,15 +71,16 @@ def register_prepared_statements(app: Flask) -> None:
         event.listen(engine, "connect", plan_once)
 
 
-def run(session: Session, *calls: Call) -> list[Row]:
-    """Execute these statements in this order in one round trip, in the session's transaction; the last one's rows.
+def run(on: Session | Connection, *calls: Call) -> list[Row]:
+    """Execute these statements in this order in one round trip, in the transaction of `on`; the last one's rows.
 
+    `on` is a session, or the connection of its transaction (which a caller running several may keep).
     If one fails, the ones after it do not run; the transaction is then aborted, as after any failed statement.
     """
     for statement, parameters in calls:
         if len(parameters) != len(statement.parameter_types):
             raise TypeError(f"{statement.name} takes {len(statement.parameter_types)} parameters")
-    connection = session.connection()
+    connection = on.connection() if isinstance(on, Session) else on
     _prepare(connection, [statement for statement, _ in calls])
     sql = "; ".join(statement.call() for statement, _ in calls)
     return _execute(connection, sql, tuple(value for _, parameters in calls for value in parameters))

@@ -2,13 +2,14 @@
 
     claim the Idempotency-Key (a concurrent twin waits on its unique index, then replays our answer)
     lock every product of the order: SELECT ... WHERE id IN (...) ORDER BY id FOR UPDATE
-    check the stock; build the answer (the order's id was reserved with the locks)
+        (one round trip with the claim; the key's record and a reserved order id come back with the rows)
+    check the stock; build the answer
     decrement the stock (allow_partial: each line in a savepoint of its own, the CHECK decides), insert the
     order, its lines (price and name snapshots) and first history entry, store the answer with the key
     commit
 
 An out-of-stock answer writes nothing but the key's record of that answer, so a retry gets it again.
-The statements are in shop/repositories/placement.py (prepared, few round trips: the hottest transaction).
+The statements are in shop/repositories/placement.py: prepared, three round trips (the hottest transaction).
 """
 
 from __future__ import annotations
@@ -27,10 +28,10 @@ from sqlalchemy.exc import IntegrityError
 from shop.errors import PROBLEM_TYPE_PREFIX, DomainError, ValidationFailed
 from shop.models import IdempotencyRecord
 from shop.observability.metrics import ORDERS_PLACED, OUT_OF_STOCK
-from shop.repositories.placement import ClaimedKey, LockedProduct, PlacedLine, PlacedOrder, PlacementRepository
+from shop.repositories.placement import ClaimedKey, Locked, LockedProduct, PlacedLine, PlacedOrder, PlacementRepository
 from shop.repositories.tokens import Principal
 from shop.services.order_documents import order_document
-from shop.services.transactions import run_transaction
+from shop.services.transactions import bounded_waits, run_transaction
 from shop.services.unit_of_work import UnitOfWork
 
 
@@ -79,7 +80,7 @@ class IdempotencyKeyReused(DomainError):
 
 
 def place_order(user: Principal, request: OrderRequest, idempotency_key: str | None = None) -> OrderAnswer:
-    answer = run_transaction(lambda uow: _place(uow, user, request, idempotency_key))
+    answer = run_transaction(lambda uow: _place(uow, user, request, idempotency_key), work_sends_waits=True)
     if not answer.replayed:
         if answer.status == 201:
             ORDERS_PLACED.inc()
@@ -89,46 +90,45 @@ def place_order(user: Principal, request: OrderRequest, idempotency_key: str | N
 
 
 def _place(uow: UnitOfWork, user: Principal, request: OrderRequest, key: str | None) -> OrderAnswer:
-    record = None
-    if key is not None:
-        record = _claim(uow.placement, user.id, key, request.fingerprint())
-        if record.response_status is not None:
-            return OrderAnswer(record.response_status, record.response_body or "{}", replayed=True)
-
-    # nothing is written before the stock is known to suffice (allow_partial lines have savepoints of their
-    # own), so an out-of-stock answer leaves only the key's record of it
-    answer = _take_stock_and_write(uow, user, request, record)
-    uow.commit()
-    return answer
-
-
-def _claim(placement: PlacementRepository, user_id: int, key: str, fingerprint: str) -> ClaimedKey:
-    """Insert the key, or wait for the transaction that holds it and read what it recorded."""
-    claimed = placement.claim_key(user_id, key, fingerprint)
-    if claimed is not None:
-        return claimed  # a new key: nobody else holds it
-    record = placement.held_key(user_id, key)
-    if record.request_fingerprint != fingerprint:
-        raise IdempotencyKeyReused(
-            "This Idempotency-Key was already used for a different request; use a new key for a new order."
-        )
-    return record
-
-
-def _take_stock_and_write(
-    uow: UnitOfWork, user: Principal, request: OrderRequest, record: ClaimedKey | None
-) -> OrderAnswer:
     placement = uow.placement
-    locked = placement.lock_products([line.product_id for line in request.lines])
+    fingerprint = request.fingerprint() if key is not None else ""
+    locked = placement.claim_and_lock(
+        bounded_waits(),
+        [line.product_id for line in request.lines],
+        (user.id, key, fingerprint) if key is not None else None,
+    )
     products = locked.products if locked is not None else {}
     unknown = {
         f"items.{index}.product_id": ["No such product, or it is not for sale."]
         for index, line in enumerate(request.lines)
         if line.product_id not in products or not products[line.product_id].is_active
     }
+    record = locked.key_record if locked is not None else None
+    if record is not None:
+        if record.request_fingerprint != fingerprint:
+            raise IdempotencyKeyReused(
+                "This Idempotency-Key was already used for a different request; use a new key for a new order."
+            )
+        if record.response_status is not None:
+            # the first request's answer; nothing was written here (the claim found the key taken)
+            return OrderAnswer(record.response_status, record.response_body or "{}", replayed=True)
     if unknown or locked is None:
         raise ValidationFailed(unknown)
+    if key is not None and record is None:
+        raise RuntimeError("the Idempotency-Key was claimed but its record was not read back")
 
+    # nothing is written before the stock is known to suffice (allow_partial lines have savepoints of their
+    # own), so an out-of-stock answer leaves only the key's record of it
+    answer = _take_stock_and_write(uow, user, request, locked, record)
+    uow.commit()
+    return answer
+
+
+def _take_stock_and_write(
+    uow: UnitOfWork, user: Principal, request: OrderRequest, locked: Locked, record: ClaimedKey | None
+) -> OrderAnswer:
+    placement = uow.placement
+    products = locked.products
     if request.allow_partial:
         kept, dropped = _take_each_in_a_savepoint(uow, products, request.lines)
         if not kept:

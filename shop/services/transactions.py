@@ -40,21 +40,25 @@ def _sqlstate(error: DBAPIError) -> str | None:
     return getattr(error.orig, "pgcode", None)
 
 
-def run_transaction(work: Callable[[UnitOfWork], T]) -> T:
-    """Run `work` (which commits through its unit of work) until it succeeds or may not be retried."""
+def bounded_waits() -> prepared.Call:
+    """The statement that bounds this transaction's lock and statement waits (is_local: this transaction only)."""
+    config = current_app.config
+    return BOUND_WAITS, (f"{int(config['TX_LOCK_TIMEOUT_MS'])}ms", f"{int(config['TX_STATEMENT_TIMEOUT_MS'])}ms")
+
+
+def run_transaction(work: Callable[[UnitOfWork], T], *, work_sends_waits: bool = False) -> T:
+    """Run `work` (which commits through its unit of work) until it succeeds or may not be retried.
+
+    `work_sends_waits`: the work sends `bounded_waits()` itself, ahead of its own first statement and in the
+    same round trip (order placement does); otherwise they are sent before the work starts.
+    """
     config = current_app.config
     attempts = config["TX_ATTEMPTS"]
     for attempt in range(1, attempts + 1):
         try:
             with UnitOfWork() as uow:
-                # both waits bounded for this transaction only (is_local), in one round trip
-                prepared.run(
-                    uow.session,
-                    (
-                        BOUND_WAITS,
-                        (f"{int(config['TX_LOCK_TIMEOUT_MS'])}ms", f"{int(config['TX_STATEMENT_TIMEOUT_MS'])}ms"),
-                    ),
-                )
+                if not work_sends_waits:
+                    prepared.run(uow.session, bounded_waits())
                 return work(uow)
         except DBAPIError as error:
             state = _sqlstate(error)

@@ -1,0 +1,47 @@
+"""Pooled database connections: a connection that sat idle is pinged before it is used again.
+
+SQLAlchemy's `pool_pre_ping` pings on every checkout, a round trip per request however busy the pool is.
+A connection that was in use a moment ago is as alive as a ping would show: what breaks connections
+(a database restart or failover, a proxy's idle timeout) finds them waiting in the pool. So only a
+connection idle for DB_PING_AFTER_IDLE_SECONDS or more is pinged (0: every one, as pool_pre_ping does);
+a dead one is replaced before the request sees it (SQLAlchemy's documented DisconnectionError protocol).
+A connection that breaks while in use fails its statement either way; order placement retries on that.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from flask import Flask
+from sqlalchemy import event, exc
+
+from shop.extensions import db
+
+IDLE_SINCE = "shop_idle_since"
+
+
+def register_connection_checks(app: Flask) -> None:
+    ping_after = float(app.config["DB_PING_AFTER_IDLE_SECONDS"])
+    with app.app_context():
+        engine = db.engine
+    dialect = engine.dialect
+
+    def fresh(dbapi_connection: Any, record: Any) -> None:
+        record.info[IDLE_SINCE] = time.monotonic()  # just connected: no need to ping it
+
+    def checked_in(dbapi_connection: Any, record: Any) -> None:
+        record.info[IDLE_SINCE] = time.monotonic()
+
+    def ping_if_idle(dbapi_connection: Any, record: Any, proxy: Any) -> None:
+        if time.monotonic() - record.info.get(IDLE_SINCE, float("-inf")) < ping_after:
+            return
+        try:
+            dialect.do_ping(dbapi_connection)
+        except dialect.loaded_dbapi.Error as error:
+            if dialect.is_disconnect(error, dbapi_connection, None):
+                raise exc.DisconnectionError() from error  # the pool replaces it and checks out again
+            raise
+
+    for name, listener in (("connect", fresh), ("checkin", checked_in), ("checkout", ping_if_idle)):
+        event.listen(engine, name, listener)
