@@ -72,6 +72,9 @@ def explain(engine: sa.Engine, path: Path) -> None:
             parameters: dict[str, Any] = {"tz": "UTC", "limit": 10, "granularity": "day"} | query
             parameters["limit"] = int(parameters["limit"])
             connection.execute(REPORT_SETTINGS)
+            if sql_file == "revenue":  # the periods come first, as shop.reports.queries.revenue runs them
+                periods, starts = connection.execute(statement("revenue_periods"), parameters).one()
+                parameters |= {"periods": periods, "starts": starts}
             explained = sa.text("EXPLAIN (ANALYZE, BUFFERS) " + statement(sql_file).text)
             plan = "\n".join(row[0] for row in connection.execute(explained, parameters))
             parts.append(f"\n## {name} (`shop/reports/sql/{sql_file}.sql`, {query})\n\n```\n{plan}\n```\n")

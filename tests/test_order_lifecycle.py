@@ -201,3 +201,78 @@ def test_a_double_cancel_restocks_once(committing_app: Flask) -> None:
         stocks = dict(connection.execute(sa.select(Product.id, Product.stock)).all())
     assert stocks == {ids["A"]: 10, ids["B"]: 10}
     stock_invariant_holds(committing_app, {ids["A"]: 10, ids["B"]: 10})
+
+
+# --- the facts the revenue reports read, kept by every transition ---------------------------------------------
+
+CHAIN_TRUTH = sa.text(
+    """
+    SELECT id, previous_counted_at,
+           CASE WHEN status IN ('paid', 'shipped', 'delivered')
+                THEN lag(created_at) OVER (PARTITION BY status IN ('paid', 'shipped', 'delivered')
+                                           ORDER BY created_at, id)
+           END AS truth,
+           status IN ('paid', 'shipped', 'delivered') AS counted,
+           (SELECT bool_and(i.counted = (o.status IN ('paid', 'shipped', 'delivered')))
+              FROM order_items i WHERE i.order_id = o.id) AS lines_agree
+      FROM orders o WHERE user_id = :user_id ORDER BY created_at, id
+    """
+)
+
+
+def chain(session: Any, user_id: int) -> list[tuple[Any, ...]]:
+    return [tuple(row) for row in session.execute(CHAIN_TRUTH, {"user_id": user_id})]
+
+
+@pytest.mark.parametrize(
+    "steps",
+    [
+        [("pay", 2), ("pay", 0), ("pay", 1)],  # paid out of order: each lands in the middle of the chain
+        [("pay", 0), ("pay", 1), ("pay", 2), ("cancel", 1)],  # a cancelled paid order leaves it, the next relinks
+        [("pay", 1), ("cancel", 0), ("pay", 2), ("ship", 1), ("deliver", 1), ("cancel", 2)],
+    ],
+    ids=["out-of-order", "cancel-middle", "mixed"],
+)
+def test_every_transition_keeps_each_counted_order_pointing_at_the_customers_previous_one(
+    client: FlaskClient, auth: AuthActions, db_session: Any, steps: list[tuple[str, int]]
+) -> None:
+    lamp = add_product(db_session, "LAMP", price=Decimal("10.00"), stock=50)
+    ann, staff = auth.headers("ann@example.com"), auth.headers("staff@example.com", "staff")
+    orders = [client.post("/api/v1/orders", json=order_body((lamp, 1)), headers=ann).get_json() for _ in range(3)]
+    user_id = orders[0]["user_id"]
+
+    for action, index in steps:
+        who = staff if action in {"ship", "deliver"} else ann
+        response = client.post(f"/api/v1/orders/{orders[index]['id']}/{action}", json={}, headers=who)
+        assert response.status_code == 200, response.get_json()
+        for order_id, previous, truth, _counted, lines_agree in chain(db_session, user_id):
+            assert previous == truth, (action, index, order_id)
+            assert lines_agree, (action, index, order_id)
+    assert any(counted for *_, counted, _ in chain(db_session, user_id))
+
+
+@pytest.mark.commits
+def test_one_customer_paying_and_cancelling_several_orders_at_once_keeps_the_chain(committing_app: Flask) -> None:
+    ids = make_products(committing_app, {"LAMP": 100})
+    (buyer,) = tokens(committing_app, 1)
+    client = committing_app.test_client()
+    body = {"items": [{"product_id": ids["LAMP"], "quantity": 1}], "shipping_address": ADDRESS}
+    order_ids = [client.post("/api/v1/orders", json=body, headers=buyer).get_json()["id"] for _ in range(8)]
+    for order_id in order_ids[:3]:
+        assert client.post(f"/api/v1/orders/{order_id}/pay", json={}, headers=buyer).status_code == 200
+
+    def act(index: int) -> int:
+        # the first three are paid: cancel them; pay the other five; all at once
+        action = "cancel" if index < 3 else "pay"
+        response = committing_app.test_client().post(
+            f"/api/v1/orders/{order_ids[index]}/{action}", json={}, headers=buyer
+        )
+        return response.status_code
+
+    assert run_together(len(order_ids), act) == [200] * len(order_ids)
+    with committing_app.app_context():
+        user_id = db.session.execute(sa.select(Order.user_id).where(Order.id == order_ids[0])).scalar_one()
+        rows = chain(db.session, user_id)
+        db.session.remove()
+    assert [counted for *_, counted, _ in rows] == [False] * 3 + [True] * 5
+    assert all(previous == truth and lines_agree for _, previous, truth, _, lines_agree in rows)

@@ -40,8 +40,8 @@ def store(db_session: Any) -> dict[str, int]:
     ).scalar_one()
     execute(
         db_session,
-        "INSERT INTO order_items (order_id, product_id, sku, name, quantity, unit_price, line_total)"
-        " VALUES (:order_id, :product_id, 'SKU-1', 'Lamp', 2, 10.00, 20.00)",
+        "INSERT INTO order_items (order_id, product_id, sku, name, quantity, unit_price, line_total, category,"
+        " first_in_category) VALUES (:order_id, :product_id, 'SKU-1', 'Lamp', 2, 10.00, 20.00, 'Home', true)",
         order_id=order_id,
         product_id=product_id,
     )
@@ -94,8 +94,8 @@ VIOLATIONS = [
     ("DELETE FROM products WHERE id = :product_id", "fk_order_items_product_id_products"),
     ("DELETE FROM users WHERE id = :user_id", "fk_orders_user_id_users"),
     (
-        "INSERT INTO order_items (order_id, product_id, sku, name, quantity, unit_price, line_total)"
-        " VALUES (:order_id, :product_id, 'SKU-1', 'Lamp', 1, 10.00, 10.00)",
+        "INSERT INTO order_items (order_id, product_id, sku, name, quantity, unit_price, line_total, category,"
+        " first_in_category) VALUES (:order_id, :product_id, 'SKU-1', 'Lamp', 1, 10.00, 10.00, 'Home', false)",
         "uq_order_items_order_id_product_id",
     ),
     (
@@ -107,6 +107,39 @@ VIOLATIONS = [
     (
         "UPDATE order_items SET quantity = 3, line_total = 30.00 WHERE order_id = :order_id",
         "ck_orders_total_matches_lines",
+    ),
+    # the facts the reports read (migration 0006)
+    ("UPDATE order_items SET counted = true WHERE order_id = :order_id", "ck_order_items_match_their_order"),
+    (
+        "UPDATE order_items SET placed_at = placed_at - interval '1 day' WHERE order_id = :order_id",
+        "ck_order_items_match_their_order",
+    ),
+    (
+        "UPDATE orders SET status = 'paid', paid_at = now() WHERE id = :order_id",  # its lines still say not counted
+        "ck_order_items_match_their_order",
+    ),
+    (
+        "UPDATE order_items SET first_in_category = false WHERE order_id = :order_id",
+        "ck_order_items_one_first_per_category",
+    ),
+    ("UPDATE orders SET previous_counted_at = now() WHERE id = :order_id", "ck_orders_previous_counted_at_chain"),
+    (
+        "UPDATE orders SET status = 'paid', paid_at = now(), previous_counted_at = now() - interval '1 day'"
+        " WHERE id = :order_id; UPDATE order_items SET counted = true WHERE order_id = :order_id",
+        "ck_orders_previous_counted_at_chain",  # the customer has no earlier counted order to point at
+    ),
+    (
+        # a second counted order of the same customer, not pointing back at the first
+        "UPDATE orders SET status = 'paid', paid_at = now() WHERE id = :order_id;"
+        " UPDATE order_items SET counted = true WHERE order_id = :order_id;"
+        " WITH later AS (INSERT INTO orders (user_id, status, currency, total, units, shipping_address, paid_at,"
+        "   created_at) VALUES (:user_id, 'paid', 'USD', 10.00, 1, '{}', now(), now() + interval '1 hour')"
+        "   RETURNING id)"
+        " INSERT INTO order_items (order_id, product_id, sku, name, quantity, unit_price, line_total, placed_at,"
+        "   counted, category, first_in_category)"
+        " SELECT id, :product_id, 'SKU-1', 'Lamp', 1, 10.00, 10.00, now() + interval '1 hour', true, 'Home', true"
+        "   FROM later",
+        "ck_orders_previous_counted_at_chain",
     ),
 ]
 

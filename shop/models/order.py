@@ -22,6 +22,11 @@ class OrderStatus(enum.StrEnum):
     CANCELLED = "cancelled"
 
 
+# the statuses whose orders count as revenue
+COUNTED_STATUSES = frozenset({OrderStatus.PAID, OrderStatus.SHIPPED, OrderStatus.DELIVERED})
+COUNTED_SQL = "status IN ('paid', 'shipped', 'delivered')"
+
+
 class Order(Timestamps, Base):
     __tablename__ = "orders"
     __table_args__ = (
@@ -47,8 +52,8 @@ class Order(Timestamps, Base):
         sa.Index(
             "ix_orders_revenue",
             "created_at",
-            postgresql_include=["id", "user_id", "total", "units"],
-            postgresql_where=sa.text("status IN ('paid', 'shipped', 'delivered')"),
+            postgresql_include=["user_id", "total", "units", "previous_counted_at"],
+            postgresql_where=sa.text(COUNTED_SQL),
         ),
     )
 
@@ -68,6 +73,9 @@ class Order(Timestamps, Base):
     shipped_at: Mapped[datetime | None]
     delivered_at: Mapped[datetime | None]
     cancelled_at: Mapped[datetime | None]
+    # for the reports, kept by the order code and checked at commit (migration 0006): when this customer's
+    # previous counted order was placed; NULL for their first, and for an order that does not count
+    previous_counted_at: Mapped[datetime | None]
 
     user: Mapped[User] = relationship(lazy="raise")
     items: Mapped[list[OrderItem]] = relationship(
@@ -88,6 +96,13 @@ class OrderItem(Base):
         # one line per product in an order (duplicate lines are merged before they get here)
         sa.UniqueConstraint("order_id", "product_id"),
         sa.Index("ix_order_items_product_id", "product_id"),
+        # revenue by category and top products: the counted lines of a time range, read from the index alone
+        sa.Index(
+            "ix_order_items_revenue",
+            "placed_at",
+            postgresql_include=["product_id", "category", "quantity", "line_total", "first_in_category"],
+            postgresql_where=sa.text("counted"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(sa.BigInteger, sa.Identity(), primary_key=True)
@@ -99,6 +114,13 @@ class OrderItem(Base):
     quantity: Mapped[int]
     unit_price: Mapped[Decimal]
     line_total: Mapped[Decimal]
+    # for the reports, checked at commit against the order (migration 0006): its placement time (the placing
+    # transaction's now()) and whether it counts, the product's category then, and whether this is the
+    # order's first line in that category
+    placed_at: Mapped[datetime] = mapped_column(server_default=sa.func.now())
+    counted: Mapped[bool] = mapped_column(server_default=sa.false())
+    category: Mapped[str] = mapped_column(sa.String(100))
+    first_in_category: Mapped[bool]
 
     order: Mapped[Order] = relationship(back_populates="items", lazy="raise")
     product: Mapped[Product] = relationship(lazy="raise")

@@ -36,6 +36,7 @@ class LockedProduct:
     stock: int
     is_active: bool
     version: int
+    category: str
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,8 @@ class PlacedLine:
     quantity: int
     unit_price: Decimal
     line_total: Decimal
+    category: str
+    first_in_category: bool  # the order's first line in its category (the reports count orders by these)
 
 
 @dataclass(frozen=True)
@@ -113,7 +116,8 @@ LOCK_PRODUCTS = PreparedStatement(
         SELECT id, request_fingerprint, response_status, response_body
           FROM idempotency_records WHERE user_id = $2 AND key = $3
     )
-    SELECT p.id, p.sku, p.name, p.price, p.stock, p.is_active, p.version, next_order.id, next_order.placed_at,
+    SELECT p.id, p.sku, p.name, p.price, p.stock, p.is_active, p.version, p.category,
+           next_order.id, next_order.placed_at,
            key_record.id, key_record.request_fingerprint, key_record.response_status, key_record.response_body
       FROM products p CROSS JOIN next_order LEFT JOIN key_record ON true
      WHERE p.id = ANY($1)
@@ -134,11 +138,12 @@ TAKE_STOCK = PreparedStatement(
     """,
 )
 # The order, its lines (in the order given, so their ids keep it) and its first history entry, in one statement.
+# A new order is pending: it does not count yet, and its lines' placed_at is now(), like its created_at.
 INSERT_ORDER = PreparedStatement(
     "shop_insert_order",
     (
         "bigint", "bigint", "text", "numeric", "integer", "jsonb", "jsonb",
-        "bigint[]", "text[]", "text[]", "integer[]", "numeric[]", "numeric[]",
+        "bigint[]", "text[]", "text[]", "integer[]", "numeric[]", "numeric[]", "text[]", "boolean[]",
     ),
     """
     WITH new_order AS (
@@ -146,10 +151,13 @@ INSERT_ORDER = PreparedStatement(
         VALUES ($1, $2, 'pending', $3, $4, $5, $6, $7)
         RETURNING id, user_id
     ), new_lines AS (
-        INSERT INTO order_items (order_id, product_id, sku, name, quantity, unit_price, line_total)
-        SELECT new_order.id, line.product_id, line.sku, line.name, line.quantity, line.unit_price, line.line_total
-          FROM new_order, unnest($8, $9, $10, $11, $12, $13) WITH ORDINALITY
-               AS line (product_id, sku, name, quantity, unit_price, line_total, position)
+        INSERT INTO order_items (order_id, product_id, sku, name, quantity, unit_price, line_total, category,
+                                 first_in_category)
+        SELECT new_order.id, line.product_id, line.sku, line.name, line.quantity, line.unit_price, line.line_total,
+               line.category, line.first_in_category
+          FROM new_order, unnest($8, $9, $10, $11, $12, $13, $14, $15) WITH ORDINALITY
+               AS line (product_id, sku, name, quantity, unit_price, line_total, category, first_in_category,
+                        position)
          ORDER BY line.position
     )
     INSERT INTO order_status_changes (order_id, from_status, to_status, changed_by)
@@ -191,10 +199,10 @@ class PlacementRepository:
         rows = run(self.connection, *calls)
         if not rows:
             return None
-        products = {row[0]: LockedProduct(*row[:7]) for row in rows}
+        products = {row[0]: LockedProduct(*row[:8]) for row in rows}
         first_row = rows[0]
-        record = ClaimedKey(*first_row[9:13]) if first_row[9] is not None else None
-        return Locked(products, order_id=first_row[7], placed_at=first_row[8], key_record=record)
+        record = ClaimedKey(*first_row[10:14]) if first_row[10] is not None else None
+        return Locked(products, order_id=first_row[8], placed_at=first_row[9], key_record=record)
 
     def take_stock(self, products: Mapping[int, LockedProduct], quantities: Mapping[int, int]) -> None:
         """Take these quantities from the locked products now (one round trip): allow_partial, line by line.
@@ -256,4 +264,6 @@ def _insert_parameters(order: PlacedOrder) -> tuple[object, ...]:
         [item.quantity for item in items],
         [item.unit_price for item in items],
         [item.line_total for item in items],
+        [item.category for item in items],
+        [item.first_in_category for item in items],
     )

@@ -86,6 +86,7 @@ class Catalog:
     skus: list[str] = field(default_factory=list)
     names: list[str] = field(default_factory=list)
     price_cents: list[int] = field(default_factory=list)
+    categories: list[str] = field(default_factory=list)
     popularity: list[float] = field(default_factory=list)  # cumulative weights, in product order
     sold: array.array[int] = field(default_factory=lambda: array.array("q"))
 
@@ -169,7 +170,6 @@ class StoreGenerator:
         fake, rng = self.fake, self.rng
         categories = list(CATEGORY_PRICES)
         self._descriptions = [copy_text(fake.paragraph(nb_sentences=3)) for _ in range(min(self.plan.products, 500))]
-        self._categories: list[str] = []
         for number in range(1, self.plan.products + 1):
             category = categories[rng.randrange(len(categories))]
             low, high = CATEGORY_PRICES[category]
@@ -178,7 +178,7 @@ class StoreGenerator:
             self.catalog.skus.append(f"SKU-{number:07d}")
             self.catalog.names.append(copy_text(f"{fake.catch_phrase()} {fake.word()}".title()[:200]))
             self.catalog.price_cents.append(cents)
-            self._categories.append(category)
+            self.catalog.categories.append(category)
         # a long tail: rank products at random and weight them 1 / rank (Zipf)
         ranks = list(range(1, self.plan.products + 1))
         rng.shuffle(ranks)
@@ -195,7 +195,7 @@ class StoreGenerator:
             description = self._descriptions[index % len(self._descriptions)]
             yield (
                 f"{index + 1}\t{self.catalog.skus[index]}\t{self.catalog.names[index]}\t{description}\t"
-                f"{self._categories[index]}\t{money(self.catalog.price_cents[index])}\t{remaining}\tt\t"
+                f"{self.catalog.categories[index]}\t{money(self.catalog.price_cents[index])}\t{remaining}\tt\t"
                 f"{created}\t{created}\t1\n"
             )
 
@@ -212,6 +212,15 @@ class StoreGenerator:
         line_counts = rng.choices(list(LINES_WEIGHT), weights=list(LINES_WEIGHT.values()), k=self.plan.orders)
         quantities = list(QUANTITY_WEIGHT)
         quantity_weights = _cumulative([float(weight) for weight in QUANTITY_WEIGHT.values()])
+        last_quantity_weight = quantity_weights[-1]
+        # the text of a line that depends only on its product, or on its product and quantity: made once
+        product_text = [
+            f"\t{product + 1}\t{catalog.skus[product]}\t{catalog.names[product]}\t" for product in range(product_count)
+        ]
+        quantity_text = [
+            {q: f"{q}\t{money(cents)}\t{money(cents * q)}\t" for q in quantities} for cents in catalog.price_cents
+        ]
+        categories = catalog.categories
         line_id = 0
         random_ = rng.random
         for order_index in range(self.plan.orders):
@@ -221,20 +230,27 @@ class StoreGenerator:
                 product = bisect.bisect(popularity, random_() * last_weight)
                 if product < product_count and product not in chosen:
                     chosen.append(product)
-            cancelled = orders.status[order_index] == CANCELLED
+            status = orders.status[order_index]
+            cancelled = status == CANCELLED
+            # what the reports read off each line: the order's time, whether it counts, first of its category
+            order_tail = f"{self.timestamp(orders.created[order_index])}\t{'t' if status in COUNTED else 'f'}\t"
             total = units = 0
             order_id = order_index + 1
+            seen: list[str] = []
             for product in chosen:
-                quantity = quantities[bisect.bisect(quantity_weights, random_() * quantity_weights[-1])]
+                quantity = quantities[bisect.bisect(quantity_weights, random_() * last_quantity_weight)]
                 cents = catalog.price_cents[product]
                 total += cents * quantity
                 units += quantity
                 if not cancelled:
                     catalog.sold[product] += quantity
                 line_id += 1
+                category = categories[product]
+                first = "f" if category in seen else "t"
+                seen.append(category)
                 yield (
-                    f"{line_id}\t{order_id}\t{product + 1}\t{catalog.skus[product]}\t{catalog.names[product]}\t"
-                    f"{quantity}\t{money(cents)}\t{money(cents * quantity)}\n"
+                    f"{line_id}\t{order_id}{product_text[product]}{quantity_text[product][quantity]}"
+                    f"{order_tail}{category}\t{first}\n"
                 )
             orders.total_cents[order_index] = total
             orders.units[order_index] = units
@@ -245,8 +261,15 @@ class StoreGenerator:
         if orders is None:
             raise RuntimeError("order_items() decides the orders; run it first")
         stamp = self.timestamp
+        # each customer's previous counted order, for the reports (orders come in time order: id order)
+        last_counted: dict[int, str] = {}
         for index in range(self.plan.orders):
             user = orders.user[index]
+            if orders.status[index] in COUNTED:
+                previous = last_counted.get(user, NULL)
+                last_counted[user] = stamp(orders.created[index])
+            else:
+                previous = NULL
             status = STATUSES[orders.status[index]]
             created, paid, shipped, delivered, cancelled = (
                 orders.created[index],
@@ -264,7 +287,7 @@ class StoreGenerator:
                 f"{self.customers.addresses[user]}\t{reference}\t{reason}\t"
                 f"{stamp(paid) if paid else NULL}\t{stamp(shipped) if shipped else NULL}\t"
                 f"{stamp(delivered) if delivered else NULL}\t{stamp(cancelled) if cancelled else NULL}\t"
-                f"{stamp(created)}\t{stamp(updated)}\t[]\n"
+                f"{stamp(created)}\t{stamp(updated)}\t[]\t{previous}\n"
             )
 
     def staff_id(self) -> int | None:
@@ -274,6 +297,7 @@ class StoreGenerator:
 NULL = "\\N"
 PENDING, PAID, SHIPPED, DELIVERED, CANCELLED = range(5)
 STATUSES = ("pending", "paid", "shipped", "delivered", "cancelled")
+COUNTED = frozenset({PAID, SHIPPED, DELIVERED})  # revenue
 DEMO_ACCOUNTS = {"staff": "staff@example.com", "customer": "customer@example.com"}
 
 

@@ -34,10 +34,13 @@ TOTAL_TRIGGERS = (("orders", "trg_orders_total_matches_lines"), ("order_items", 
 
 USER_COLUMNS = "id, email, name, password_hash, role, is_active, created_at, updated_at"
 PRODUCT_COLUMNS = "id, sku, name, description, category, price, stock, is_active, created_at, updated_at, version"
-ITEM_COLUMNS = "id, order_id, product_id, sku, name, quantity, unit_price, line_total"
+ITEM_COLUMNS = (
+    "id, order_id, product_id, sku, name, quantity, unit_price, line_total, placed_at, counted, category, "
+    "first_in_category"
+)
 ORDER_COLUMNS = (
     "id, user_id, status, currency, total, units, shipping_address, payment_reference, cancel_reason, "
-    "paid_at, shipped_at, delivered_at, cancelled_at, created_at, updated_at, dropped_lines"
+    "paid_at, shipped_at, delivered_at, cancelled_at, created_at, updated_at, dropped_lines, previous_counted_at"
 )
 
 # Every step of every order, as the lifecycle would have recorded it: customers place, pay and cancel; staff
@@ -58,14 +61,35 @@ HISTORY = sa.text(
       FROM orders WHERE cancelled_at IS NOT NULL
     """
 )
-# what the disabled triggers would have checked, for every order at once
+# What the disabled triggers would have checked, for every order at once: totals and units, and the facts the
+# reports read (each line carries its order's time and counted status, and has a first of its category; each
+# counted order points at its customer's previous one). One first per category exactly is left to the tests:
+# counting distinct categories per order would double the check's time.
 WRONG_TOTALS = sa.text(
     """
     SELECT count(*) FROM orders o
-      LEFT JOIN (SELECT order_id, count(*) AS lines, sum(line_total) AS total, sum(quantity) AS units
+      LEFT JOIN (SELECT order_id, count(*) AS lines, sum(line_total) AS total, sum(quantity) AS units,
+                        min(placed_at) AS first_placed, max(placed_at) AS last_placed,
+                        bool_and(counted) AS all_counted, bool_or(counted) AS any_counted,
+                        bool_or(first_in_category) AS has_first
                    FROM order_items GROUP BY order_id) l
         ON l.order_id = o.id
      WHERE l.lines IS NULL OR l.total <> o.total OR l.units <> o.units
+        OR l.first_placed <> o.created_at OR l.last_placed <> o.created_at
+        OR l.all_counted <> (o.status IN ('paid', 'shipped', 'delivered'))
+        OR l.any_counted <> (o.status IN ('paid', 'shipped', 'delivered')) OR NOT l.has_first
+    """
+)
+WRONG_CHAINS = sa.text(
+    """
+    SELECT count(*) FROM (
+        SELECT previous_counted_at,
+               CASE WHEN counted THEN lag(created_at) OVER (PARTITION BY user_id, counted ORDER BY created_at, id)
+               END AS expected
+          FROM (SELECT id, user_id, created_at, previous_counted_at,
+                       status IN ('paid', 'shipped', 'delivered') AS counted FROM orders) o
+    ) chain
+     WHERE previous_counted_at IS DISTINCT FROM expected
     """
 )
 
@@ -228,7 +252,10 @@ def seed_store(
                 connection.execute(sa.schema.AddConstraint(foreign_key))  # validates every row
             wrong = connection.scalar(WRONG_TOTALS)
             if wrong:
-                raise RuntimeError(f"{wrong} seeded orders have a total or units that do not match their lines")
+                raise RuntimeError(f"{wrong} seeded orders do not match their lines (totals, units or report facts)")
+            wrong = connection.scalar(WRONG_CHAINS)
+            if wrong:
+                raise RuntimeError(f"{wrong} seeded orders do not point at their customer's previous counted order")
             for table, trigger in TOTAL_TRIGGERS:
                 connection.execute(sa.text(f"ALTER TABLE {table} ENABLE TRIGGER {trigger}"))
             for table in ("users", "products", "orders", "order_items", "order_status_changes"):

@@ -1,8 +1,13 @@
 """Order transitions: pending -> paid -> shipped -> delivered, and pending | paid -> cancelled.
 
-Each runs in one short transaction that locks the order row first (SELECT ... FOR UPDATE), so two
-transitions of one order happen one after the other and the second sees what the first did. Cancelling
-then locks the order's products in id order, like placement does, and returns their units exactly once.
+Each runs in one short transaction that locks the order row (SELECT ... FOR UPDATE), so two transitions
+of one order happen one after the other and the second sees what the first did. Cancelling then locks the
+order's products in id order, like placement does, and returns their units exactly once.
+
+Paying, and cancelling a paid order, move an order into or out of the revenue: its lines' `counted` and its
+customer's chain of counted orders (`previous_counted_at`) follow in the same transaction, under a lock on
+the customer taken before the order's, so concurrent transitions of one customer's orders queue instead of
+deadlocking.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import sqlalchemy as sa
 
 from shop.errors import Conflict, ResourceNotFound
 from shop.models import Order, OrderStatus, OrderStatusChange, Role
+from shop.models.order import COUNTED_STATUSES
 from shop.repositories.tokens import Principal
 from shop.services.transactions import run_transaction
 from shop.services.unit_of_work import UnitOfWork
@@ -44,6 +50,10 @@ RULES = {
 }
 
 
+# the actions that can move an order into the revenue (pay) or out of it (cancelling a paid order)
+MAY_RECOUNT = frozenset({Action.PAY, Action.CANCEL})
+
+
 class OrderNotFound(ResourceNotFound):
     slug = "order-not-found"
     title = "Order not found"
@@ -64,6 +74,11 @@ def transition(
     rule = RULES[action]
 
     def work(uow: UnitOfWork) -> Order:
+        if action in MAY_RECOUNT:
+            # the customer first, then the order: the same lock order as every recount, so none deadlock
+            owner = uow.orders.owner(order_id)
+            if owner is not None:
+                uow.orders.lock_customer(owner)
         order = uow.orders.get(order_id, for_update=True)
         if order is None or (order.user_id != actor.id and not actor.is_at_least(Role.STAFF)):
             raise OrderNotFound(order_id)
@@ -81,6 +96,8 @@ def transition(
             order.payment_reference = payment_reference
         setattr(order, rule.timestamp, sa.func.now())
         order.status = rule.to.value
+        if (current in COUNTED_STATUSES) != (rule.to in COUNTED_STATUSES):
+            uow.orders.recount(order, counted=rule.to in COUNTED_STATUSES)
         uow.session.add(
             OrderStatusChange(
                 order_id=order.id,

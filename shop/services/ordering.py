@@ -140,7 +140,8 @@ def _take_stock_and_write(
             return _refused(placement, record, _out_of_stock([s for s in short if s], detail))
         kept, dropped = list(request.lines), []
 
-    items = [_order_line(products[line.product_id], line.quantity) for line in kept]
+    categories_seen: set[str] = set()
+    items = [_order_line(products[line.product_id], line.quantity, categories_seen) for line in kept]
     order = PlacedOrder(
         id=locked.order_id,
         user_id=user.id,
@@ -168,8 +169,10 @@ def _refused(placement: PlacementRepository, record: ClaimedKey | None, answer: 
     return answer
 
 
-def _order_line(product: LockedProduct, quantity: int) -> PlacedLine:
+def _order_line(product: LockedProduct, quantity: int, categories_seen: set[str]) -> PlacedLine:
     # snapshots: what the customer saw at this moment, whatever the product becomes
+    first_in_category = product.category not in categories_seen
+    categories_seen.add(product.category)
     return PlacedLine(
         product_id=product.id,
         sku=product.sku,
@@ -177,6 +180,8 @@ def _order_line(product: LockedProduct, quantity: int) -> PlacedLine:
         quantity=quantity,
         unit_price=product.price,
         line_total=product.price * quantity,
+        category=product.category,
+        first_in_category=first_in_category,
     )
 
 

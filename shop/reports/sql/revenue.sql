@@ -1,42 +1,48 @@
--- Revenue per period of the range: one row per day, ISO week (from Monday) or month in the requested time
--- zone, empty periods included with zeros, each with the running revenue; then one totals row (period NULL)
--- whose unique_customers counts each customer once over the whole range.
+-- Revenue per period of the range, empty periods included with zeros, each with the running revenue; then one
+-- totals row (period NULL) whose unique_customers counts each customer once over the whole range.
 --
--- Parameters: :start, :end (dates, inclusive, in :tz), :tz (an IANA zone name), :granularity ('day', 'week'
--- or 'month'; checked by the caller).
+-- Parameters: :start, :end (dates, inclusive, in :tz), :tz (an IANA zone name), and from revenue_periods.sql
+-- :periods (date[], the periods in order) and :starts (timestamptz[], when each period's part of the range begins).
 -- Counts orders whose status is paid, shipped or delivered, by the moment they were placed.
--- Index: ix_orders_revenue, partial on the counted statuses, on created_at and covering user_id, total and
--- units: the local date range becomes a created_at range in UTC, read from the index alone.
+-- Index: ix_orders_revenue, partial on the counted statuses, on created_at and covering user_id, total, units and
+-- previous_counted_at: the local date range becomes a created_at range in UTC, read from the index alone, in
+-- parallel. An order falls in the period whose start it follows (width_bucket: no time zone arithmetic per
+-- order). A customer counts once in a period at their first order in it: the one whose previous counted order
+-- (orders.previous_counted_at, kept by the order code) came before the period began; no DISTINCT to sort.
 WITH bounds AS (
     SELECT CAST(:start AS date)::timestamp AT TIME ZONE :tz AS from_utc,
            (CAST(:end AS date) + 1)::timestamp AT TIME ZONE :tz AS until_utc
-), counted AS (
-    SELECT o.user_id, o.total, o.units, date_trunc(:granularity, o.created_at AT TIME ZONE :tz) AS period
-      FROM orders o, bounds b
+), per_period AS (
+    SELECT p.position,
+           count(*) AS orders,
+           sum(o.units) AS units,
+           sum(o.total) AS revenue,
+           count(*) FILTER (WHERE o.previous_counted_at IS NULL OR o.previous_counted_at < p.starts_at)
+               AS unique_customers,
+           count(*) FILTER (WHERE o.previous_counted_at IS NULL OR o.previous_counted_at < b.from_utc)
+               AS new_in_range
+      FROM orders o
+      CROSS JOIN bounds b
+      JOIN unnest(CAST(:starts AS timestamptz[])) WITH ORDINALITY AS p (starts_at, position)
+        ON p.position = width_bucket(o.created_at, CAST(:starts AS timestamptz[]))
      WHERE o.created_at >= b.from_utc AND o.created_at < b.until_utc
        AND o.status IN ('paid', 'shipped', 'delivered')
-), periods AS (
-    SELECT generate_series(
-               date_trunc(:granularity, CAST(:start AS date)::timestamp),
-               CAST(:end AS date)::timestamp,
-               CAST('1 ' || :granularity AS interval)
-           ) AS period
-    UNION ALL
-    SELECT NULL  -- the totals row
-), per_period AS (
-    SELECT period, count(*) AS orders, sum(units) AS units, sum(total) AS revenue,
-           count(DISTINCT user_id) AS unique_customers
-      FROM counted
-     GROUP BY GROUPING SETS ((period), ())
+     GROUP BY p.position
 )
-SELECT CAST(p.period AS date) AS period,
+SELECT period.day AS period,
        coalesce(pp.orders, 0) AS orders,
        coalesce(pp.units, 0) AS units,
        coalesce(pp.revenue, 0) AS revenue,
        coalesce(pp.unique_customers, 0) AS unique_customers,
-       CASE WHEN p.period IS NOT NULL
-            THEN sum(coalesce(pp.revenue, 0)) OVER (ORDER BY p.period NULLS LAST)
-       END AS running_revenue
-  FROM periods p
-  LEFT JOIN per_period pp ON pp.period IS NOT DISTINCT FROM p.period
- ORDER BY p.period NULLS LAST
+       sum(coalesce(pp.revenue, 0)) OVER (ORDER BY period.position) AS running_revenue
+  FROM unnest(CAST(:periods AS date[])) WITH ORDINALITY AS period (day, position)
+  LEFT JOIN per_period pp ON pp.position = period.position
+UNION ALL
+SELECT NULL,
+       CAST(coalesce(sum(orders), 0) AS bigint),
+       CAST(coalesce(sum(units), 0) AS bigint),
+       coalesce(sum(revenue), 0),
+       CAST(coalesce(sum(new_in_range), 0) AS bigint),
+       NULL
+  FROM per_period
+ORDER BY period NULLS LAST
