@@ -64,7 +64,7 @@ def add_order(session: Any, user: User, created: datetime, status: str, lines: l
         order.cancelled_at = created + timedelta(minutes=5)
     session.add(order)
     session.flush()
-    OrderRepository(session).relink_customer(user.id)
+    OrderRepository(session).relink(order.id)
     return order
 
 

@@ -19,8 +19,11 @@ WITH new_order AS (
     SELECT CAST(:uid AS bigint), 'USD', sum(price), 3, '{"name": "pgbench"}'::jsonb FROM products WHERE id IN (:a, :b, :c)
     RETURNING id
 ), new_lines AS (
-    INSERT INTO order_items (order_id, product_id, sku, name, quantity, unit_price, line_total)
-    SELECT new_order.id, p.id, p.sku, p.name, 1, p.price, p.price FROM new_order, products p WHERE p.id IN (:a, :b, :c)
+    INSERT INTO order_items (order_id, product_id, sku, name, quantity, unit_price, line_total, category,
+                             first_in_category)
+    SELECT new_order.id, p.id, p.sku, p.name, 1, p.price, p.price, p.category,
+           row_number() OVER (PARTITION BY p.category ORDER BY p.id) = 1
+      FROM new_order, products p WHERE p.id IN (:a, :b, :c)
     RETURNING order_id
 )
 INSERT INTO order_status_changes (order_id, from_status, to_status, changed_by)

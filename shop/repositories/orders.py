@@ -7,17 +7,34 @@ from shop.models import Order, OrderStatusChange
 
 # The reports' facts, kept as an order moves into or out of the revenue (migration 0006 checks them at commit).
 COUNT_LINES = sa.text("UPDATE order_items SET counted = :counted WHERE order_id = :order_id AND counted <> :counted")
-# Every order of one customer pointed at their previous counted order (by placement time, then id); only rows
-# that change are written. The caller holds the customer's lock (lock_customer), so relinks never interleave.
-RELINK_CUSTOMER = sa.text(
+# After an order moved into or out of the revenue: it points at its customer's previous counted order (or
+# at nothing, if it no longer counts), and the customer's next counted order points at it (or past it). Two
+# rows, found by ix_orders_customer_counted whatever the customer's history. The caller holds the customer's
+# lock (lock_customer), so these never interleave for one customer.
+RELINK = sa.text(
     """
-    UPDATE orders o SET previous_counted_at = chain.previous
-      FROM (SELECT id, counted,
-                   CASE WHEN counted THEN lag(created_at) OVER (PARTITION BY counted ORDER BY created_at, id) END
-                       AS previous
-              FROM (SELECT id, created_at, status IN ('paid', 'shipped', 'delivered') AS counted
-                      FROM orders WHERE user_id = :user_id) own) chain
-     WHERE o.id = chain.id AND o.previous_counted_at IS DISTINCT FROM chain.previous
+    WITH this AS (
+        SELECT id, user_id, created_at, status IN ('paid', 'shipped', 'delivered') AS counted
+          FROM orders WHERE id = :order_id
+    ), before_this AS (
+        SELECT o.created_at FROM orders o, this
+         WHERE o.user_id = this.user_id AND o.status IN ('paid', 'shipped', 'delivered')
+           AND (o.created_at, o.id) < (this.created_at, this.id)
+         ORDER BY o.created_at DESC, o.id DESC LIMIT 1
+    ), after_this AS (
+        SELECT o.id FROM orders o, this
+         WHERE o.user_id = this.user_id AND o.status IN ('paid', 'shipped', 'delivered')
+           AND (o.created_at, o.id) > (this.created_at, this.id)
+         ORDER BY o.created_at, o.id LIMIT 1
+    )
+    UPDATE orders o
+       SET previous_counted_at = CASE
+               WHEN o.id = this.id THEN CASE WHEN this.counted THEN (SELECT created_at FROM before_this) END
+               WHEN this.counted THEN this.created_at
+               ELSE (SELECT created_at FROM before_this)
+           END
+      FROM this
+     WHERE o.id = this.id OR o.id = (SELECT id FROM after_this)
     """
 )
 OWNER = sa.text("SELECT user_id FROM orders WHERE id = :order_id")
@@ -48,11 +65,11 @@ class OrderRepository:
         """The order has just moved into (or out of) the revenue: its lines and its customer's chain follow."""
         self.session.flush()
         self.session.execute(COUNT_LINES, {"order_id": order.id, "counted": counted})
-        self.relink_customer(order.user_id)
+        self.relink(order.id)
 
-    def relink_customer(self, user_id: int) -> None:
-        """Point each of the customer's counted orders at their previous one (under lock_customer, or alone)."""
-        self.session.execute(RELINK_CUSTOMER, {"user_id": user_id})
+    def relink(self, order_id: int) -> None:
+        """Put the order in (or take it out of) its customer's chain of counted orders, as its status now says."""
+        self.session.execute(RELINK, {"order_id": order_id})
 
     def add(self, order: Order) -> Order:
         self.session.add(order)
