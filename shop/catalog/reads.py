@@ -56,6 +56,8 @@ class _HeldPages:
         self._budget = budget_bytes
         self._held_bytes = 0
         self._pages: OrderedDict[ProductFilters, HeldPage] = OrderedDict()
+        # the near cache's ticket when each page was last found current
+        self._confirmed: dict[ProductFilters, near_cache.Ticket] = {}
         self._lock = threading.Lock()
 
     def get(self, filters: ProductFilters) -> HeldPage | None:
@@ -65,15 +67,23 @@ class _HeldPages:
                 self._pages.move_to_end(filters)
             return held
 
+    def confirmed(self, filters: ProductFilters) -> near_cache.Ticket | None:
+        return self._confirmed.get(filters)
+
+    def confirm(self, filters: ProductFilters, ticket: near_cache.Ticket) -> None:
+        self._confirmed[filters] = ticket
+
     def put(self, filters: ProductFilters, page: HeldPage) -> None:
         with self._lock:
+            self._confirmed.pop(filters, None)
             replaced = self._pages.pop(filters, None)
             if replaced is not None:
                 self._held_bytes -= len(replaced.rendered.body)
             self._pages[filters] = page
             self._held_bytes += len(page.rendered.body)
             while self._held_bytes > self._budget and len(self._pages) > 1:
-                _, evicted = self._pages.popitem(last=False)
+                evicted_filters, evicted = self._pages.popitem(last=False)
+                self._confirmed.pop(evicted_filters, None)
                 self._held_bytes -= len(evicted.rendered.body)
 
     @property
@@ -96,7 +106,7 @@ def product_page(filters: ProductFilters, render: RenderPage) -> RenderedPage:
     ticket = near.refresh()
     held_pages = _held_pages()
     held = held_pages.get(filters)
-    if held is not None and ticket is not None and near.holds_page(held.generation, held.documents, ticket):
+    if held is not None and ticket is not None and _held_page_is_current(filters, held, ticket):
         CATALOG_CACHE.labels("near").inc()
         return held.rendered
     # the generation is read before the database: if a commit retires it meanwhile, what we store is never read
@@ -120,6 +130,17 @@ def product_page(filters: ProductFilters, render: RenderPage) -> RenderedPage:
         fingerprint = catalog_cache.PageFingerprint.of(cached.page_json, found)
         held_pages.put(filters, HeldPage(fingerprint, cached.generation, tuple(found), page))
     return page
+
+
+def _held_page_is_current(filters: ProductFilters, held: HeldPage, ticket: near_cache.Ticket) -> bool:
+    held_pages = _held_pages()
+    # nothing at all invalidated since this page was last found current (the same ticket): no need to look again
+    if held_pages.confirmed(filters) != ticket and not near_cache.for_app().holds_page(
+        held.generation, held.documents, ticket
+    ):
+        return False
+    held_pages.confirm(filters, ticket)
+    return True
 
 
 def product(product_id: int) -> ProductDocument | None:
