@@ -78,8 +78,8 @@ SERVERS: dict[str, dict[str, str]] = {
 SCENARIOS = [
     Scenario("healthz", "/healthz", "the floor: routing and JSON, nothing else"),
     Scenario("readyz", "/readyz", "one PostgreSQL round trip and one Redis PING"),
-    Scenario("products", "/api/v1/products?page=1&per_page=20", "a cached list page: one Redis round trip"),
-    Scenario("product", "/api/v1/products/{product}", "a cached product detail: 1 Redis round trip"),
+    Scenario("products", "/api/v1/products?page=1&per_page=20", "a cached list page (near cache: no round trip)"),
+    Scenario("product", "/api/v1/products/{product}", "a cached product detail (near cache: no round trip)"),
     Scenario("products-uncached", "/api/v1/products?page=1&per_page=20", "the list page from PostgreSQL", "uncached"),
     Scenario("product-uncached", "/api/v1/products/{product}", "the detail from PostgreSQL", "uncached"),
     Scenario("orders-uniform", "/api/v1/orders", "3-line orders over 1,000 products", orders="uniform"),
