@@ -27,10 +27,8 @@ def register_connection_checks(app: Flask) -> None:
         engine = db.engine
     dialect = engine.dialect
 
-    def fresh(dbapi_connection: Any, record: Any) -> None:
-        record.info[IDLE_SINCE] = time.monotonic()  # just connected: no need to ping it
-
-    def checked_in(dbapi_connection: Any, record: Any) -> None:
+    def idle_from_now(dbapi_connection: Any, record: Any) -> None:
+        # on connect (a new connection needs no ping) and on checkin
         record.info[IDLE_SINCE] = time.monotonic()
 
     def ping_if_idle(dbapi_connection: Any, record: Any, proxy: Any) -> None:
@@ -43,5 +41,5 @@ def register_connection_checks(app: Flask) -> None:
                 raise exc.DisconnectionError() from error  # the pool replaces it and checks out again
             raise
 
-    for name, listener in (("connect", fresh), ("checkin", checked_in), ("checkout", ping_if_idle)):
+    for name, listener in (("connect", idle_from_now), ("checkin", idle_from_now), ("checkout", ping_if_idle)):
         event.listen(engine, name, listener)

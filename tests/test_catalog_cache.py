@@ -386,10 +386,9 @@ def test_with_redis_killed_every_catalog_endpoint_answers_from_postgresql(
 
 def test_held_pages_stay_within_their_byte_budget_dropping_the_least_recently_served() -> None:
     held = reads._HeldPages(budget_bytes=1000)
-    fingerprint = catalog_cache.PageFingerprint(b"{}", (), "")
 
     def page(body: bytes) -> reads.HeldPage:
-        return reads.HeldPage(fingerprint, 0, (), reads.RenderedPage(body, 1))
+        return reads.HeldPage(b"{}", 0, (), reads.RenderedPage(body, 1))
 
     pages = [ProductFilters(page=number) for number in range(1, 6)]
     for filters in pages[:3]:

@@ -137,10 +137,13 @@ class JsonSerializer:
         return None if value is None else json.loads(value)
 
 
-class _RedisWarnings:
-    """Log 'Redis is down' once per interval, not once per request."""
+class RedisWarnings:
+    """Log 'Redis is down' once per interval, not once per request: `message` with two values, the operation
+    and the error."""
 
-    def __init__(self) -> None:
+    def __init__(self, logger: logging.Logger, message: str) -> None:
+        self._logger = logger
+        self._message = message
         self._lock = threading.Lock()
         self._last = float("-inf")
 
@@ -150,10 +153,10 @@ class _RedisWarnings:
             if now - self._last < WARNING_INTERVAL_SECONDS:
                 return
             self._last = now
-        log.warning("catalog cache unavailable (%s: %s); serving from PostgreSQL", operation, error)
+        self._logger.warning(self._message, operation, error)
 
 
-_warnings = _RedisWarnings()
+_warnings = RedisWarnings(log, "catalog cache unavailable (%s: %s); serving from PostgreSQL")
 
 
 def _safely(operation: str, action: Callable[[], T], fallback: T) -> T:

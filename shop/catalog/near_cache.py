@@ -97,7 +97,9 @@ class NearCache:
         self._next_attempt = 0.0
         self._last_heard = float("-inf")
         self._last_ping = float("-inf")
-        self._last_warning = float("-inf")
+        self._warnings = catalog_cache.RedisWarnings(
+            log, "catalog near cache: Redis connection lost (%s: %s); reading through Redis"
+        )
         # every invalidation counts; a flush or a new connection starts a new epoch (nothing older can be kept)
         self._epoch = 0
         self._sequence = 0
@@ -222,7 +224,7 @@ class NearCache:
                 connection.disconnect()
             connection = None
         except (redis.RedisError, OSError) as error:
-            self._warn(error)
+            self._warnings.warn("connect", error)
             if connection is not None:
                 connection.disconnect()
             connection = None
@@ -248,7 +250,7 @@ class NearCache:
                 connection.send_command("PING")
                 self._last_ping = now
         except (redis.RedisError, OSError) as error:
-            self._warn(error)
+            self._warnings.warn("read", error)
             self._drop_connection()
             self._next_attempt = time.monotonic() + RECONNECT_SECONDS
             return None
@@ -291,12 +293,6 @@ class NearCache:
         self._connecting = False
         self._next_attempt = 0.0
         self._start_epoch()
-
-    def _warn(self, error: Exception) -> None:
-        now = time.monotonic()
-        if now - self._last_warning >= 60.0:
-            self._last_warning = now
-            log.warning("catalog near cache: Redis connection lost (%s); reading through Redis", error)
 
     # --- the copies (all under the lock) -------------------------------------------------------------
 

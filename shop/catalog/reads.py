@@ -37,10 +37,14 @@ class RenderedPage:
 class HeldPage:
     """A rendered list page with what it was built from: checked by the near cache, or by Redis in one round trip."""
 
-    fingerprint: catalog_cache.PageFingerprint
+    page_json: bytes  # the cached page of ids it was built from
     generation: int
     documents: tuple[ProductDocument, ...]
     rendered: RenderedPage
+
+    @functools.cached_property
+    def fingerprint(self) -> catalog_cache.PageFingerprint:
+        return catalog_cache.PageFingerprint.of(self.page_json, self.documents)
 
 
 class _HeldPages:
@@ -106,7 +110,7 @@ def product_page(filters: ProductFilters, render: RenderPage) -> RenderedPage:
     ticket = near.refresh()
     held_pages = _held_pages()
     held = held_pages.get(filters)
-    if held is not None and ticket is not None and _held_page_is_current(filters, held, ticket):
+    if held is not None and ticket is not None and _held_page_is_current(near, held_pages, filters, held, ticket):
         CATALOG_CACHE.labels("near").inc()
         return held.rendered
     # the generation is read before the database: if a commit retires it meanwhile, what we store is never read
@@ -127,17 +131,19 @@ def product_page(filters: ProductFilters, render: RenderPage) -> RenderedPage:
     found = documents(cached.ids, cached.documents)
     page = RenderedPage(render(found, cached.total).encode(), cached.total)
     if complete:
-        fingerprint = catalog_cache.PageFingerprint.of(cached.page_json, found)
-        held_pages.put(filters, HeldPage(fingerprint, cached.generation, tuple(found), page))
+        held_pages.put(filters, HeldPage(cached.page_json, cached.generation, tuple(found), page))
     return page
 
 
-def _held_page_is_current(filters: ProductFilters, held: HeldPage, ticket: near_cache.Ticket) -> bool:
-    held_pages = _held_pages()
+def _held_page_is_current(
+    near: near_cache.NearCache,
+    held_pages: _HeldPages,
+    filters: ProductFilters,
+    held: HeldPage,
+    ticket: near_cache.Ticket,
+) -> bool:
     # nothing at all invalidated since this page was last found current (the same ticket): no need to look again
-    if held_pages.confirmed(filters) != ticket and not near_cache.for_app().holds_page(
-        held.generation, held.documents, ticket
-    ):
+    if held_pages.confirmed(filters) != ticket and not near.holds_page(held.generation, held.documents, ticket):
         return False
     held_pages.confirm(filters, ticket)
     return True

@@ -92,9 +92,11 @@ REPORT_SETTINGS = sa.text(
 )
 
 
-def _rows(session: Session, name: str, parameters: dict[str, Any]) -> list[tuple[Any, ...]]:
+def _rows(session: Session, name: str, parameters: dict[str, Any], *, settings: bool = True) -> list[tuple[Any, ...]]:
+    """`settings=False`: REPORT_SETTINGS already hold in this transaction (a report of two statements)."""
     try:
-        session.execute(REPORT_SETTINGS)
+        if settings:
+            session.execute(REPORT_SETTINGS)
         return [tuple(row) for row in session.execute(statement(name), parameters)]
     except DBAPIError as error:
         # the zone passed Python's check but this PostgreSQL's tz database does not have it
@@ -114,7 +116,9 @@ def revenue(session: Session, report_range: ReportRange, granularity: str) -> tu
     ((periods, starts),) = _rows(session, "revenue_periods", parameters)
     rows = [
         RevenuePeriod(*row)
-        for row in _rows(session, "revenue", report_range.parameters() | {"periods": periods, "starts": starts})
+        for row in _rows(
+            session, "revenue", report_range.parameters() | {"periods": periods, "starts": starts}, settings=False
+        )
     ]
     return rows[:-1], rows[-1]
 

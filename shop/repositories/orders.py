@@ -10,7 +10,7 @@ COUNT_LINES = sa.text("UPDATE order_items SET counted = :counted WHERE order_id 
 # After an order moved into or out of the revenue: it points at its customer's previous counted order (or
 # at nothing, if it no longer counts), and the customer's next counted order points at it (or past it). Two
 # rows, found by ix_orders_customer_counted whatever the customer's history. The caller holds the customer's
-# lock (lock_customer), so these never interleave for one customer.
+# lock (lock_customer_of), so these never interleave for one customer.
 RELINK = sa.text(
     """
     WITH this AS (
@@ -37,9 +37,10 @@ RELINK = sa.text(
      WHERE o.id = this.id OR o.id = (SELECT id FROM after_this)
     """
 )
-OWNER = sa.text("SELECT user_id FROM orders WHERE id = :order_id")
 # NO KEY UPDATE: placing an order takes KEY SHARE on its customer (the foreign key), which this does not block
-LOCK_CUSTOMER = sa.text("SELECT 1 FROM users WHERE id = :user_id FOR NO KEY UPDATE")
+LOCK_CUSTOMER = sa.text(
+    "SELECT 1 FROM users WHERE id = (SELECT user_id FROM orders WHERE id = :order_id) FOR NO KEY UPDATE"
+)
 
 
 class OrderRepository:
@@ -53,13 +54,10 @@ class OrderRepository:
             statement = statement.with_for_update(of=Order)
         return self.session.scalars(statement).one_or_none()
 
-    def owner(self, order_id: int) -> int | None:
-        user_id: int | None = self.session.scalar(OWNER, {"order_id": order_id})
-        return user_id
-
-    def lock_customer(self, user_id: int) -> None:
-        """Serialize the changes to one customer's counted orders (taken before any of their order rows)."""
-        self.session.execute(LOCK_CUSTOMER, {"user_id": user_id})
+    def lock_customer_of(self, order_id: int) -> None:
+        """Serialize the changes to one customer's counted orders (taken before any of their order rows);
+        nothing to lock if there is no such order."""
+        self.session.execute(LOCK_CUSTOMER, {"order_id": order_id})
 
     def recount(self, order: Order, *, counted: bool) -> None:
         """The order has just moved into (or out of) the revenue: its lines and its customer's chain follow."""

@@ -23,6 +23,7 @@ or at a pooler in session mode.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -47,7 +48,9 @@ class PreparedStatement:
     def definition(self) -> str:
         return f"PREPARE {self.name} ({', '.join(self.parameter_types)}) AS {self.body}"
 
+    @functools.cached_property
     def call(self) -> str:
+        """`EXECUTE name(%s, ...)`, made once: it is sent with every order."""
         return f"EXECUTE {self.name}({', '.join(['%s'] * len(self.parameter_types))})"
 
 
@@ -82,7 +85,7 @@ def run(on: Session | Connection, *calls: Call) -> list[Row]:
             raise TypeError(f"{statement.name} takes {len(statement.parameter_types)} parameters")
     connection = on.connection() if isinstance(on, Session) else on
     _prepare(connection, [statement for statement, _ in calls])
-    sql = "; ".join(statement.call() for statement, _ in calls)
+    sql = "; ".join(statement.call for statement, _ in calls)
     return _execute(connection, sql, tuple(value for _, parameters in calls for value in parameters))
 
 

@@ -76,9 +76,7 @@ def transition(
     def work(uow: UnitOfWork) -> Order:
         if action in MAY_RECOUNT:
             # the customer first, then the order: the same lock order as every recount, so none deadlock
-            owner = uow.orders.owner(order_id)
-            if owner is not None:
-                uow.orders.lock_customer(owner)
+            uow.orders.lock_customer_of(order_id)
         order = uow.orders.get(order_id, for_update=True)
         if order is None or (order.user_id != actor.id and not actor.is_at_least(Role.STAFF)):
             raise OrderNotFound(order_id)
