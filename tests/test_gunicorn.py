@@ -1,7 +1,9 @@
-"""gunicorn with gunicorn.conf.py: JSON access lines with the request id, orders, and a graceful SIGTERM."""
+"""gunicorn with gunicorn.conf.py: JSON access lines with the request id, orders, a graceful SIGTERM, and keep-alive
+connections spread evenly over the workers."""
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import signal
@@ -15,6 +17,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 import sqlalchemy as sa
 from flask import Flask
@@ -146,3 +149,50 @@ def _request(url: str, method: str, body: dict[str, Any], headers: dict[str, str
     )
     with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
         return int(response.status)
+
+
+def test_keep_alive_connections_are_shared_out_evenly_over_the_workers(
+    server_environ: dict[str, str], tmp_path: Path
+) -> None:
+    pid_file = tmp_path / "gunicorn.pid"
+    environ = server_environ | {"WEB_CONCURRENCY": "3", "GUNICORN_CMD_ARGS": f"--pid {pid_file}"}
+    with gunicorn_server(environ) as base_url:
+        port = int(base_url.rsplit(":", 1)[1])
+        workers = _workers(int(pid_file.read_text()), 3)
+        opened: list[http.client.HTTPConnection] = []
+        try:
+            # one at a time, as a proxy fills its pool of upstream connections: with plain gthread, whichever
+            # worker wakes first takes each one
+            for _ in range(12):
+                connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+                connection.request("GET", "/healthz")
+                response = connection.getresponse()
+                response.read()
+                assert response.status == 200
+                assert response.getheader("Connection", "keep-alive").lower() != "close"
+                opened.append(connection)
+            held = {worker.pid: _established(worker, port) for worker in workers}
+        finally:
+            for connection in opened:
+                connection.close()
+
+    assert sum(held.values()) == 12, held
+    assert max(held.values()) - min(held.values()) <= 1, held
+
+
+def _workers(master_pid: int, expected: int) -> list[psutil.Process]:
+    """The master's worker processes, once all of them are running."""
+    deadline = time.monotonic() + 20
+    while True:
+        workers: list[psutil.Process] = psutil.Process(master_pid).children()
+        if len(workers) == expected or time.monotonic() > deadline:
+            return workers
+        time.sleep(0.1)
+
+
+def _established(process: psutil.Process, port: int) -> int:
+    return sum(
+        1
+        for connection in process.net_connections(kind="tcp")
+        if connection.laddr and connection.laddr.port == port and connection.status == psutil.CONN_ESTABLISHED
+    )
