@@ -1,9 +1,11 @@
-"""The statements of order placement, the service's hottest transaction: prepared, three round trips.
+"""The statements of order placement, the service's hottest transaction: prepared, two round trips.
 
-    1. bound the waits, claim the Idempotency-Key, lock the products (reserving the order's id) and read the
-       key's record                                  INSERT ... ON CONFLICT DO NOTHING; SELECT ... FOR UPDATE
-    2. take the stock, write the order, its lines and first history entry, and the key's answer
-    3. COMMIT (the unit of work's)
+    1. BEGIN, bound the waits, claim the Idempotency-Key, lock the products (reserving the order's id) and
+       read the key's record                         INSERT ... ON CONFLICT DO NOTHING; SELECT ... FOR UPDATE
+    2. take the stock, write the order, its lines and first history entry, and the key's answer; COMMIT
+       (or, for an out-of-stock answer, only the key's answer; COMMIT)
+
+BEGIN and COMMIT go with the statements when the unit of work has sent nothing yet (see prepared.run).
 
 Plain rows and plain values, no ORM objects: nothing here is flushed, and the product rows are changed by
 SQL, so `version` is bumped here and the catalog is told (`note_product_changes`), as every writer outside
@@ -196,7 +198,7 @@ class PlacementRepository:
         if key is not None:
             calls.append((CLAIM_KEY, key))
         calls.append((LOCK_PRODUCTS, (sorted(set(product_ids)), user_id, key_text)))
-        rows = run(self.connection, *calls)
+        rows = run(self.connection, *calls, begin=True)
         if not rows:
             return None
         products = {row[0]: LockedProduct(*row[:8]) for row in rows}
@@ -220,19 +222,21 @@ class PlacementRepository:
         take_from: Mapping[int, LockedProduct] | None,
         answer: tuple[int, int, str] | None,
     ) -> None:
-        """In one round trip: the order's stock (unless already taken, line by line), the order, and the key's
-        answer (record id, status, body) when there is a key."""
+        """In one round trip, the transaction's last: the order's stock (unless already taken, line by line), the
+        order, and the key's answer (record id, status, body) when there is a key. The unit of work's commit
+        must follow."""
         quantities = {line.product_id: line.quantity for line in order.items}
         calls: list[Call] = [_take(quantities)] if take_from is not None else []
         calls.append((INSERT_ORDER, _insert_parameters(order)))
         if answer is not None:
             calls.append((RECORD_ANSWER, answer))
-        run(self.connection, *calls)
+        run(self.connection, *calls, commit=True)
         if take_from is not None:
             self._note_taken(take_from, quantities)
 
     def record_answer(self, record_id: int, status: int, body: str) -> None:
-        run(self.connection, (RECORD_ANSWER, (record_id, status, body)))
+        """The transaction's last statement (nothing else is written): the unit of work's commit must follow."""
+        run(self.connection, (RECORD_ANSWER, (record_id, status, body)), commit=True)
 
     def _note_taken(self, products: Mapping[int, LockedProduct], quantities: Mapping[int, int]) -> None:
         # the rows are locked, so their new versions and stock are known without reading them back

@@ -16,6 +16,14 @@ Every connection plans them once (`plan_cache_mode = force_generic_plan`, set wh
 are index lookups whose plan does not depend on the values, and left to choose, PostgreSQL plans statements
 with array parameters again on every execution (a third of their cost, measured).
 
+A transaction's BEGIN and COMMIT can ride along too (`run(..., begin=True)` on its first statements,
+`commit=True` on its last): psycopg2 sends each of them as a round trip of its own. While such a transaction
+is open, psycopg2 is put in autocommit mode, so that it sends nothing by itself, and the connection's `info`
+says so; the engine's commit and rollback then finish it (`run` begins SQLAlchemy's transaction too, so there
+is always one to end), and a unit of work commits or rolls back as it always does, whatever was sent.
+A single read that needs no transaction (`alone=True`, the token lookup) is sent in autocommit, with no
+BEGIN at all.
+
 Prepared statements belong to a server session: behind a pooler in transaction mode (pgbouncer), which
 hands each transaction any server connection, they would not be found. Point DATABASE_URL at PostgreSQL
 or at a pooler in session mode.
@@ -24,11 +32,12 @@ or at a pooler in session mode.
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from flask import Flask
+from psycopg2 import extensions as psycopg2_extensions
 from sqlalchemy import Connection, event
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
@@ -36,6 +45,8 @@ from sqlalchemy.orm import Session
 from shop.extensions import db
 
 PREPARED = "shop_prepared_statements"
+# in a connection's info while a transaction begun by `run(..., begin=True)` is open (psycopg2 in autocommit)
+OWN_TRANSACTION = "shop_own_transaction"
 Row = tuple[Any, ...]
 
 
@@ -46,12 +57,14 @@ class PreparedStatement:
     body: str  # parameters are $1, $2, ... in the order of parameter_types
 
     def definition(self) -> str:
-        return f"PREPARE {self.name} ({', '.join(self.parameter_types)}) AS {self.body}"
+        types = f" ({', '.join(self.parameter_types)})" if self.parameter_types else ""  # () is a syntax error
+        return f"PREPARE {self.name}{types} AS {self.body}"
 
     @functools.cached_property
     def call(self) -> str:
         """`EXECUTE name(%s, ...)`, made once: it is sent with every order."""
-        return f"EXECUTE {self.name}({', '.join(['%s'] * len(self.parameter_types))})"
+        placeholders = f"({', '.join(['%s'] * len(self.parameter_types))})" if self.parameter_types else ""
+        return f"EXECUTE {self.name}{placeholders}"
 
 
 Call = tuple[PreparedStatement, Sequence[Any]]
@@ -70,23 +83,94 @@ def register_prepared_statements(app: Flask) -> None:
             cursor.close()
         dbapi_connection.commit()
 
-    if not event.contains(engine, "connect", plan_once):
-        event.listen(engine, "connect", plan_once)
+    listeners: list[tuple[str, Callable[..., None]]] = [
+        ("connect", plan_once),
+        ("commit", _commit_own_transaction),
+        ("rollback", _roll_back_own_transaction),
+    ]
+    for name, listener in listeners:
+        if not event.contains(engine, name, listener):
+            event.listen(engine, name, listener)
 
 
-def run(on: Session | Connection, *calls: Call) -> list[Row]:
+def run(
+    on: Session | Connection, *calls: Call, begin: bool = False, commit: bool = False, alone: bool = False
+) -> list[Row]:
     """Execute these statements in this order in one round trip, in the transaction of `on`; the last one's rows.
 
     `on` is a session, or the connection of its transaction (which a caller running several may keep).
     If one fails, the ones after it do not run; the transaction is then aborted, as after any failed statement.
+
+    `begin`: these are the transaction's first statements; unless one is open already, BEGIN goes with them.
+    `commit`: these are its last (the unit of work's commit follows at once); if it was begun with `begin`,
+    COMMIT goes with them, and no rows come back. `alone`: a single read that needs no transaction; unless one
+    is open already, it is sent in autocommit.
     """
     for statement, parameters in calls:
         if len(parameters) != len(statement.parameter_types):
             raise TypeError(f"{statement.name} takes {len(statement.parameter_types)} parameters")
     connection = on.connection() if isinstance(on, Session) else on
-    _prepare(connection, [statement for statement, _ in calls])
-    sql = "; ".join(statement.call for statement, _ in calls)
-    return _execute(connection, sql, tuple(value for _, parameters in calls for value in parameters))
+    if not connection.in_transaction():
+        connection.begin()  # as SQLAlchemy's own execute would: so its commit and rollback know of this one
+    record = connection.connection
+    statements = [statement for statement, _ in calls]
+    sql = "; ".join(statement.call for statement in statements)
+    parameters = tuple(value for _, values in calls for value in values)
+    dbapi_connection: Any = record.dbapi_connection
+    # psycopg2 has no transaction open, and neither have we: nothing was sent since the last COMMIT or ROLLBACK
+    idle = dbapi_connection.status == psycopg2_extensions.STATUS_READY and not record.info.get(OWN_TRANSACTION)
+    if not ((begin or alone) and idle):
+        _prepare(connection, statements)
+        if commit and record.info.get(OWN_TRANSACTION):
+            rows = _execute(connection, f"{sql}; COMMIT", parameters)
+            _finish_own_transaction(record)  # committed; had it failed, the rollback that follows finishes it
+            return rows
+        return _execute(connection, sql, parameters)
+    dbapi_connection.autocommit = True
+    if alone:
+        try:
+            _prepare(connection, statements)
+            return _execute(connection, sql, parameters)
+        finally:
+            dbapi_connection.autocommit = False
+    record.info[OWN_TRANSACTION] = True
+    _prepare(connection, statements)  # outside the transaction: PREPARE is not transactional anyway
+    return _execute(connection, f"BEGIN; {sql}", parameters)
+
+
+def _finish_own_transaction(record: Any, ending: str = "ROLLBACK") -> None:
+    """End a transaction `run` began: with `ending` if it is still open (ROLLBACK if it failed), and give
+    psycopg2 its transactions back. `record` is the pool's record of the connection."""
+    record.info.pop(OWN_TRANSACTION, None)
+    dbapi_connection = record.dbapi_connection
+    if dbapi_connection is None or dbapi_connection.closed:
+        return  # lost: the server ended the transaction with the session
+    try:
+        state = dbapi_connection.info.transaction_status
+        if state != psycopg2_extensions.TRANSACTION_STATUS_IDLE:
+            cursor = dbapi_connection.cursor()
+            try:
+                open_ = state == psycopg2_extensions.TRANSACTION_STATUS_INTRANS
+                cursor.execute(ending if open_ else "ROLLBACK")
+            finally:
+                cursor.close()
+    finally:
+        dbapi_connection.autocommit = False
+
+
+def _commit_own_transaction(connection: Connection) -> None:
+    # the engine is committing: psycopg2 would send nothing (autocommit), so the COMMIT is ours to send,
+    # through _execute, so a failure at COMMIT (a deferred constraint) is a DBAPIError like any other
+    if connection.invalidated or connection.closed or not connection.connection.info.get(OWN_TRANSACTION):
+        return
+    _execute(connection, "COMMIT", None)
+    _finish_own_transaction(connection.connection)  # had COMMIT failed, the rollback that follows finishes it
+
+
+def _roll_back_own_transaction(connection: Connection) -> None:
+    if connection.invalidated or connection.closed or not connection.connection.info.get(OWN_TRANSACTION):
+        return
+    _finish_own_transaction(connection.connection)
 
 
 def _prepare(connection: Connection, statements: Sequence[PreparedStatement]) -> None:

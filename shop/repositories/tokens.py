@@ -48,7 +48,8 @@ class TokenRepository:
 
     def find_live(self, digest: str, now: datetime) -> Principal | None:
         """Whom the unexpired token with this digest speaks for, if that account is active."""
-        rows = run(self.session, (LIVE_TOKEN, (digest, now)))
+        # alone: on its own (as at the start of a request) it needs no transaction, nor psycopg2's BEGIN
+        rows = run(self.session, (LIVE_TOKEN, (digest, now)), alone=True)
         return Principal(*rows[0]) if rows else None
 
     def delete(self, token_id: int) -> None:
