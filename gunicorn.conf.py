@@ -5,6 +5,7 @@ The access log is one JSON object a line (JsonAccessLogger), with the request id
 
 from __future__ import annotations
 
+import gc
 import json
 import multiprocessing
 import os
@@ -98,9 +99,16 @@ def child_exit(server: Any, worker: Any) -> None:
 
 
 def post_fork(server: Any, worker: Any) -> None:
-    """Each worker opens its own database connections; none may be inherited from the master."""
+    """Each worker opens its own database connections; none may be inherited from the master.
+
+    Then the objects the worker starts with (the app loaded once in the master: about 130,000 of them) are moved out
+    of the garbage collector's sight, since they live as long as the worker. Without it, each full collection walked
+    all of them: measured under order load, one per worker every minute or so, 90-150 ms with the worker's GIL
+    held, which was the p99.9 (200-320 ms against 80-100 with the freeze).
+    """
     from shop.extensions import db
 
     app = server.app.wsgi()
     with app.app_context():
         db.engine.dispose(close=False)
+    gc.freeze()
