@@ -92,10 +92,14 @@ os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="shop-
 
 
 def child_exit(server: Any, worker: Any) -> None:
-    """A gone worker's live gauges must not count any more (its counters stay in the totals)."""
+    """A gone worker's live gauges must not count any more (its counters stay in the totals), nor its connections
+    in the spread of new ones (it may have been killed before it could say so itself)."""
     from prometheus_client import multiprocess
 
+    from shop.gunicorn_worker import release_slot
+
     multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]
+    release_slot(worker.pid)
 
 
 def post_fork(server: Any, worker: Any) -> None:

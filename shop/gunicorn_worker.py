@@ -29,11 +29,14 @@ from gunicorn.workers.gthread import ThreadWorker
 SLOTS = 256  # more workers than this on one host: the extra ones accept as plain gthread workers do
 HELD_BACK_POLL_SECONDS = 0.005
 
-# slot i: the pid of the worker using it (0: free) and how many connections it holds; written by each worker
-# for itself, read by all, and handed out by the master, which alone creates workers
+# slot i: the pid of the worker using it (0: free) and how many connections it holds. Made in the master before
+# it forks, so every worker sees the same memory; each worker claims a slot for itself as it starts and writes
+# only its own count. The master frees the slot of every worker it reaps (gunicorn.conf.py's child_exit), so a
+# worker killed outright (after a timeout) is not counted as one holding no connections.
 _pids = multiprocessing.RawArray(ctypes.c_long, SLOTS)
 _connections = multiprocessing.RawArray(ctypes.c_long, SLOTS)
-_slots_used = multiprocessing.RawValue(ctypes.c_int, 0)  # slots beyond this were never handed out
+_slots_used = multiprocessing.RawValue(ctypes.c_int, 0)  # slots beyond this were never claimed
+_claiming = multiprocessing.Lock()
 
 
 def _alive(pid: int) -> bool:
@@ -46,17 +49,30 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def _free_slot() -> int | None:
-    """In the master, as it creates a worker: a slot no live worker holds."""
-    for slot in range(SLOTS):
-        pid = _pids[slot]
-        if pid and _alive(pid):
-            continue
-        _pids[slot] = 0  # a worker that died without clearing its slot (SIGKILL after a timeout)
-        _connections[slot] = 0
-        _slots_used.value = max(_slots_used.value, slot + 1)
-        return slot
-    return None
+def _claim_slot(pid: int) -> int | None:
+    """In a starting worker: a slot no live worker holds, now ours; None if there is none (or no lock in time)."""
+    if not _claiming.acquire(timeout=1.0):
+        return None
+    try:
+        for slot in range(SLOTS):
+            holder = _pids[slot]
+            if holder and _alive(holder):
+                continue
+            _connections[slot] = 0
+            _pids[slot] = pid
+            _slots_used.value = max(_slots_used.value, slot + 1)
+            return slot
+        return None
+    finally:
+        _claiming.release()
+
+
+def release_slot(pid: int) -> None:
+    """The worker `pid` is gone: it no longer counts (the master calls this for every worker it reaps)."""
+    for slot in range(_slots_used.value):
+        if _pids[slot] == pid:
+            _pids[slot] = 0
+            _connections[slot] = 0
 
 
 def _within_fair_share(mine: int) -> bool:
@@ -71,19 +87,14 @@ def _within_fair_share(mine: int) -> bool:
 class BalancedThreadWorker(ThreadWorker):  # type: ignore[misc]  # gunicorn has no type hints
     """`worker_class = "shop.gunicorn_worker.BalancedThreadWorker"`: gthread, accepting only up to its share."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.slot = _free_slot()  # runs in the master: the slot is taken before the worker exists
+    slot: int | None = None
 
     def init_process(self) -> None:
-        if self.slot is not None:
-            _connections[self.slot] = 0
-            _pids[self.slot] = os.getpid()
+        self.slot = _claim_slot(os.getpid())
         try:
             super().init_process()  # runs the worker until it stops
         finally:
-            if self.slot is not None:
-                _pids[self.slot] = 0
+            release_slot(os.getpid())
 
     def _publish(self) -> None:
         if self.slot is not None:

@@ -151,26 +151,28 @@ def _request(url: str, method: str, body: dict[str, Any], headers: dict[str, str
         return int(response.status)
 
 
+@pytest.mark.parametrize("after_a_worker_was_killed", [False, True])
 def test_keep_alive_connections_are_shared_out_evenly_over_the_workers(
-    server_environ: dict[str, str], tmp_path: Path
+    server_environ: dict[str, str], tmp_path: Path, after_a_worker_was_killed: bool
 ) -> None:
     pid_file = tmp_path / "gunicorn.pid"
     environ = server_environ | {"WEB_CONCURRENCY": "3", "GUNICORN_CMD_ARGS": f"--pid {pid_file}"}
     with gunicorn_server(environ) as base_url:
         port = int(base_url.rsplit(":", 1)[1])
-        workers = _workers(int(pid_file.read_text()), 3)
-        opened: list[http.client.HTTPConnection] = []
+        master = int(pid_file.read_text())
+        workers = _workers(master, 3)
+        if after_a_worker_was_killed:
+            # killed outright while holding connections: its count must not linger, and its replacement counts
+            held_by_the_dead = _open_keep_alive(port, 6)
+            os.kill(workers[0].pid, signal.SIGKILL)
+            workers = _workers(master, 3, without=workers[0].pid)
+            for connection in held_by_the_dead:
+                connection.close()
+            time.sleep(0.2)  # the workers notice the closed connections
+        # one at a time, as a proxy fills its pool of upstream connections: with plain gthread, whichever
+        # worker wakes first takes each one
+        opened = _open_keep_alive(port, 12)
         try:
-            # one at a time, as a proxy fills its pool of upstream connections: with plain gthread, whichever
-            # worker wakes first takes each one
-            for _ in range(12):
-                connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-                connection.request("GET", "/healthz")
-                response = connection.getresponse()
-                response.read()
-                assert response.status == 200
-                assert response.getheader("Connection", "keep-alive").lower() != "close"
-                opened.append(connection)
             held = {worker.pid: _established(worker, port) for worker in workers}
         finally:
             for connection in opened:
@@ -180,12 +182,30 @@ def test_keep_alive_connections_are_shared_out_evenly_over_the_workers(
     assert max(held.values()) - min(held.values()) <= 1, held
 
 
-def _workers(master_pid: int, expected: int) -> list[psutil.Process]:
-    """The master's worker processes, once all of them are running."""
+def _open_keep_alive(port: int, how_many: int) -> list[http.client.HTTPConnection]:
+    opened = []
+    for _ in range(how_many):
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        connection.request("GET", "/healthz")
+        response = connection.getresponse()
+        response.read()
+        assert response.status == 200
+        assert response.getheader("Connection", "keep-alive").lower() != "close"
+        opened.append(connection)
+    return opened
+
+
+def _workers(master_pid: int, expected: int, without: int | None = None) -> list[psutil.Process]:
+    """The master's worker processes (`without` that one), once all of them are running and serving."""
     deadline = time.monotonic() + 20
     while True:
-        workers: list[psutil.Process] = psutil.Process(master_pid).children()
+        workers: list[psutil.Process] = [
+            child
+            for child in psutil.Process(master_pid).children()
+            if child.pid != without and child.status() != psutil.STATUS_ZOMBIE
+        ]
         if len(workers) == expected or time.monotonic() > deadline:
+            time.sleep(0.5)  # a new worker takes a moment to start its loop
             return workers
         time.sleep(0.1)
 
