@@ -10,7 +10,8 @@ crowded worker. With this worker they ranged from 46 to 57 ms.
 The rule: a worker accepts only while it holds no more than the average number of connections. The counts are
 in memory shared by all workers (made in the master, before it forks). Some worker is always at or below the
 average, so a connection is never refused; a worker held back looks again every few milliseconds, because the
-others' counts change without waking it. SO_REUSEPORT (gunicorn's `reuse_port`) would spread connections by a
+others' counts change without waking it, and takes a connection that has waited 50 ms whatever the counts say
+(the worker below its share may be stuck). SO_REUSEPORT (gunicorn's `reuse_port`) would spread connections by a
 hash instead, but a worker that exits (max_requests) then resets the connections queued on its own socket.
 
 This builds on gthread internals (`accept`, `set_accept_enabled`, `_accepting`, `nr_conns`) of the gunicorn
@@ -22,12 +23,15 @@ from __future__ import annotations
 import ctypes
 import multiprocessing
 import os
+import select
+import time
 from typing import Any
 
 from gunicorn.workers.gthread import ThreadWorker
 
 SLOTS = 256  # more workers than this on one host: the extra ones accept as plain gthread workers do
 HELD_BACK_POLL_SECONDS = 0.005
+LEFT_WAITING_SECONDS = 0.05
 
 # slot i: the pid of the worker using it (0: free) and how many connections it holds. Made in the master before
 # it forks, so every worker sees the same memory; each worker claims a slot for itself as it starts and writes
@@ -88,6 +92,7 @@ class BalancedThreadWorker(ThreadWorker):  # type: ignore[misc]  # gunicorn has 
     """`worker_class = "shop.gunicorn_worker.BalancedThreadWorker"`: gthread, accepting only up to its share."""
 
     slot: int | None = None
+    _waiting_since: float | None = None
 
     def init_process(self) -> None:
         self.slot = _claim_slot(os.getpid())
@@ -118,6 +123,25 @@ class BalancedThreadWorker(ThreadWorker):  # type: ignore[misc]  # gunicorn has 
 
     def wait_for_and_dispatch_events(self, timeout: float) -> None:
         self._publish()  # connections closed since the last turn
-        if self.alive and not self._accepting and self.nr_conns < self.worker_connections:
+        held_back = self.alive and not self._accepting and self.nr_conns < self.worker_connections
+        if held_back:
             timeout = min(timeout, HELD_BACK_POLL_SECONDS)
         super().wait_for_and_dispatch_events(timeout)
+        if held_back:
+            self._accept_if_left_waiting()
+
+    def _accept_if_left_waiting(self) -> None:
+        """The counts can mislead (a worker below its share may be stuck, or stopped): a connection that none
+        has taken for LEFT_WAITING_SECONDS is taken here, whatever they say."""
+        waiting, _, _ = select.select(self.sockets, [], [], 0)
+        if not waiting:
+            self._waiting_since = None
+            return
+        now = time.monotonic()
+        if self._waiting_since is None:
+            self._waiting_since = now
+        elif now - self._waiting_since >= LEFT_WAITING_SECONDS:
+            self._waiting_since = None
+            for listener in waiting:
+                ThreadWorker.accept(self, listener)  # gthread's own, without the share check
+            self._publish()

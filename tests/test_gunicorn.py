@@ -216,3 +216,28 @@ def _established(process: psutil.Process, port: int) -> int:
         for connection in process.net_connections(kind="tcp")
         if connection.laddr and connection.laddr.port == port and connection.status == psutil.CONN_ESTABLISHED
     )
+
+
+def test_a_stuck_worker_below_its_share_does_not_keep_new_connections_waiting(
+    server_environ: dict[str, str], tmp_path: Path
+) -> None:
+    pid_file = tmp_path / "gunicorn.pid"
+    environ = server_environ | {"WEB_CONCURRENCY": "3", "GUNICORN_CMD_ARGS": f"--pid {pid_file}"}
+    with gunicorn_server(environ) as base_url:
+        port = int(base_url.rsplit(":", 1)[1])
+        stuck, *serving = _workers(int(pid_file.read_text()), 3)
+        stuck.suspend()  # holds no connection, so by the counts every new one is its to take
+        opened: list[http.client.HTTPConnection] = []
+        try:
+            started = time.monotonic()
+            opened = _open_keep_alive(port, 6)
+            elapsed = time.monotonic() - started
+            held = {worker.pid: _established(worker, port) for worker in [*serving, stuck]}
+        finally:
+            stuck.resume()
+            for connection in opened:
+                connection.close()
+
+    assert held[stuck.pid] == 0, held
+    assert sum(held.values()) == 6, held  # the two that run took them all
+    assert elapsed < 3, f"six connections took {elapsed:.1f} s"  # about 50 ms each at most
