@@ -9,7 +9,8 @@
     commit
 
 An out-of-stock answer writes nothing but the key's record of that answer, so a retry gets it again.
-The statements are in shop/repositories/placement.py: prepared, three round trips (the hottest transaction).
+The statements are in shop/repositories/placement.py: prepared, two round trips with BEGIN and COMMIT (the hottest
+transaction).
 """
 
 from __future__ import annotations
