@@ -138,20 +138,18 @@ def run(
     return _execute(connection, f"BEGIN; {sql}", parameters)
 
 
-def _finish_own_transaction(record: Any, ending: str = "ROLLBACK") -> None:
-    """End a transaction `run` began: with `ending` if it is still open (ROLLBACK if it failed), and give
+def _finish_own_transaction(record: Any) -> None:
+    """After a transaction `run` began: roll it back if it is still open (it was not committed), and give
     psycopg2 its transactions back. `record` is the pool's record of the connection."""
     record.info.pop(OWN_TRANSACTION, None)
     dbapi_connection = record.dbapi_connection
     if dbapi_connection is None or dbapi_connection.closed:
         return  # lost: the server ended the transaction with the session
     try:
-        state = dbapi_connection.info.transaction_status
-        if state != psycopg2_extensions.TRANSACTION_STATUS_IDLE:
+        if dbapi_connection.info.transaction_status != psycopg2_extensions.TRANSACTION_STATUS_IDLE:
             cursor = dbapi_connection.cursor()
             try:
-                open_ = state == psycopg2_extensions.TRANSACTION_STATUS_INTRANS
-                cursor.execute(ending if open_ else "ROLLBACK")
+                cursor.execute("ROLLBACK")
             finally:
                 cursor.close()
     finally:
