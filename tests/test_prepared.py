@@ -7,6 +7,7 @@ rollback or by the pool, and the connection handed back with psycopg2 managing i
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -19,6 +20,8 @@ from sqlalchemy.exc import DBAPIError
 from shop.extensions import db
 from shop.repositories.prepared import PreparedStatement, run
 from shop.services.unit_of_work import UnitOfWork
+from tests.test_orders import ADDRESS
+from tests.test_orders_concurrency import make_products, tokens
 
 pytestmark = pytest.mark.commits
 
@@ -45,19 +48,27 @@ def stored(app: Flask) -> list[str]:
         return list(connection.scalars(sa.text("SELECT note FROM prepared_notes ORDER BY note")))
 
 
-@pytest.fixture
-def sent(notes: Flask) -> Iterator[list[str]]:
+@contextmanager
+def recording(app: Flask) -> Iterator[list[str]]:
     """Every message the engine sends, in order (psycopg2's own BEGIN and COMMIT are not among them)."""
     messages: list[str] = []
 
     def record(connection: Any, cursor: Any, statement: str, *args: Any) -> None:
         messages.append(statement)
 
-    with notes.app_context():
+    with app.app_context():
         engine = db.engine
     event.listen(engine, "before_cursor_execute", record)
-    yield messages
-    event.remove(engine, "before_cursor_execute", record)
+    try:
+        yield messages
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+
+
+@pytest.fixture
+def sent(notes: Flask) -> Iterator[list[str]]:
+    with recording(notes) as messages:
+        yield messages
 
 
 def psycopg2_state(uow: UnitOfWork) -> tuple[bool, int, int]:
@@ -165,3 +176,30 @@ def test_a_rollback_ends_the_transaction_on_a_connection_that_goes_on(notes: Fla
         connection.execute(sa.text("INSERT INTO prepared_notes VALUES ('kept')"))
         connection.commit()
     assert stored(notes) == ["kept"]
+
+
+def test_an_order_is_three_messages_with_no_transaction_statements_of_their_own(committing_app: Flask) -> None:
+    ids = make_products(committing_app, {"A": 5, "B": 5})
+    headers = tokens(committing_app, 1)[0]
+    client = committing_app.test_client()
+
+    def place(key: str) -> int:
+        body = {"items": [{"product_id": ids["A"], "quantity": 1}], "shipping_address": ADDRESS}
+        return client.post("/api/v1/orders", json=body, headers=headers | {"Idempotency-Key": key}).status_code
+
+    assert place("first") == 201  # prepares the statements on this connection
+    with recording(committing_app) as messages:
+        assert place("second") == 201
+        # psycopg2 began nothing of its own either: the connection is back in its normal mode, idle
+        with committing_app.app_context(), db.engine.connect() as connection:
+            dbapi_connection: Any = connection.connection.dbapi_connection
+            assert dbapi_connection.autocommit is False
+            assert dbapi_connection.info.transaction_status == extensions.TRANSACTION_STATUS_IDLE
+
+    assert len(messages) == 3, messages  # the token, then the order in two: nothing else, nothing apart
+    token, lock, write = messages
+    assert token.startswith("EXECUTE shop_live_token(")  # alone, in autocommit
+    assert lock.startswith("BEGIN; EXECUTE shop_bound_waits(")
+    assert "EXECUTE shop_lock_products(" in lock
+    assert write.startswith("EXECUTE shop_take_stock(")
+    assert write.endswith("; COMMIT")
