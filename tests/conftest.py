@@ -52,6 +52,24 @@ def autocommit_cursor(server_url: URL) -> Iterator[Any]:
         connection.close()
 
 
+@contextmanager
+def statements_sent(app: Flask) -> Iterator[list[str]]:
+    """Every statement the app's engine sends while the block runs, in order, as sent (psycopg2's own BEGIN and
+    COMMIT, and the pool's pings, are not among them)."""
+    statements: list[str] = []
+
+    def record(connection: Any, cursor: Any, statement: str, *args: Any) -> None:
+        statements.append(statement)
+
+    with app.app_context():
+        engine = db.engine
+    sa.event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield statements
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", record)
+
+
 def create_fresh_database(server_url: URL, name: str) -> URL:
     """(Re)create database `name` on the server of `server_url`; return its URL."""
     with autocommit_cursor(server_url) as cursor:

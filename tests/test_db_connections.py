@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from flask import Flask
 
 from shop.extensions import db
-from tests.conftest import AuthActions
+from tests.conftest import AuthActions, statements_sent
 
 
 def pooled_backend_pid(app: Flask) -> int:
@@ -50,13 +50,11 @@ def test_a_connection_killed_while_idle_in_the_pool_is_replaced_before_the_next_
 
 def test_a_connection_used_a_moment_ago_is_not_pinged(make_app: Callable[..., Flask], db_session: Any) -> None:
     app = make_app(DB_PING_AFTER_IDLE_SECONDS=60.0)
-    statements: list[str] = []
     with app.app_context():
         engine = db.engine
         with engine.connect() as connection:
             connection.scalar(sa.text("SELECT 1 + 1"))  # into the pool, just now
-        sa.event.listen(engine, "before_cursor_execute", lambda *args: statements.append(args[2]))
-        with engine.connect() as connection:
+        with statements_sent(app) as statements, engine.connect() as connection:
             assert connection.scalar(sa.text("SELECT 2 + 2")) == 4
         engine.dispose()
     assert statements == ["SELECT 2 + 2"]

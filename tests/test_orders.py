@@ -11,9 +11,8 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from shop.catalog import cache as catalog_cache
-from shop.extensions import db
 from shop.models import Order, OrderItem, OrderStatusChange, Product
-from tests.conftest import AuthActions
+from tests.conftest import AuthActions, statements_sent
 from tests.test_catalog_reads import add_product
 
 PROBLEM = "application/problem+json"
@@ -329,18 +328,8 @@ def test_the_order_list_costs_the_same_few_queries_for_one_order_or_twenty(
     client: FlaskClient, customer: dict[str, str], stock: dict[str, Product], app: Flask, db_session: Any
 ) -> None:
     def queries_for_listing() -> int:
-        statements: list[str] = []
-
-        def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-            statements.append(statement)
-
-        with app.app_context():
-            engine = db.engine
-        sa.event.listen(engine, "before_cursor_execute", count)
-        try:
+        with statements_sent(app) as statements:
             response = client.get("/api/v1/orders?per_page=50", headers=customer)
-        finally:
-            sa.event.remove(engine, "before_cursor_execute", count)
         assert response.status_code == 200
         return len([s for s in statements if not s.startswith(("SAVEPOINT", "RELEASE", "ROLLBACK"))])
 

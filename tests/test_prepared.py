@@ -7,19 +7,18 @@ rollback or by the pool, and the connection handed back with psycopg2 managing i
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
 from flask import Flask
 from psycopg2 import extensions
-from sqlalchemy import event
 from sqlalchemy.exc import DBAPIError
 
 from shop.extensions import db
 from shop.repositories.prepared import PreparedStatement, run
 from shop.services.unit_of_work import UnitOfWork
+from tests.conftest import statements_sent
 from tests.test_orders import ADDRESS
 from tests.test_orders_concurrency import make_products, tokens
 
@@ -48,26 +47,9 @@ def stored(app: Flask) -> list[str]:
         return list(connection.scalars(sa.text("SELECT note FROM prepared_notes ORDER BY note")))
 
 
-@contextmanager
-def recording(app: Flask) -> Iterator[list[str]]:
-    """Every message the engine sends, in order (psycopg2's own BEGIN and COMMIT are not among them)."""
-    messages: list[str] = []
-
-    def record(connection: Any, cursor: Any, statement: str, *args: Any) -> None:
-        messages.append(statement)
-
-    with app.app_context():
-        engine = db.engine
-    event.listen(engine, "before_cursor_execute", record)
-    try:
-        yield messages
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
-
-
 @pytest.fixture
 def sent(notes: Flask) -> Iterator[list[str]]:
-    with recording(notes) as messages:
+    with statements_sent(notes) as messages:
         yield messages
 
 
@@ -188,7 +170,7 @@ def test_an_order_is_three_messages_with_no_transaction_statements_of_their_own(
         return client.post("/api/v1/orders", json=body, headers=headers | {"Idempotency-Key": key}).status_code
 
     assert place("first") == 201  # prepares the statements on this connection
-    with recording(committing_app) as messages:
+    with statements_sent(committing_app) as messages:
         assert place("second") == 201
         # psycopg2 began nothing of its own either: the connection is back in its normal mode, idle
         with committing_app.app_context(), db.engine.connect() as connection:

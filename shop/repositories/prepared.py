@@ -117,25 +117,27 @@ def run(
     sql = "; ".join(statement.call for statement in statements)
     parameters = tuple(value for _, values in calls for value in values)
     dbapi_connection: Any = record.dbapi_connection
+    own = bool(record.info.get(OWN_TRANSACTION))
     # psycopg2 has no transaction open, and neither have we: nothing was sent since the last COMMIT or ROLLBACK
-    idle = dbapi_connection.status == psycopg2_extensions.STATUS_READY and not record.info.get(OWN_TRANSACTION)
-    if not ((begin or alone) and idle):
-        _prepare(connection, statements)
-        if commit and record.info.get(OWN_TRANSACTION):
-            rows = _execute(connection, f"{sql}; COMMIT", parameters)
-            _finish_own_transaction(record)  # committed; had it failed, the rollback that follows finishes it
-            return rows
-        return _execute(connection, sql, parameters)
-    dbapi_connection.autocommit = True
-    if alone:
-        try:
-            _prepare(connection, statements)
-            return _execute(connection, sql, parameters)
-        finally:
+    idle = dbapi_connection.status == psycopg2_extensions.STATUS_READY and not own
+    outside_psycopg2 = idle and (begin or alone)
+    if outside_psycopg2:
+        dbapi_connection.autocommit = True  # so that psycopg2 sends no BEGIN of its own
+        if begin:
+            record.info[OWN_TRANSACTION] = own = True
+            sql = f"BEGIN; {sql}"
+    ending = commit and own
+    if ending:
+        sql = f"{sql}; COMMIT"
+    try:
+        _prepare(connection, statements)  # before any BEGIN here: PREPARE is not transactional anyway
+        rows = _execute(connection, sql, parameters)
+    finally:
+        if outside_psycopg2 and alone:
             dbapi_connection.autocommit = False
-    record.info[OWN_TRANSACTION] = True
-    _prepare(connection, statements)  # outside the transaction: PREPARE is not transactional anyway
-    return _execute(connection, f"BEGIN; {sql}", parameters)
+    if ending:
+        _finish_own_transaction(record)  # committed; had it failed, the rollback that follows finishes it
+    return rows
 
 
 def _finish_own_transaction(record: Any) -> None:
@@ -156,19 +158,21 @@ def _finish_own_transaction(record: Any) -> None:
         dbapi_connection.autocommit = False
 
 
+def _has_own_transaction(connection: Connection) -> bool:
+    return not (connection.invalidated or connection.closed) and bool(connection.connection.info.get(OWN_TRANSACTION))
+
+
 def _commit_own_transaction(connection: Connection) -> None:
     # the engine is committing: psycopg2 would send nothing (autocommit), so the COMMIT is ours to send,
     # through _execute, so a failure at COMMIT (a deferred constraint) is a DBAPIError like any other
-    if connection.invalidated or connection.closed or not connection.connection.info.get(OWN_TRANSACTION):
-        return
-    _execute(connection, "COMMIT", None)
-    _finish_own_transaction(connection.connection)  # had COMMIT failed, the rollback that follows finishes it
+    if _has_own_transaction(connection):
+        _execute(connection, "COMMIT", None)
+        _finish_own_transaction(connection.connection)  # had COMMIT failed, the rollback that follows finishes it
 
 
 def _roll_back_own_transaction(connection: Connection) -> None:
-    if connection.invalidated or connection.closed or not connection.connection.info.get(OWN_TRANSACTION):
-        return
-    _finish_own_transaction(connection.connection)
+    if _has_own_transaction(connection):
+        _finish_own_transaction(connection.connection)
 
 
 def _prepare(connection: Connection, statements: Sequence[PreparedStatement]) -> None:
