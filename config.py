@@ -68,6 +68,8 @@ class BaseConfig:
             "pool_size": _number(environ, "DB_POOL_SIZE", 5, int),
             "max_overflow": _number(environ, "DB_MAX_OVERFLOW", 10, int),
             "pool_timeout": _number(environ, "DB_POOL_TIMEOUT", 10, int),
+            # a database error's text never carries the statement's values (names, addresses, emails)
+            "hide_parameters": True,
             "connect_args": {
                 "connect_timeout": _number(environ, "DB_CONNECT_TIMEOUT", 5, int),
                 "application_name": env("DB_APPLICATION_NAME", "shop"),

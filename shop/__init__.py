@@ -10,12 +10,13 @@ from typing import Any
 
 from flask import Flask, Request, Response
 from flask.sessions import SessionInterface, SessionMixin
-from pythonjsonlogger.json import JsonFormatter
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from config import load_config
+from shop.api.schemas import JSONProvider
 from shop.db_connections import register_connection_checks
 from shop.observability.metrics import register_metrics
+from shop.observability.redact import RedactingFilter, RedactingJsonFormatter
 from shop.observability.request_log import register_request_log
 from shop.observability.sentry import init_sentry
 from shop.observability.slow_sql import register_slow_sql_log
@@ -28,6 +29,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     `config` overrides settings (tests use it); everything else comes from the environment (see config.py).
     """
     app = Flask(__name__, instance_relative_config=True)
+    app.json = JSONProvider(app)
     app.config.from_mapping(load_config(os.environ, config))
     configure_logging(app)
     configure_json(app)
@@ -69,11 +71,14 @@ def configure_logging(app: Flask) -> None:
     if app.config["LOG_FORMAT"] == "json":
         handler = logging.StreamHandler(sys.stdout)
         handler.set_name(JSON_HANDLER)
-        handler.setFormatter(
-            JsonFormatter("{asctime}{levelname}{name}{message}", style="{", rename_fields={"levelname": "level"})
-        )
+        fields = "{asctime}{levelname}{name}{message}"
+        handler.setFormatter(RedactingJsonFormatter(fields, style="{", rename_fields={"levelname": "level"}))
         app.logger.handlers[:] = [handler]
         app.logger.propagate = False  # one line per record, not one more from the root's handlers
+    # no personal data in a log line
+    for each in app.logger.handlers:
+        if not any(isinstance(existing, RedactingFilter) for existing in each.filters):
+            each.addFilter(RedactingFilter())
 
 
 class NoCookieSessions(SessionInterface):

@@ -150,19 +150,56 @@ def handle_http_exception(error: HTTPException) -> Response:
     return problem(status, error.name, detail, headers=headers)
 
 
-def handle_unexpected_exception(error: Exception) -> Response:
-    # imported here: extensions import the models, and the app must be able to import errors first
-    from shop.extensions import db
+def database_unavailable(error: Exception) -> bool:
+    """PostgreSQL could not be reached or went away: refused, restarting, shut down, a connection lost mid-use,
+    or no pooled connection free in time. A client may retry these; they are not shop's bugs."""
+    from sqlalchemy.exc import DBAPIError, OperationalError
+    from sqlalchemy.exc import TimeoutError as PoolTimeout
 
+    if isinstance(error, PoolTimeout):
+        return True
+    if not isinstance(error, DBAPIError):
+        return False
+    sqlstate = getattr(error.orig, "pgcode", None) or ""
+    # class 08: connection exceptions; 57P01-57P03: admin shutdown, crash shutdown, cannot connect now
+    return (
+        error.connection_invalidated
+        or (isinstance(error, OperationalError) and sqlstate in ("", *UNAVAILABLE_SQLSTATES))
+        or sqlstate.startswith("08")
+    )
+
+
+UNAVAILABLE_SQLSTATES = ("57P01", "57P02", "57P03")
+DATABASE_RETRY_AFTER_SECONDS = 2
+
+
+def handle_unexpected_exception(error: Exception) -> Response:
+    if database_unavailable(error):
+        _roll_back_quietly()
+        # no traceback and no error report: an outage is reported by /readyz and the database's own monitoring
+        reason = getattr(error, "orig", None) or error
+        current_app.logger.warning("database unavailable on %s %s: %s", request.method, request.path, reason)
+        return handle_domain_error(
+            ServiceBusy(
+                "The database is unavailable right now; please retry shortly.", retry_after=DATABASE_RETRY_AFTER_SECONDS
+            )
+        )
     current_app.logger.exception("unhandled exception on %s %s", request.method, request.path)
     # error reporters (Sentry's Flask integration) listen for this signal, which Flask sends only for
     # exceptions no handler took
     got_request_exception.send(current_app._get_current_object(), exception=error)  # type: ignore[attr-defined]
+    _roll_back_quietly()
+    return problem(500, "Internal Server Error", "An unexpected error occurred. It has been logged.")
+
+
+def _roll_back_quietly() -> None:
+    # imported here: extensions import the models, and the app must be able to import errors first
+    from shop.extensions import db
+
     try:
         db.session.rollback()
     except Exception:  # the connection itself may be what failed
-        current_app.logger.exception("rollback after an unhandled exception failed")
-    return problem(500, "Internal Server Error", "An unexpected error occurred. It has been logged.")
+        current_app.logger.warning("rollback after an error failed", exc_info=True)
 
 
 def register_errorhandlers(app: Flask) -> None:

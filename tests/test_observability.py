@@ -7,16 +7,20 @@ import json
 import logging
 import threading
 from collections.abc import Callable, Iterator
+from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, ClassVar
 
 import pytest
 import sentry_sdk
 import sqlalchemy as sa
-from flask import Flask
+from flask import Flask, request
 
-from shop.extensions import db
+from shop.extensions import db, passwords
+from shop.repositories.users import UserRepository
 from tests.conftest import AuthActions
+from tests.test_catalog_reads import add_product
+from tests.test_orders import ADDRESS
 
 
 def test_a_well_formed_request_id_is_kept_and_a_bad_one_replaced(client: Any) -> None:
@@ -152,3 +156,110 @@ def test_slow_statements_are_logged_with_their_duration_and_never_their_paramete
     assert slow[0].duration_ms >= 30  # type: ignore[attr-defined]
     assert "pg_sleep" in slow[0].statement  # type: ignore[attr-defined]
     assert "ann@example.com" not in slow[0].getMessage() + str(slow[0].__dict__)
+
+
+def _events(bodies: list[bytes]) -> list[str]:
+    return [body.decode() for body in bodies if b'"type":"event"' in body or b'"type": "event"' in body]
+
+
+def test_with_sentry_on_authenticated_requests_and_orders_work(
+    make_app: Callable[..., Flask], db_session: Any, sentry_server: tuple[str, list[bytes]]
+) -> None:
+    """The prepared-statement path (the token lookup, the order) fires cursor events Sentry listens to."""
+    dsn, bodies = sentry_server
+    app = make_app(SENTRY_DSN=dsn, SENTRY_TRACES_SAMPLE_RATE=1.0)  # spans on: every listener runs
+    client = app.test_client()
+    auth = AuthActions(client)
+    lamp = add_product(db_session, "LAMP", name="Desk lamp", price=Decimal("19.99"), stock=5)
+    headers = auth.headers("ann@example.com")
+
+    me = client.get("/api/v1/users/me", headers=headers)
+    order = client.post(
+        "/api/v1/orders",
+        json={"items": [{"product_id": lamp.id, "quantity": 2}], "shipping_address": ADDRESS},
+        headers=headers | {"Idempotency-Key": "sentry-1"},
+    )
+    sentry_sdk.flush(timeout=5)
+
+    assert me.status_code == 200, me.get_json()
+    assert order.status_code == 201, order.get_json()
+    assert _events(bodies) == []  # nothing went wrong, so nothing was reported
+
+
+def test_an_error_inside_registration_sends_no_password_hash_email_or_name(
+    make_app: Callable[..., Flask],
+    db_session: Any,
+    sentry_server: tuple[str, list[bytes]],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    dsn, bodies = sentry_server
+    app = make_app(SENTRY_DSN=dsn, LOG_FORMAT="json")
+    hashes: list[str] = []
+    real_hash = passwords.hash
+
+    def hash_and_keep(password: str) -> str:
+        hashes.append(real_hash(password))
+        return hashes[-1]
+
+    def fail_to_add(self: Any, user: Any) -> None:
+        raise RuntimeError("the user table is on fire")
+
+    monkeypatch.setattr(passwords, "hash", hash_and_keep)
+    monkeypatch.setattr(UserRepository, "add", fail_to_add)
+    capsys.readouterr()
+
+    response = app.test_client().post(
+        "/api/v1/auth/register",
+        json={"email": "zelda.private@example.com", "password": "Pa55-secret-words", "name": "Zelda Quimby"},
+    )
+    sentry_sdk.flush(timeout=5)
+    logged = capsys.readouterr().out
+
+    assert response.status_code == 500
+    assert len(hashes) == 1
+    events = _events(bodies)
+    assert len(events) == 1
+    assert "the user table is on fire" in events[0]
+    assert "the user table is on fire" in logged
+    for secret in ("Pa55-secret-words", hashes[0], hashes[0].split("$")[-1], "zelda.private", "Zelda", "Quimby"):
+        assert secret not in events[0], secret
+        assert secret not in logged, secret
+
+
+def test_a_database_error_sends_and_logs_no_row_values(
+    make_app: Callable[..., Flask],
+    db_session: Any,
+    sentry_server: tuple[str, list[bytes]],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """PostgreSQL's DETAIL ('Failing row contains (...)') and SQLAlchemy's parameters hold names and addresses."""
+    dsn, bodies = sentry_server
+    app = make_app(SENTRY_DSN=dsn, LOG_FORMAT="json")
+
+    def fail() -> str:
+        # the values come from the request, as they would: the event's source lines must not hold them either
+        db.session.execute(
+            sa.text("INSERT INTO users (email, name, password_hash, role) VALUES (:email, :name, NULL, 'customer')"),
+            request.get_json(),
+        )
+        return "unreachable"
+
+    app.add_url_rule("/boom-db", "boom_db", fail, methods=["POST"])
+    capsys.readouterr()
+
+    response = app.test_client().post(
+        "/boom-db", json={"email": "yara.hidden@example.org", "name": "Yara Street 12 Springfield"}
+    )
+    sentry_sdk.flush(timeout=5)
+    logged = capsys.readouterr().out
+
+    assert response.status_code == 500
+    events = _events(bodies)
+    assert len(events) == 1
+    assert "NotNullViolation" in events[0]
+    assert "NotNullViolation" in logged
+    for secret in ("yara.hidden", "Yara", "Street 12"):
+        assert secret not in events[0], secret
+        assert secret not in logged, secret

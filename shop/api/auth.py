@@ -6,9 +6,9 @@ from typing import Any
 
 import marshmallow as ma
 from flask import current_app, request
-from flask_smorest import Blueprint
 
 from shop.api.policy import authenticated, current_user
+from shop.api.schemas import Blueprint, InputSchema
 from shop.api.users import UserSchema
 from shop.extensions import limiter
 from shop.models import User
@@ -17,7 +17,7 @@ from shop.services import accounts
 blp = Blueprint("auth", __name__, url_prefix="/api/v1/auth", description="Registration and bearer tokens")
 
 
-class CredentialsSchema(ma.Schema):
+class CredentialsSchema(InputSchema):
     email = ma.fields.Email(required=True, validate=ma.validate.Length(max=320))
     password = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=128), load_only=True)
 

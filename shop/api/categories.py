@@ -6,9 +6,9 @@ import json
 
 import marshmallow as ma
 from flask import Response
-from flask_smorest import Blueprint
 
 from shop.api.conditional import cacheable_json
+from shop.api.schemas import Blueprint
 from shop.catalog import reads
 
 blp = Blueprint("categories", __name__, url_prefix="/api/v1/categories", description="Catalog")

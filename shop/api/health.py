@@ -8,9 +8,9 @@ import marshmallow as ma
 import sqlalchemy as sa
 from flask import current_app
 from flask.views import MethodView
-from flask_smorest import Blueprint
 from sqlalchemy.exc import SQLAlchemyError
 
+from shop.api.schemas import Blueprint
 from shop.extensions import db, redis_client
 
 blp = Blueprint("health", __name__, description="Liveness and readiness probes")

@@ -9,10 +9,10 @@ from typing import Any
 import marshmallow as ma
 from flask import Response, url_for
 from flask import request as http_request
-from flask_smorest import Blueprint
 
 from shop.api.pagination import MAX_ID, PageArgsSchema, envelope_json, link_header, page_schema, parse_id
 from shop.api.policy import authenticated, current_user, is_at_least, require_at_least
+from shop.api.schemas import Blueprint, InputSchema
 from shop.errors import PROBLEM_MIMETYPE, ValidationFailed
 from shop.extensions import db
 from shop.models import Order, OrderStatus, Role
@@ -29,12 +29,12 @@ MAX_QUANTITY = 1000
 IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,255}")  # visible ASCII, as header values should be
 
 
-class OrderLineSchema(ma.Schema):
+class OrderLineSchema(InputSchema):
     product_id = ma.fields.Integer(required=True, strict=True, validate=ma.validate.Range(min=1, max=MAX_ID))
     quantity = ma.fields.Integer(required=True, strict=True, validate=ma.validate.Range(min=1, max=MAX_QUANTITY))
 
 
-class AddressSchema(ma.Schema):
+class AddressSchema(InputSchema):
     name = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=200))
     line1 = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=200))
     line2 = ma.fields.String(load_default="", validate=ma.validate.Length(max=200))
@@ -45,7 +45,7 @@ class AddressSchema(ma.Schema):
     )
 
 
-class PlaceOrderSchema(ma.Schema):
+class PlaceOrderSchema(InputSchema):
     items = ma.fields.List(
         ma.fields.Nested(OrderLineSchema), required=True, validate=ma.validate.Length(min=1, max=MAX_LINES)
     )
@@ -160,19 +160,17 @@ def get_order(order_id: str) -> Response:
     return _json(order_document(order, history), 200)
 
 
-class PaySchema(ma.Schema):
+class PaySchema(InputSchema):
     payment_reference = ma.fields.String(validate=ma.validate.Length(min=1, max=255))
 
 
-class CancelSchema(ma.Schema):
+class CancelSchema(InputSchema):
     reason = ma.fields.String(validate=ma.validate.Length(min=1, max=2000))
 
 
 def _after(order_id: str, action: Action, **details: str | None) -> Response:
-    user = current_user()
-    order = transition(parse_order_id(order_id), user, action, **details)
-    history = OrderRepository(db.session()).history(order.id) if is_at_least(user, Role.STAFF) else None
-    return _json(order_document(order, history), 200)
+    done = transition(parse_order_id(order_id), current_user(), action, **details)
+    return _json(order_document(done.order, done.history), 200)
 
 
 @blp.post("/<order_id>/pay")

@@ -10,6 +10,7 @@ from urllib.parse import parse_qsl, urlencode
 import marshmallow as ma
 from flask import request
 
+from shop.api.schemas import InputSchema
 from shop.errors import ValidationFailed
 
 MAX_PER_PAGE = 100
@@ -17,7 +18,7 @@ MAX_PAGE = 10_000  # deeper than anyone pages by hand; keeps OFFSET bounded
 MAX_ID = 2**63 - 1  # bigint identity columns
 
 
-class PageArgsSchema(ma.Schema):
+class PageArgsSchema(InputSchema):
     page = ma.fields.Integer(load_default=1, validate=ma.validate.Range(min=1, max=MAX_PAGE))
     per_page = ma.fields.Integer(load_default=20, validate=ma.validate.Range(min=1, max=MAX_PER_PAGE))
 

@@ -9,11 +9,11 @@ from urllib.parse import parse_qsl
 
 import marshmallow as ma
 from flask import Response, request, url_for
-from flask_smorest import Blueprint
 
 from shop.api.conditional import cacheable_json
 from shop.api.pagination import PageArgsSchema, envelope_json, link_header, page_schema, parse_id
 from shop.api.policy import authenticated, is_at_least, optional_user, require_at_least
+from shop.api.schemas import Blueprint, InputSchema
 from shop.catalog import reads
 from shop.catalog.documents import ProductDocument
 from shop.catalog.queries import ProductFilters, ProductSort
@@ -29,7 +29,8 @@ SKU = ma.validate.Regexp(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$", error="Use 1 to 6
 
 
 def _two_places(value: Decimal) -> None:
-    exponent = value.as_tuple().exponent
+    # normalized first: 10.500 has two places; 1E-20000 has twenty thousand (and overflows PostgreSQL's numeric)
+    exponent = value.normalize().as_tuple().exponent
     if not isinstance(exponent, int) or exponent < -2:
         raise ma.ValidationError("Use at most two decimal places.")
 
@@ -69,8 +70,8 @@ ProductPageSchema = page_schema("ProductPage", ProductSchema)
 class ProductQuerySchema(PageArgsSchema):
     q = ma.fields.String(validate=ma.validate.Length(min=1, max=200), metadata={"description": "full-text search"})
     category = ma.fields.String(validate=ma.validate.Length(min=1, max=100))
-    min_price = ma.fields.Decimal(allow_nan=False, validate=ma.validate.Range(min=0, max=MAX_PRICE))
-    max_price = ma.fields.Decimal(allow_nan=False, validate=ma.validate.Range(min=0, max=MAX_PRICE))
+    min_price = ma.fields.Decimal(allow_nan=False, validate=[ma.validate.Range(min=0, max=MAX_PRICE), _two_places])
+    max_price = ma.fields.Decimal(allow_nan=False, validate=[ma.validate.Range(min=0, max=MAX_PRICE), _two_places])
     in_stock = ma.fields.Boolean()
     sort = ma.fields.Enum(ProductSort, by_value=True)
     include_inactive = ma.fields.Boolean(load_default=False, metadata={"description": "staff only"})
@@ -82,7 +83,7 @@ class ProductQuerySchema(PageArgsSchema):
             raise ma.ValidationError("Must not be greater than max_price.", field_name="min_price")
 
 
-class ProductCreateSchema(ma.Schema):
+class ProductCreateSchema(InputSchema):
     sku = ma.fields.String(required=True, validate=SKU)
     name = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=200))
     description = ma.fields.String(load_default="", validate=ma.validate.Length(max=10_000))

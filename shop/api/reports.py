@@ -14,9 +14,9 @@ from typing import Any
 
 import marshmallow as ma
 from flask import Response, request
-from flask_smorest import Blueprint
 
 from shop.api.policy import authenticated
+from shop.api.schemas import Blueprint, InputSchema
 from shop.extensions import db
 from shop.models import Role
 from shop.reports import queries
@@ -28,7 +28,7 @@ MAX_YEARS = 5
 TEXT_CELL_STARTS = ("=", "+", "-", "@", "\t", "\r")  # a spreadsheet would run these as formulas
 
 
-@functools.cache
+@functools.lru_cache(maxsize=1024)  # bounded: the names come from requests
 def _known_zone(name: str) -> bool:
     try:
         zoneinfo.ZoneInfo(name)
@@ -49,9 +49,17 @@ def _years_later(day: date, years: int) -> date:
         return day.replace(year=day.year + years, day=28)
 
 
-class ReportQuerySchema(ma.Schema):
-    start = ma.fields.Date(required=True, metadata={"description": "first day, inclusive (YYYY-MM-DD)"})
-    end = ma.fields.Date(required=True, metadata={"description": "last day, inclusive (YYYY-MM-DD)"})
+# a range's edges become instants in a time zone and the day after `end`: far from Python's year 1 and 9999
+FIRST_DAY = date(1900, 1, 1)
+LAST_DAY = date(9000, 12, 31)
+IN_RANGE = ma.validate.Range(min=FIRST_DAY, max=LAST_DAY, error="Must be between {min} and {max}.")
+
+
+class ReportQuerySchema(InputSchema):
+    start = ma.fields.Date(
+        required=True, validate=IN_RANGE, metadata={"description": "first day, inclusive (YYYY-MM-DD)"}
+    )
+    end = ma.fields.Date(required=True, validate=IN_RANGE, metadata={"description": "last day, inclusive (YYYY-MM-DD)"})
     tz = ma.fields.String(load_default="UTC", validate=_zone, metadata={"description": "IANA time zone"})
     format = ma.fields.String(validate=ma.validate.OneOf(["json", "csv"]), metadata={"description": "or Accept"})
 

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import marshmallow as ma
-from flask_smorest import Blueprint
 
 from shop.api.policy import authenticated, current_user
+from shop.api.schemas import Blueprint
 from shop.repositories.tokens import Principal
 
 blp = Blueprint("users", __name__, url_prefix="/api/v1/users", description="Accounts")

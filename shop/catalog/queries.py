@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -46,19 +47,21 @@ class ProductFilters:
         return ProductSort.RELEVANCE if self.q else ProductSort.NEWEST
 
     def cache_key_part(self) -> str:
-        return "|".join(
-            str(part)
-            for part in (
-                self.q or "",
-                self.category or "",
-                self.min_price if self.min_price is not None else "",
-                self.max_price if self.max_price is not None else "",
-                "" if self.in_stock is None else int(self.in_stock),
+        """Every filter, each one unambiguous: a JSON array, so no value can spell two (q "a|b" is not q "a",
+        category "b"). Prices by value, so 5, 5.0 and 5.00 share an entry."""
+        return json.dumps(
+            [
+                self.q,
+                self.category,
+                None if self.min_price is None else str(self.min_price.normalize()),
+                None if self.max_price is None else str(self.max_price.normalize()),
+                self.in_stock,
                 self.effective_sort.value,
-                int(self.include_inactive),
+                self.include_inactive,
                 self.page,
                 self.per_page,
-            )
+            ],
+            separators=(",", ":"),
         )
 
 

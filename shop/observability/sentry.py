@@ -1,8 +1,12 @@
-"""Sentry, only when SENTRY_DSN is set, and never with personal data: no emails, no tokens, no request bodies."""
+"""Sentry, only when SENTRY_DSN is set, and never with personal data.
+
+What is sent: the exception's type, its redacted text and its stack (file, line, function; no local
+variables, which held passwords, hashes and addresses), the request's method, URL and headers less
+credentials, and breadcrumbs without data. No bodies, cookies, users or SQL parameters.
+"""
 
 from __future__ import annotations
 
-import re
 import subprocess
 from pathlib import Path
 from typing import Any, cast
@@ -12,10 +16,10 @@ from flask import Flask
 from sentry_sdk.integrations.flask import FlaskIntegration
 from sentry_sdk.integrations.redis import RedisIntegration
 from sentry_sdk.integrations.sqlalchemy import SqlalchemyIntegration
-from sentry_sdk.types import Event, Hint
+from sentry_sdk.types import Breadcrumb, BreadcrumbHint, Event, Hint
 
-EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
-BEARER = re.compile(r"(?i)bearer\s+[A-Za-z0-9._~+/=-]+")
+from shop.observability.redact import redact, redact_value
+
 SECRET_HEADERS = frozenset({"authorization", "cookie", "set-cookie", "idempotency-key"})
 
 
@@ -32,8 +36,11 @@ def init_sentry(app: Flask) -> bool:
         traces_sample_rate=float(app.config.get("SENTRY_TRACES_SAMPLE_RATE") or 0.0),
         # no send_default_pii=True and no data_collection: the SDK then collects no personal data and runs its own
         # scrubber (sentry-sdk 2.75 deprecates passing send_default_pii=False outright; leaving it out means the same)
+        # a frame's local variables are the view's arguments: a registration's password, the new hash, an address
+        include_local_variables=False,
         before_send=scrub_event,
         before_send_transaction=scrub_event,
+        before_breadcrumb=scrub_breadcrumb,
     )
     return True
 
@@ -65,14 +72,27 @@ def scrub_event(event: Event, hint: Hint) -> Event:
         if isinstance(headers, dict):
             request["headers"] = {k: v for k, v in headers.items() if k.lower() not in SECRET_HEADERS}
     event.pop("user", None)
-    return cast(Event, _scrub(event))
+    for frame in _frames(event):
+        frame.pop("vars", None)  # include_local_variables is off; this holds even if it is turned on by mistake
+    return cast(Event, redact_value(event))
 
 
-def _scrub(value: Any) -> Any:
-    if isinstance(value, str):
-        return EMAIL.sub("[email]", BEARER.sub("Bearer [token]", value))
-    if isinstance(value, dict):
-        return {key: _scrub(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [_scrub(item) for item in value]
-    return value
+def _frames(event: Event) -> list[dict[str, Any]]:
+    frames: list[dict[str, Any]] = []
+    holders: list[Any] = [
+        *(event.get("exception") or {}).get("values", []),
+        *(event.get("threads") or {}).get("values", []),
+    ]
+    for holder in holders:
+        stacktrace = holder.get("stacktrace") if isinstance(holder, dict) else None
+        if isinstance(stacktrace, dict):
+            frames += [frame for frame in stacktrace.get("frames", []) if isinstance(frame, dict)]
+    return frames
+
+
+def scrub_breadcrumb(breadcrumb: Breadcrumb, hint: BreadcrumbHint) -> Breadcrumb:
+    """A breadcrumb keeps its category and redacted message; its data (SQL parameters, log arguments) stays here."""
+    breadcrumb.pop("data", None)
+    if isinstance(breadcrumb.get("message"), str):
+        breadcrumb["message"] = redact(breadcrumb["message"])
+    return breadcrumb

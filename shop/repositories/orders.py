@@ -54,6 +54,10 @@ class OrderRepository:
             statement = statement.with_for_update(of=Order)
         return self.session.scalars(statement).one_or_none()
 
+    def owner_of(self, order_id: int) -> int | None:
+        """The id of the order's customer, read without a lock (it never changes); None if there is no such order."""
+        return self.session.scalar(sa.select(Order.user_id).where(Order.id == order_id))
+
     def lock_customer_of(self, order_id: int) -> None:
         """Serialize the changes to one customer's counted orders (taken before any of their order rows);
         nothing to lock if there is no such order."""

@@ -70,6 +70,18 @@ class PreparedStatement:
 Call = tuple[PreparedStatement, Sequence[Any]]
 
 
+class StatementContext:
+    """Passed to the cursor events where SQLAlchemy passes its execution context.
+
+    Listeners read its dialect and keep their own attributes on it between before_ and after_cursor_execute
+    (Sentry's SQLAlchemy integration keeps its span there); with None in its place, they raised.
+    """
+
+    def __init__(self, connection: Connection) -> None:
+        self.dialect = connection.dialect
+        self.connection = connection
+
+
 def register_prepared_statements(app: Flask) -> None:
     """Generic plans on every new connection of the app's engine (a session setting, outside any transaction)."""
     with app.app_context():
@@ -133,7 +145,9 @@ def run(
         _prepare(connection, statements)  # before any BEGIN here: PREPARE is not transactional anyway
         rows = _execute(connection, sql, parameters)
     finally:
-        if outside_psycopg2 and alone:
+        # not on a connection that died meanwhile: psycopg2 would raise InterfaceError here, in place of the
+        # error that says the connection was lost (which is what lets the caller retry or answer 503)
+        if outside_psycopg2 and alone and not dbapi_connection.closed:
             dbapi_connection.autocommit = False
     if ending:
         _finish_own_transaction(record)  # committed; had it failed, the rollback that follows finishes it
@@ -193,11 +207,12 @@ def _execute(connection: Connection, sql: str, parameters: tuple[Any, ...] | Non
     dialect = connection.dialect
     events = connection.dispatch
     cursor = dbapi_connection.cursor()  # type: ignore[union-attr]  # checked out, so never None
+    context = StatementContext(connection)
     try:
-        events.before_cursor_execute(connection, cursor, sql, parameters, None, False)
+        events.before_cursor_execute(connection, cursor, sql, parameters, context, False)
         cursor.execute(sql, parameters)
         rows = list(cursor.fetchall()) if cursor.description is not None else []
-        events.after_cursor_execute(connection, cursor, sql, parameters, None, False)
+        events.after_cursor_execute(connection, cursor, sql, parameters, context, False)
     except dialect.loaded_dbapi.Error as error:
         lost = dialect.is_disconnect(error, dbapi_connection, cursor)
         if lost:

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from flask import current_app
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from shop.errors import Conflict, DomainError
 from shop.extensions import db, passwords
@@ -82,10 +82,23 @@ def issue_token(email: str, password: str) -> IssuedToken:
 
 
 def find_token_owner(token: str) -> Principal | None:
-    """Whom a live token of an active account speaks for, or None. Read on the request's session: no commit here."""
+    """Whom a live token of an active account speaks for, or None. Read on the request's session: no commit here.
+
+    Every authenticated request starts here, so a pooled connection that died while idle (a database restart,
+    a killed backend) is met here first: the read is tried once more on a new connection. It writes nothing,
+    so trying it again is always safe.
+    """
     if not token or len(token) > MAX_TOKEN_LENGTH:
         return None
-    return TokenRepository(db.session()).find_live(token_digest(token), utcnow())
+    digest, now = token_digest(token), utcnow()
+    session = db.session()
+    try:
+        return TokenRepository(session).find_live(digest, now)
+    except DBAPIError as error:
+        if not error.connection_invalidated:
+            raise
+        session.rollback()  # lets go of the dead connection; the next statement checks out another
+        return TokenRepository(session).find_live(digest, now)
 
 
 def revoke_token(token_id: int) -> None:

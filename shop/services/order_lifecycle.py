@@ -67,18 +67,32 @@ class IllegalTransition(Conflict):
     title = "Not possible in the order's status"
 
 
+@dataclass(frozen=True)
+class Transitioned:
+    """The order as the transition's own transaction left it (every attribute loaded before its COMMIT), and its
+    status history for staff: the answer needs no read after the commit, which could fail and turn a committed
+    change into an error (and the client's retry into a 409)."""
+
+    order: Order
+    history: list[OrderStatusChange] | None
+
+
 def transition(
     order_id: int, actor: Principal, action: Action, *, payment_reference: str | None = None, reason: str | None = None
-) -> Order:
+) -> Transitioned:
     """Apply `action` to the order; staff may act on any order, a customer only on their own (else 404)."""
     rule = RULES[action]
+    is_staff = actor.is_at_least(Role.STAFF)
 
-    def work(uow: UnitOfWork) -> Order:
+    def work(uow: UnitOfWork) -> Transitioned:
+        if not is_staff and uow.orders.owner_of(order_id) != actor.id:
+            # before any lock: a customer never locks (or waits on) another customer's rows
+            raise OrderNotFound(order_id)
         if action in MAY_RECOUNT:
             # the customer first, then the order: the same lock order as every recount, so none deadlock
             uow.orders.lock_customer_of(order_id)
         order = uow.orders.get(order_id, for_update=True)
-        if order is None or (order.user_id != actor.id and not actor.is_at_least(Role.STAFF)):
+        if order is None or (order.user_id != actor.id and not is_staff):
             raise OrderNotFound(order_id)
         current = OrderStatus(order.status)
         if current not in rule.allowed_from:
@@ -105,7 +119,11 @@ def transition(
                 note=reason if action is Action.CANCEL else payment_reference,
             )
         )
+        uow.session.flush()
+        # the timestamps were set by the database clock (now()): read them back before COMMIT, not after
+        uow.session.refresh(order, attribute_names=[rule.timestamp, "updated_at"])
+        history = uow.orders.history(order.id) if is_staff else None
         uow.commit()
-        return order
+        return Transitioned(order, history)
 
     return run_transaction(work)
