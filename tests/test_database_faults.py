@@ -8,7 +8,7 @@ pooled connection and the request.
 from __future__ import annotations
 
 import socket
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
@@ -26,7 +26,7 @@ APPLICATION_NAME = "shop-fault-tests"
 
 
 @pytest.fixture
-def faulty_app(make_app: Callable[..., Flask], committing_app: Flask, database_url: str) -> Iterator[Flask]:
+def faulty_app(make_app: Callable[..., Flask], committing_app: Flask) -> Flask:
     """An app whose pooled connections are only checked by shop's own handling (committing: its rows are
     truncated afterwards by committing_app)."""
     app = make_app(
@@ -34,7 +34,7 @@ def faulty_app(make_app: Callable[..., Flask], committing_app: Flask, database_u
         SQLALCHEMY_ENGINE_OPTIONS=committing_app.config["SQLALCHEMY_ENGINE_OPTIONS"]
         | {"connect_args": {"application_name": APPLICATION_NAME, "connect_timeout": 3}},
     )
-    yield app
+    return app
 
 
 def kill_idle_connections(database_url: str) -> int:
@@ -156,6 +156,9 @@ def test_a_database_that_refuses_connections_is_a_503_with_retry_after(
     ready = client.get("/readyz")
     assert ready.status_code == 503
     assert ready.get_json()["checks"]["database"] == "unavailable"
+
+
+STAMPS = {"pay": "paid_at", "ship": "shipped_at", "deliver": "delivered_at", "cancel": "cancelled_at"}
 
 
 def test_a_transition_answers_from_its_own_transaction(faulty_app: Flask) -> None:
