@@ -29,12 +29,11 @@ APPLICATION_NAME = "shop-fault-tests"
 def faulty_app(make_app: Callable[..., Flask], committing_app: Flask) -> Flask:
     """An app whose pooled connections are only checked by shop's own handling (committing: its rows are
     truncated afterwards by committing_app)."""
-    app = make_app(
+    return make_app(
         DB_PING_AFTER_IDLE_SECONDS=3600.0,
         SQLALCHEMY_ENGINE_OPTIONS=committing_app.config["SQLALCHEMY_ENGINE_OPTIONS"]
         | {"connect_args": {"application_name": APPLICATION_NAME, "connect_timeout": 3}},
     )
-    return app
 
 
 def kill_idle_connections(database_url: str) -> int:
