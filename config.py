@@ -80,6 +80,8 @@ class BaseConfig:
         self.DB_PING_AFTER_IDLE_SECONDS = _number(environ, "DB_PING_AFTER_IDLE_SECONDS", 1.0, float)
 
         self.REDIS_SOCKET_TIMEOUT = _number(environ, "REDIS_SOCKET_TIMEOUT", 0.25, float)
+        # after Redis fails to answer, each process leaves it alone this long (shop/redis_client.py Breaker)
+        self.REDIS_BREAKER_SECONDS = _number(environ, "REDIS_BREAKER_SECONDS", 2.0, float)
         self.CACHE_KEY_PREFIX = env("CACHE_KEY_PREFIX", "shop:")
         self.CACHE_DEFAULT_TIMEOUT = _number(environ, "CACHE_DEFAULT_TIMEOUT", 300, int)
 
@@ -95,8 +97,15 @@ class BaseConfig:
 
         # rate limits (Flask-Limiter); counters live in Redis unless RATELIMIT_STORAGE_URI says otherwise
         self.RATELIMIT_STORAGE_URI: str | None = env("RATELIMIT_STORAGE_URI") or None
+        # sign-in (shop/security/login_throttle.py): failures per address, per email from one address, per email
+        # from everywhere (then only addresses that have not failed for it may try), and every token request
         self.LOGIN_LIMIT_PER_ADDRESS = env("LOGIN_LIMIT_PER_ADDRESS", "10 per minute")
         self.LOGIN_LIMIT_PER_EMAIL = env("LOGIN_LIMIT_PER_EMAIL", "5 per minute")
+        self.LOGIN_LIMIT_PER_EMAIL_ANYWHERE = env("LOGIN_LIMIT_PER_EMAIL_ANYWHERE", "50 per hour")
+        self.TOKEN_REQUESTS_PER_ADDRESS = env("TOKEN_REQUESTS_PER_ADDRESS", "30 per minute")
+        self.TOKEN_REQUESTS_PER_ACCOUNT = env("TOKEN_REQUESTS_PER_ACCOUNT", "10 per minute")
+        # a new token beyond this many live ones for a user retires that user's oldest
+        self.MAX_TOKENS_PER_USER = _number(environ, "MAX_TOKENS_PER_USER", 20, int)
         self.REGISTER_LIMIT_PER_ADDRESS = env("REGISTER_LIMIT_PER_ADDRESS", "20 per hour")
         self.REGISTER_LIMIT_PER_EMAIL = env("REGISTER_LIMIT_PER_EMAIL", "5 per hour")
 
@@ -118,6 +127,9 @@ class BaseConfig:
         self.CATALOG_NEAR_CACHE = _bool(env("CATALOG_NEAR_CACHE"), True)
         self.CATALOG_NEAR_CACHE_BYTES = _number(environ, "CATALOG_NEAR_CACHE_BYTES", 32 * 1024 * 1024, int)
         self.CATALOG_NEAR_CACHE_LIVENESS_SECONDS = _number(environ, "CATALOG_NEAR_CACHE_LIVENESS_SECONDS", 2.0, float)
+        # every process re-applies recorded catalog changes this often, so the cache hears of every commit even
+        # when the invalidation after it failed or never ran (shop/catalog/relay.py); 0 turns the relay off
+        self.CATALOG_RELAY_SECONDS = _number(environ, "CATALOG_RELAY_SECONDS", 1.0, float)
         self.LOG_LEVEL = env("LOG_LEVEL", "INFO").upper()
         # proxies in front that append to X-Forwarded-For/-Proto/-Host (0: trust none, the client address is the peer's)
         self.TRUSTED_PROXIES = _number(environ, "TRUSTED_PROXIES", 0, int)
@@ -206,6 +218,8 @@ class TestingConfig(BaseConfig):
         self.ARGON2_TIME_COST = 1
         self.ARGON2_MEMORY_COST = 1024
         self.ARGON2_PARALLELISM = 1
+        # the tests that need the relay turn it on: a thread polling the database would show in statement counts
+        self.CATALOG_RELAY_SECONDS = _number(environ, "CATALOG_RELAY_SECONDS", 0.0, float)
 
     def default_secret_key(self) -> str:
         return "testing-only-secret-key-never-use-in-production"

@@ -103,6 +103,7 @@ def register_extensions(app: Flask) -> None:
     from shop import models  # noqa: F401  (registers every table before migrations or queries)
     from shop.catalog.cache import JsonSerializer
     from shop.catalog.invalidation import register_catalog_invalidation
+    from shop.catalog.relay import register_catalog_relay
     from shop.extensions import api, cache, cors, db, limiter, migrate, passwords, redis_client
 
     db.init_app(app)
@@ -127,6 +128,7 @@ def register_extensions(app: Flask) -> None:
     )
     app.extensions["cache"][cache].serializer = JsonSerializer()
     register_catalog_invalidation()
+    register_catalog_relay(app)
     api.init_app(app)
     api.spec.components.security_scheme("bearerAuth", {"type": "http", "scheme": "bearer"})
     passwords.init_app(app)

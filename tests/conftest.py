@@ -34,6 +34,7 @@ from sqlalchemy.orm import Session
 
 from config import normalize_database_url
 from shop import create_app
+from shop.catalog.relay import stop_catalog_relay
 from shop.devservices import dev_services
 from shop.extensions import SESSION_OPTIONS, api, db, limiter
 
@@ -141,6 +142,7 @@ def make_app(database_url: str, service_urls: dict[str, str], redis_key_prefix: 
 
     yield factory
     for made_app in made:
+        stop_catalog_relay(made_app)
         with made_app.app_context():
             db.engine.dispose()
 

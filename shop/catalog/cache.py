@@ -24,7 +24,9 @@ process that already rendered the page sends its fingerprint, and the script che
 and the versions hash instead of sending the documents back (see reads.product_page).
 The keys it reads are built inside the script, which a single Redis allows and Redis Cluster does not.
 
-Any Redis failure is a miss: reads go to PostgreSQL, and a warning is logged at most once a minute.
+Any Redis failure is a miss: reads go to PostgreSQL, and a warning is logged at most once a minute. After a
+timeout or a refused connection the process's breaker opens, and Redis is not asked at all for a moment
+(shop/redis_client.py). A tombstone that could not be written is written by the relay (shop/catalog/relay.py).
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ from redis.commands.core import Script
 from shop.catalog.documents import ProductDocument
 from shop.catalog.queries import ProductFilters
 from shop.extensions import cache, redis_client
+from shop.redis_client import OUTAGES
 
 CACHE_FORMAT = "v1"
 WARNING_INTERVAL_SECONDS = 60.0
@@ -160,11 +163,21 @@ _warnings = RedisWarnings(log, "catalog cache unavailable (%s: %s); serving from
 
 
 def _safely(operation: str, action: Callable[[], T], fallback: T) -> T:
+    """`action`, or `fallback` when Redis fails or the breaker says it is down (then Redis is not even asked)."""
+    breaker = redis_client.breaker
+    if not breaker.allows():
+        return fallback
     try:
-        return action()
-    except (redis.RedisError, OSError) as error:
+        result = action()
+    except OUTAGES as error:
+        breaker.failed()
         _warnings.warn(operation, error)
         return fallback
+    except redis.RedisError as error:  # Redis answered, with an error: not an outage
+        _warnings.warn(operation, error)
+        return fallback
+    breaker.succeeded()
+    return result
 
 
 def _key(*parts: object) -> str:
@@ -231,12 +244,15 @@ def put_products(documents: Iterable[ProductDocument]) -> None:
     _set_if_newer([(d.product_id, d.version, d.json) for d in documents])
 
 
-def retire_products(versions: Mapping[int, int]) -> None:
-    """After a commit: the products now at these versions must be read again (tombstones, no reads needed)."""
-    _set_if_newer([(product_id, version, "") for product_id, version in versions.items()])
+def retire_products(versions: Mapping[int, int], *, strict: bool = False) -> None:
+    """After a commit: the products now at these versions must be read again (tombstones, no reads needed).
+
+    `strict`: raise if Redis could not be told (the relay keeps its record then), instead of logging it.
+    """
+    _set_if_newer([(product_id, version, "") for product_id, version in versions.items()], strict=strict)
 
 
-def _set_if_newer(entries: Sequence[tuple[int, int, str]]) -> None:
+def _set_if_newer(entries: Sequence[tuple[int, int, str]], *, strict: bool = False) -> None:
     """All of them in one script call: one round trip however many products a commit or a page touched."""
     if not entries:
         return
@@ -244,7 +260,22 @@ def _set_if_newer(entries: Sequence[tuple[int, int, str]]) -> None:
     arguments: list[int | str] = [_timeout()]
     for product_id, version, document in entries:
         arguments += [version, document, product_id]
-    _safely("set-if-newer", lambda: _script(SET_IF_NEWER)(keys=keys, args=arguments), None)
+    _call("set-if-newer", lambda: _script(SET_IF_NEWER)(keys=keys, args=arguments), strict=strict)
+
+
+def _call(operation: str, action: Callable[[], object], *, strict: bool) -> None:
+    if not strict:
+        _safely(operation, action, None)
+        return
+    breaker = redis_client.breaker
+    if not breaker.allows():
+        raise redis.ConnectionError(f"{operation}: Redis is left alone for now (the breaker is open)")
+    try:
+        action()
+    except OUTAGES:
+        breaker.failed()
+        raise
+    breaker.succeeded()
 
 
 def forget_everything() -> bool:
@@ -268,9 +299,9 @@ def generation() -> int:
     return int(value or 0)
 
 
-def retire_listings() -> None:
+def retire_listings(*, strict: bool = False) -> None:
     """After a commit that may change any listing or count: every cached page and count is retired at once."""
-    _safely("retire listings", lambda: cache.cache.inc(_key("generation")), None)
+    _call("retire listings", lambda: cache.cache.inc(_key("generation")), strict=strict)
 
 
 @functools.lru_cache(maxsize=4096)

@@ -7,6 +7,11 @@ released, which is ignored: the outer transaction may still roll back.
 
 Writers that change products with Core statements instead of ORM objects must bump `version` themselves
 and call `note_product_changes`.
+
+Before the outermost commit, what is left is also written to `catalog_changes`, in the same transaction
+(`before_commit`), so that the relay (shop/catalog/relay.py) can tell Redis again if the telling after the
+commit fails or never happens. A writer whose COMMIT rides in its last round trip (order placement) writes
+that row itself, with `record_statement`, and the hook then writes nothing.
 """
 
 from __future__ import annotations
@@ -21,7 +26,8 @@ from sqlalchemy.orm import Session, SessionTransaction
 
 from shop.catalog import cache as catalog_cache
 from shop.catalog import near_cache
-from shop.models import Product
+from shop.models import CatalogChange, Product
+from shop.repositories.prepared import Call, PreparedStatement
 
 log = logging.getLogger(__name__)
 
@@ -30,10 +36,26 @@ PENDING = "catalog_pending_changes"
 LISTING_FIELDS = frozenset({"name", "description", "category", "price", "is_active", "created_at"})
 
 
+RECORDED = "catalog_changes_recorded"
+
+RECORD_CHANGES = PreparedStatement(
+    "shop_record_catalog_changes",
+    ("bigint[]", "integer[]", "boolean"),
+    "INSERT INTO catalog_changes (product_ids, versions, listings) VALUES ($1, $2, $3)",
+)
+
+
 @dataclass
 class CatalogChanges:
     product_versions: dict[int, int] = field(default_factory=dict)
     listings: bool = False
+
+    def __bool__(self) -> bool:
+        return bool(self.product_versions) or self.listings
+
+    def record_parameters(self) -> tuple[list[int], list[int], bool]:
+        ids = sorted(self.product_versions)
+        return ids, [self.product_versions[product_id] for product_id in ids], self.listings
 
     def merge(self, other: CatalogChanges) -> None:
         for product_id, version in other.product_versions.items():
@@ -96,16 +118,47 @@ def _forget(session: Session, previous_transaction: SessionTransaction) -> None:
     pending = _pending(session)
     for transaction in [t for t in pending if _within(t, previous_transaction)]:
         del pending[transaction]
+    if previous_transaction.parent is None:
+        session.info.pop(RECORDED, None)  # the row, if written, went with the transaction
+
+
+def pending_changes(session: Session) -> CatalogChanges:
+    """Everything the session's transaction has changed in the catalog so far (savepoints rolled back left out)."""
+    changes = CatalogChanges()
+    for noted in _pending(session).values():
+        changes.merge(noted)
+    return changes
+
+
+def record_statement(session: Session) -> Call | None:
+    """For a writer that sends its own COMMIT: the statement that records the transaction's catalog changes, to
+    go just before it. None if there are none; once it is taken, the before_commit hook writes no row."""
+    changes = pending_changes(session)
+    if not changes:
+        return None
+    session.info[RECORDED] = True
+    return RECORD_CHANGES, changes.record_parameters()
+
+
+def _record(session: Session) -> None:
+    if session.get_nested_transaction() is not None or session.info.get(RECORDED):
+        return
+    session.flush()  # before_commit comes before the commit's own flush: what it writes must be noted first
+    changes = pending_changes(session)
+    if changes:
+        product_ids, versions, listings = changes.record_parameters()
+        session.execute(sa.insert(CatalogChange).values(product_ids=product_ids, versions=versions, listings=listings))
 
 
 def _apply(session: Session) -> None:
     if session.get_nested_transaction() is not None:
         return  # a savepoint was released, not the transaction committed
+    session.info.pop(RECORDED, None)
     pending = _pending(session)
     changes = CatalogChanges()
     for transaction in list(pending):
         changes.merge(pending.pop(transaction))
-    if not changes.product_versions and not changes.listings:
+    if not changes:
         return
     try:
         if changes.product_versions:
@@ -125,6 +178,7 @@ def register_catalog_invalidation() -> None:
     for name, listener in (
         ("after_flush", _collect),
         ("after_soft_rollback", _forget),
+        ("before_commit", _record),
         ("after_commit", _apply),
     ):
         if not event.contains(Session, name, listener):

@@ -39,6 +39,7 @@ from flask import Flask, current_app
 
 from shop.catalog import cache as catalog_cache
 from shop.catalog.documents import ProductDocument
+from shop.redis_client import OUTAGES, Breaker
 
 log = logging.getLogger(__name__)
 
@@ -83,8 +84,10 @@ class NearCache:
         budget_bytes: int,
         liveness_seconds: float,
         enabled: bool = True,
+        breaker: Breaker | None = None,
     ) -> None:
         self._open_connection = open_connection
+        self._breaker = breaker if breaker is not None else Breaker(0.0)
         self._product_prefix = product_prefix.encode()
         self._generation_key = generation_key.encode()
         self._budget = budget_bytes
@@ -120,7 +123,7 @@ class NearCache:
         with self._lock:
             if self._connection is not None:
                 return self._drained_ticket()
-            if self._connecting or time.monotonic() < self._next_attempt:
+            if self._connecting or time.monotonic() < self._next_attempt or not self._breaker.allows():
                 return None
             self._connecting = True
         self._connect()
@@ -225,6 +228,8 @@ class NearCache:
             connection = None
         except (redis.RedisError, OSError) as error:
             self._warnings.warn("connect", error)
+            if isinstance(error, OUTAGES):
+                self._breaker.failed()  # a paused Redis: the connect timed out; the other reads need not try
             if connection is not None:
                 connection.disconnect()
             connection = None
@@ -368,4 +373,5 @@ def _made_for(app: Flask) -> NearCache:
         budget_bytes=app.config["CATALOG_NEAR_CACHE_BYTES"],
         liveness_seconds=app.config["CATALOG_NEAR_CACHE_LIVENESS_SECONDS"],
         enabled=app.config["CATALOG_NEAR_CACHE"] and app.config["CATALOG_CACHE_ENABLED"],
+        breaker=app.extensions["redis_breaker"],
     )

@@ -1,6 +1,7 @@
 """Typed models, one module per aggregate. Importing this package registers every table on Base.metadata."""
 
 from shop.models.base import Base
+from shop.models.catalog_change import CatalogChange
 from shop.models.idempotency import IdempotencyRecord
 from shop.models.order import Order, OrderItem, OrderStatus
 from shop.models.order_history import OrderStatusChange
@@ -11,6 +12,7 @@ from shop.models.user import Role, User
 __all__ = [
     "ApiToken",
     "Base",
+    "CatalogChange",
     "IdempotencyRecord",
     "Order",
     "OrderItem",

@@ -2,7 +2,8 @@
 
     1. BEGIN, bound the waits, claim the Idempotency-Key, lock the products (reserving the order's id) and
        read the key's record                         INSERT ... ON CONFLICT DO NOTHING; SELECT ... FOR UPDATE
-    2. take the stock, write the order, its lines and first history entry, and the key's answer; COMMIT
+    2. take the stock, write the order, its lines and first history entry, the key's answer and the record of
+       the catalog's changes (shop/catalog/invalidation.py); COMMIT
        (or, for an out-of-stock answer, only the key's answer; COMMIT)
 
 BEGIN and COMMIT go with the statements when the unit of work has sent nothing yet (see prepared.run).
@@ -23,7 +24,7 @@ from decimal import Decimal
 from sqlalchemy import Connection
 from sqlalchemy.orm import Session
 
-from shop.catalog.invalidation import note_product_changes
+from shop.catalog.invalidation import note_product_changes, record_statement
 from shop.repositories.prepared import Call, PreparedStatement, run
 
 
@@ -230,13 +231,18 @@ class PlacementRepository:
         calls.append((INSERT_ORDER, _insert_parameters(order)))
         if answer is not None:
             calls.append((RECORD_ANSWER, answer))
-        run(self.connection, *calls, commit=True)
         if take_from is not None:
-            self._note_taken(take_from, quantities)
+            self._note_taken(take_from, quantities)  # noted before the COMMIT is sent, so it is recorded with it
+        run(self.connection, *calls, *self._catalog_record(), commit=True)
 
     def record_answer(self, record_id: int, status: int, body: str) -> None:
         """The transaction's last statement (nothing else is written): the unit of work's commit must follow."""
-        run(self.connection, (RECORD_ANSWER, (record_id, status, body)), commit=True)
+        run(self.connection, (RECORD_ANSWER, (record_id, status, body)), *self._catalog_record(), commit=True)
+
+    def _catalog_record(self) -> list[Call]:
+        """The row that records the transaction's catalog changes, sent in the last round trip with the COMMIT."""
+        record = record_statement(self.session)
+        return [record] if record is not None else []
 
     def _note_taken(self, products: Mapping[int, LockedProduct], quantities: Mapping[int, int]) -> None:
         # the rows are locked, so their new versions and stock are known without reading them back
