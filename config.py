@@ -94,6 +94,8 @@ class BaseConfig:
         self.ARGON2_TIME_COST = _number(environ, "ARGON2_TIME_COST", 3, int)
         self.ARGON2_MEMORY_COST = _number(environ, "ARGON2_MEMORY_COST", 65536, int)  # KiB
         self.ARGON2_PARALLELISM = _number(environ, "ARGON2_PARALLELISM", 4, int)
+        # hashes and checks at once per process, each holding ARGON2_MEMORY_COST (shop/security/passwords.py)
+        self.ARGON2_MAX_CONCURRENT = _number(environ, "ARGON2_MAX_CONCURRENT", 1, int)
 
         # rate limits (Flask-Limiter); counters live in Redis unless RATELIMIT_STORAGE_URI says otherwise
         self.RATELIMIT_STORAGE_URI: str | None = env("RATELIMIT_STORAGE_URI") or None
@@ -119,6 +121,8 @@ class BaseConfig:
         self.TX_ATTEMPTS = _number(environ, "TX_ATTEMPTS", 4, int)
         self.TX_RETRY_BASE_SECONDS = _number(environ, "TX_RETRY_BASE_SECONDS", 0.02, float)
         self.IDEMPOTENCY_KEY_TTL_HOURS = _number(environ, "IDEMPOTENCY_KEY_TTL_HOURS", 24, int)
+        # refused orders (out of stock) keep their key's answer too; only this many newest per customer
+        self.IDEMPOTENCY_REFUSALS_PER_USER = _number(environ, "IDEMPOTENCY_REFUSALS_PER_USER", 100, int)
 
         # catalog: Redis-cached reads (off only to measure what the cache is worth), CDN max-age for anonymous reads
         self.CATALOG_CACHE_ENABLED = _bool(env("CATALOG_CACHE_ENABLED"), True)
@@ -151,8 +155,8 @@ class BaseConfig:
         self.OPENAPI_VERSION = "3.1.0"
         self.OPENAPI_URL_PREFIX = "/api/v1"
         self.OPENAPI_JSON_PATH = "openapi.json"
-        self.OPENAPI_SWAGGER_UI_PATH = "docs"
-        self.OPENAPI_SWAGGER_UI_URL = env("OPENAPI_SWAGGER_UI_URL", "https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/")
+        # the browsable docs are shop's own route (shop/api/docs.py), with Swagger UI from a pinned package
+        self.OPENAPI_SWAGGER_UI_PATH = None
 
     def default_secret_key(self) -> str | None:
         return None

@@ -10,7 +10,7 @@ import pytest
 import sqlalchemy as sa
 from flask import Flask
 
-from shop.extensions import db
+from shop.extensions import db, passwords
 from tests.conftest import AuthActions
 from tests.test_health import DEAD_REDIS
 
@@ -58,3 +58,38 @@ def test_login_and_tokens_keep_working_with_redis_down(make_app: Callable[..., F
     # limits fall back to this process's memory instead of vanishing
     statuses = [auth.login(f"guess{n}@example.com", "wrong password").status_code for n in range(11)]
     assert statuses == [401] * 10 + [429]
+
+
+def test_concurrent_wrong_passwords_get_no_more_checks_than_the_limit(
+    committing_app: Flask, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each failure is counted before the password is checked: 16 at once against a limit of 5 get 5 checks."""
+    AuthActions(committing_app.test_client()).register()
+    checks: list[int] = []
+    real_verify = passwords.verify
+
+    def counted_verify(password_hash: str | None, password: str) -> bool:
+        checks.append(1)
+        return real_verify(password_hash, password)
+
+    monkeypatch.setattr(passwords, "verify", counted_verify)
+    racers = 16
+    barrier = threading.Barrier(racers)
+    statuses: list[int] = []
+    lock = threading.Lock()
+
+    def guess(n: int) -> None:
+        client = committing_app.test_client()
+        barrier.wait()
+        response = client.post("/api/v1/auth/tokens", json={"email": "ann@example.com", "password": f"guess {n}"})
+        with lock:
+            statuses.append(response.status_code)
+
+    threads = [threading.Thread(target=guess, args=(n,)) for n in range(racers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+
+    assert sorted(statuses) == [401] * 5 + [429] * 11
+    assert len(checks) == 5

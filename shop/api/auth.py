@@ -12,6 +12,7 @@ from shop.api.schemas import Blueprint, InputSchema
 from shop.api.users import UserSchema
 from shop.extensions import limiter
 from shop.models import User
+from shop.security import login_throttle
 from shop.services import accounts
 
 blp = Blueprint("auth", __name__, url_prefix="/api/v1/auth", description="Registration and bearer tokens")
@@ -61,10 +62,6 @@ def _email_in_body() -> str:
     return f"email:{email.strip().lower()}" if isinstance(email, str) else "email:"
 
 
-def _only_failed_logins(response: Any) -> bool:
-    return bool(response.status_code == 401)
-
-
 @blp.post("/register")
 @limiter.limit(lambda: current_app.config["REGISTER_LIMIT_PER_ADDRESS"], scope="register-address")
 @limiter.limit(lambda: current_app.config["REGISTER_LIMIT_PER_EMAIL"], key_func=_email_in_body, scope="register-email")
@@ -77,21 +74,22 @@ def register(registration: dict[str, Any]) -> User:
 
 
 @blp.post("/tokens")
-@limiter.limit(
-    lambda: current_app.config["LOGIN_LIMIT_PER_ADDRESS"], scope="login-address", deduct_when=_only_failed_logins
-)
-@limiter.limit(
-    lambda: current_app.config["LOGIN_LIMIT_PER_EMAIL"],
-    key_func=_email_in_body,
-    scope="login-email",
-    deduct_when=_only_failed_logins,
-)
 @blp.arguments(CredentialsSchema())
 @blp.response(201, TokenSchema)
 @blp.alt_response(401, description="Wrong email or password (one message for both)")
+@blp.alt_response(429, description="Too many sign-in attempts from this address or for this account")
 def create_token(credentials: dict[str, Any]) -> accounts.IssuedToken:
     """Log in: trade an email and password for a bearer token."""
-    return accounts.issue_token(credentials["email"], credentials["password"])
+    attempt = login_throttle.reserve(credentials["email"])  # counted as a failure before the password is checked
+    try:
+        issued = accounts.issue_token(credentials["email"], credentials["password"])
+    except accounts.InvalidCredentials:
+        raise
+    except Exception:
+        attempt.succeeded()  # not a wrong password (the database was down, say): give the attempt back
+        raise
+    attempt.succeeded()
+    return issued
 
 
 @blp.delete("/tokens/current")

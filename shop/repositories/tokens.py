@@ -55,6 +55,15 @@ class TokenRepository:
     def delete(self, token_id: int) -> None:
         self.session.execute(sa.delete(ApiToken).where(ApiToken.id == token_id))
 
+    def keep_newest(self, user_id: int, keep: int, now: datetime) -> None:
+        """Delete the user's expired tokens and all but the `keep` newest live ones."""
+        newest = sa.select(ApiToken.id).where(ApiToken.user_id == user_id).order_by(ApiToken.id.desc()).limit(keep)
+        self.session.execute(
+            sa.delete(ApiToken).where(
+                ApiToken.user_id == user_id, sa.or_(ApiToken.expires_at <= now, ApiToken.id.not_in(newest))
+            )
+        )
+
     def delete_expired(self, now: datetime) -> int:
         result = self.session.execute(sa.delete(ApiToken).where(ApiToken.expires_at <= now))
         self.session.flush()

@@ -77,6 +77,8 @@ def issue_token(email: str, password: str) -> IssuedToken:
         uow.tokens.add(
             ApiToken(user_id=user.id, token_digest=token_digest(token), created_at=now, expires_at=expires_at)
         )
+        # bounded: a user's expired tokens go, and the oldest beyond the cap (each login makes a row)
+        uow.tokens.keep_newest(user.id, current_app.config["MAX_TOKENS_PER_USER"], now)
         uow.commit()
     return IssuedToken(token=token, expires_at=expires_at, user=user)
 

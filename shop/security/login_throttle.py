@@ -1,0 +1,174 @@
+"""Login throttling: brute force stays expensive, and a stranger cannot lock a customer out.
+
+Counted per fixed window (each limit is "N per minute", "N per hour"):
+
+    TOKEN_REQUESTS_PER_ADDRESS       every token request from one client address, successful ones too
+                                     (each costs an Argon2 check, 64 MiB, and a token row)
+    TOKEN_REQUESTS_PER_ACCOUNT       every token request for one email from one address
+    LOGIN_LIMIT_PER_ADDRESS          failed logins from one address, whatever the email
+    LOGIN_LIMIT_PER_EMAIL            failed logins for one email from one address
+    LOGIN_LIMIT_PER_EMAIL_ANYWHERE   failed logins for one email from every address together; once reached,
+                                     an address that has failed for that email in the window is refused,
+                                     and an address that has not (the owner at home) may still sign in
+
+A failure is counted before the password is checked, and given back if the password was right: sixteen
+wrong passwords at once against a limit of five get five checks, not sixteen. The counters are one Lua
+script in Redis (every limit checked and counted atomically); when Redis cannot be reached they live in this
+process's memory instead, so limits go on per process rather than vanish.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from dataclasses import dataclass
+
+import limits
+import redis
+from flask import current_app, request
+
+from shop.errors import DomainError
+from shop.extensions import redis_client
+from shop.redis_client import OUTAGES
+
+# KEYS: requests per address, requests per account+address, failures per address, failures per email+address,
+# failures per email. ARGV: for each key its limit then its window in seconds. Returns 0 when the request may
+# go ahead (and counts it everywhere), else the number of the limit that refused it and the seconds left.
+RESERVE = """
+local function held(key) return tonumber(redis.call('GET', key) or '0') end
+local function refuse(i) return {i, math.max(redis.call('TTL', KEYS[i]), 1)} end
+for i = 1, 4 do
+    if held(KEYS[i]) >= tonumber(ARGV[2 * i - 1]) then return refuse(i) end
+end
+if held(KEYS[4]) > 0 and held(KEYS[5]) >= tonumber(ARGV[9]) then return refuse(5) end
+for i = 1, 5 do
+    if redis.call('INCR', KEYS[i]) == 1 then redis.call('EXPIRE', KEYS[i], ARGV[2 * i]) end
+end
+return {0, 0}
+"""
+# KEYS: the three failure counters. The password was right: give back what was reserved.
+RELEASE = """
+for i = 1, #KEYS do
+    if tonumber(redis.call('GET', KEYS[i]) or '0') > 0 then redis.call('DECR', KEYS[i]) end
+end
+return 0
+"""
+
+SETTINGS = (
+    "TOKEN_REQUESTS_PER_ADDRESS",
+    "TOKEN_REQUESTS_PER_ACCOUNT",
+    "LOGIN_LIMIT_PER_ADDRESS",
+    "LOGIN_LIMIT_PER_EMAIL",
+    "LOGIN_LIMIT_PER_EMAIL_ANYWHERE",
+)
+FAILURE_KEYS = slice(2, 5)
+
+
+class TooManyLogins(DomainError):
+    status = 429
+    slug = "rate-limited"
+    title = "Too Many Requests"
+
+    def __init__(self, limit: str, retry_after: int) -> None:
+        super().__init__(
+            f"Too many sign-in attempts ({limit}). Retry after the number of seconds in Retry-After.",
+            headers={"Retry-After": str(retry_after)},
+        )
+
+
+@dataclass(frozen=True)
+class Reservation:
+    """One login attempt, counted as a failure until `succeeded` says otherwise."""
+
+    keys: tuple[str, ...]
+    in_memory: bool
+
+    def succeeded(self) -> None:
+        failure_keys = self.keys[FAILURE_KEYS]
+        if not self.in_memory:
+            try:
+                _script(RELEASE)(keys=list(failure_keys))
+                return
+            except OUTAGES:
+                redis_client.breaker.failed()
+        _memory().release(failure_keys)
+
+
+def reserve(email: str) -> Reservation:
+    """Count this attempt against every limit before the password is checked; TooManyLogins if one is reached."""
+    address = request.remote_addr or "unknown"
+    account = hashlib.sha256(email.strip().lower().encode()).hexdigest()[:32]
+    prefix = current_app.config["CACHE_KEY_PREFIX"] + "login:"
+    keys = (
+        f"{prefix}requests:{address}",
+        f"{prefix}requests:{account}:{address}",
+        f"{prefix}failures:{address}",
+        f"{prefix}failures:{account}:{address}",
+        f"{prefix}failures:{account}",
+    )
+    items = [limits.parse(current_app.config[name]) for name in SETTINGS]
+    arguments = [value for item in items for value in (item.amount, item.get_expiry())]
+    refused: tuple[int, int] | None
+    in_memory = not redis_client.breaker.allows()
+    if not in_memory:
+        try:
+            refused_at, seconds = _script(RESERVE)(keys=list(keys), args=arguments)
+            refused = (int(refused_at), int(seconds)) if int(refused_at) else None
+        except OUTAGES:
+            redis_client.breaker.failed()
+            in_memory = True
+    if in_memory:
+        refused = _memory().reserve(keys, arguments)
+    if refused is not None:
+        limit, retry_after = refused
+        raise TooManyLogins(str(items[limit - 1]), retry_after)
+    return Reservation(keys, in_memory)
+
+
+def _script(source: str) -> redis.commands.core.Script:
+    scripts: dict[str, redis.commands.core.Script] = current_app.extensions.setdefault("login_scripts", {})
+    if source not in scripts:
+        scripts[source] = redis_client.client.register_script(source)
+    return scripts[source]
+
+
+class MemoryCounters:
+    """The same counting in this process's memory, for when Redis does not answer."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counts: dict[str, tuple[int, float]] = {}  # key -> (count, window end)
+
+    def _held(self, key: str, now: float) -> tuple[int, float]:
+        count, ends = self._counts.get(key, (0, 0.0))
+        return (count, ends) if ends > now else (0, 0.0)
+
+    def reserve(self, keys: tuple[str, ...], arguments: list[int]) -> tuple[int, int] | None:
+        now = time.monotonic()
+        with self._lock:
+            if len(self._counts) > 100_000:  # bounded: forget windows that have ended
+                self._counts = {k: v for k, v in self._counts.items() if v[1] > now}
+            held = [self._held(key, now) for key in keys]
+            for index in range(4):
+                if held[index][0] >= arguments[2 * index]:
+                    return index + 1, max(int(held[index][1] - now), 1)
+            if held[3][0] > 0 and held[4][0] >= arguments[8]:
+                return 5, max(int(held[4][1] - now), 1)
+            for index, key in enumerate(keys):
+                count, ends = held[index]
+                self._counts[key] = (count + 1, ends if count else now + arguments[2 * index + 1])
+        return None
+
+    def release(self, keys: tuple[str, ...]) -> None:
+        now = time.monotonic()
+        with self._lock:
+            for key in keys:
+                count, ends = self._held(key, now)
+                if count > 0:
+                    self._counts[key] = (count - 1, ends)
+
+
+def _memory() -> MemoryCounters:
+    counters: MemoryCounters = current_app.extensions.setdefault("login_memory_counters", MemoryCounters())
+    return counters
