@@ -105,6 +105,7 @@ def register_extensions(app: Flask) -> None:
     from shop.catalog.invalidation import register_catalog_invalidation
     from shop.catalog.relay import register_catalog_relay
     from shop.extensions import api, cache, cors, db, limiter, migrate, passwords, redis_client
+    from shop.openapi import json_numbers
 
     db.init_app(app)
     migrate.init_app(
@@ -130,6 +131,7 @@ def register_extensions(app: Flask) -> None:
     register_catalog_invalidation()
     register_catalog_relay(app)
     api.init_app(app)
+    api.ma_plugin.converter.add_attribute_function(json_numbers)
     api.spec.components.security_scheme("bearerAuth", {"type": "http", "scheme": "bearer"})
     passwords.init_app(app)
     limiter.init_app(app)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+from typing import Any
+
 import marshmallow as ma
 from flask_smorest import Api
 
@@ -25,3 +28,26 @@ class ProblemApi(Api):  # type: ignore[misc]  # flask-smorest ships no type info
 
     def _register_error_handlers(self) -> None:
         """shop.errors registers one handler for every error, these included."""
+
+
+def json_numbers(self: Any, field: ma.fields.Field[Any], ret: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+    """An apispec attribute function: bounds as JSON numbers, and none on text.
+
+    apispec copies a Decimal field's Range as Decimal values, which the JSON encoder writes as strings
+    ("maximum": "9999999999.99"): not a number, and schema-driven tools refused the operations. A price is sent
+    as text ("19.99"), where minimum and maximum mean nothing; it gets a pattern instead.
+    """
+    changed: dict[str, Any] = {}
+    for bound in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
+        value = ret.get(bound)
+        if isinstance(value, Decimal):
+            changed[bound] = int(value) if value == value.to_integral_value() else float(value)
+    if ret.get("type") == "string" and isinstance(field, ma.fields.Decimal):
+        for bound in ("minimum", "maximum"):
+            ret.pop(bound, None)
+            changed.pop(bound, None)
+        changed["pattern"] = DECIMAL_TEXT
+    return changed
+
+
+DECIMAL_TEXT = r"^[0-9]{1,10}(\.[0-9]{1,2})?$"
