@@ -7,13 +7,15 @@ from __future__ import annotations
 
 import gc
 import json
-import multiprocessing
 import os
+import shutil
 import tempfile
 from datetime import UTC, datetime
 from typing import Any
 
 from gunicorn.glogging import Logger
+
+from shop.sizing import available_cpus
 
 
 class JsonAccessLogger(Logger):  # type: ignore[misc]  # gunicorn has no type hints
@@ -64,7 +66,8 @@ bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
 # gthread, with keep-alive connections spread evenly over the workers (shop/gunicorn_worker.py): with plain
 # gthread one worker could hold 20 of 32 benchmark connections and another 3, and the p99 followed the crowded one
 worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "shop.gunicorn_worker.BalancedThreadWorker")
-workers = _int("WEB_CONCURRENCY", multiprocessing.cpu_count() + 1)
+# CPUs + 1, counting the CPUs the container's cgroup allows (a 1-CPU replica on a big host gets 2, not 17)
+workers = _int("WEB_CONCURRENCY", available_cpus() + 1)
 threads = _int("GUNICORN_THREADS", 2)
 timeout = _int("GUNICORN_TIMEOUT", 30)
 graceful_timeout = _int("GUNICORN_GRACEFUL_TIMEOUT", 30)
@@ -87,8 +90,17 @@ control_socket_disable = os.environ.get("GUNICORN_CONTROL_SOCKET", "off").lower(
 
 
 # metrics summed over the workers: each writes its values under this directory, /metrics reads them all. Set before
-# the app (and prometheus-client) is loaded, which decides at import; a fresh directory per server start.
-os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="shop-metrics-"))
+# the app (and prometheus-client) is loaded, which decides at import; a fresh directory per server start, removed
+# when the server exits (on_exit), unless one was given.
+_metrics_directory: str | None = None
+if "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
+    _metrics_directory = tempfile.mkdtemp(prefix="shop-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = _metrics_directory
+
+
+def on_exit(server: Any) -> None:
+    if _metrics_directory is not None:
+        shutil.rmtree(_metrics_directory, ignore_errors=True)
 
 
 def child_exit(server: Any, worker: Any) -> None:

@@ -2,9 +2,15 @@
 
 When the configured parameters change, hashes made with the old ones still verify, and are replaced
 at the user's next successful login (`needs_rehash`).
+
+Each hash or check takes ARGON2_MEMORY_COST (64 MiB by default) while it runs; at most ARGON2_MAX_CONCURRENT
+run at once in a process (the others wait their turn), so a process's memory is bounded whatever the number
+of simultaneous logins: workers x (the app + ARGON2_MAX_CONCURRENT x 64 MiB).
 """
 
 from __future__ import annotations
+
+import threading
 
 from argon2 import PasswordHasher, Type
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
@@ -25,14 +31,20 @@ class Passwords:
         )
         app.extensions["password_hasher"] = hasher
         app.extensions["password_decoy_hash"] = hasher.hash(_UNKNOWN_USER_PASSWORD)
+        app.extensions["password_turns"] = threading.BoundedSemaphore(app.config["ARGON2_MAX_CONCURRENT"])
 
     @property
     def _hasher(self) -> PasswordHasher:
         hasher: PasswordHasher = current_app.extensions["password_hasher"]
         return hasher
 
+    def _turn(self) -> threading.BoundedSemaphore:
+        turns: threading.BoundedSemaphore = current_app.extensions["password_turns"]
+        return turns
+
     def hash(self, password: str) -> str:
-        return self._hasher.hash(password)
+        with self._turn():
+            return self._hasher.hash(password)
 
     def fixture_hash(self, password: str, salt: bytes) -> str:
         """A hash with a chosen salt, so seeded demo accounts are the same row every time. Fixtures only."""
@@ -55,10 +67,11 @@ class Passwords:
         after the same time as a wrong password.
         """
         try:
-            if password_hash is None or not password_hash.startswith("$argon2"):
-                self._hasher.verify(current_app.extensions["password_decoy_hash"], password)
-                return False
-            return self._hasher.verify(password_hash, password)
+            with self._turn():
+                if password_hash is None or not password_hash.startswith("$argon2"):
+                    self._hasher.verify(current_app.extensions["password_decoy_hash"], password)
+                    return False
+                return self._hasher.verify(password_hash, password)
         except (VerifyMismatchError, VerificationError, InvalidHashError):
             return False
 
