@@ -222,13 +222,20 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def gunicorn_server(environ: Mapping[str, str], timeout: float = 30.0) -> Iterator[str]:
-    """gunicorn (gunicorn.conf.py, wsgi:app) on a free loopback port until the block ends; yields its base URL."""
-    port = free_port()
+def gunicorn_server(
+    environ: Mapping[str, str], timeout: float = 30.0, output: Path | None = None, port: int | None = None
+) -> Iterator[str]:
+    """gunicorn (gunicorn.conf.py, wsgi:app) on a free loopback port until the block ends; yields its base URL.
+
+    `output`: a file for the server's own output (else it goes where this process's goes)."""
+    port = port or free_port()
     env = {**environ, "GUNICORN_BIND": f"127.0.0.1:{port}"}
     env.setdefault("GUNICORN_ACCESS_LOG", "/dev/null")
     command = [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"]
-    process = subprocess.Popen(command, cwd=PROJECT_ROOT, env=env, start_new_session=True)
+    sink = output.open("ab") if output is not None else None
+    process = subprocess.Popen(
+        command, cwd=PROJECT_ROOT, env=env, start_new_session=True, stdout=sink, stderr=subprocess.STDOUT if sink else None
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + timeout
@@ -252,3 +259,5 @@ def gunicorn_server(environ: Mapping[str, str], timeout: float = 30.0) -> Iterat
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait()
+        if sink is not None:
+            sink.close()

@@ -358,3 +358,22 @@ def test_an_order_retires_exactly_the_products_it_touched(
         assert sorted(p.sku for p in stock.values() if p.id not in cached) == ["LAMP"]
         # stock went from 5 to 4: no listing changed, so the list pages stay cached
         assert catalog_cache.generation() == generation_before
+
+
+def test_refused_orders_keep_only_the_newest_answers_per_customer(
+    make_app: Any, db_session: Any, stock: dict[str, Product]
+) -> None:
+    """Each refusal keeps its key's answer for replays, but a customer refused again and again keeps only the
+    newest IDEMPOTENCY_REFUSALS_PER_USER of them: refused orders cannot grow the table without bound."""
+    client = make_app(IDEMPOTENCY_REFUSALS_PER_USER=3).test_client()
+    customer = AuthActions(client).headers("ann@example.com")
+    body = order_body((stock["BOOK"], 1))  # none in stock
+    for n in range(5):
+        response = client.post("/api/v1/orders", json=body, headers=customer | {"Idempotency-Key": f"refused-{n}"})
+        assert response.status_code == 409
+
+    kept = db_session.execute(sa.text("SELECT key FROM idempotency_records ORDER BY id")).scalars().all()
+    assert kept == ["refused-2", "refused-3", "refused-4"]
+    replay = client.post("/api/v1/orders", json=body, headers=customer | {"Idempotency-Key": "refused-4"})
+    assert replay.status_code == 409
+    assert replay.headers["Idempotent-Replayed"] == "true"

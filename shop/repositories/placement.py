@@ -174,6 +174,20 @@ RECORD_ANSWER = PreparedStatement(
 )
 
 
+# a customer can be refused as often as they like (each refusal keeps its key's answer for replays): only the
+# newest `$2` refusals of a customer are kept, so refused orders cannot grow the table without bound
+PRUNE_REFUSALS = PreparedStatement(
+    "shop_prune_refusals",
+    ("bigint", "integer"),
+    """
+    DELETE FROM idempotency_records
+     WHERE id IN (SELECT id FROM idempotency_records
+                   WHERE user_id = $1 AND response_status >= 400
+                   ORDER BY id DESC OFFSET $2)
+    """,
+)
+
+
 class PlacementRepository:
     def __init__(self, session: Session) -> None:
         self.session = session
@@ -235,9 +249,11 @@ class PlacementRepository:
             self._note_taken(take_from, quantities)  # noted before the COMMIT is sent, so it is recorded with it
         run(self.connection, *calls, *self._catalog_record(), commit=True)
 
-    def record_answer(self, record_id: int, status: int, body: str) -> None:
-        """The transaction's last statement (nothing else is written): the unit of work's commit must follow."""
-        run(self.connection, (RECORD_ANSWER, (record_id, status, body)), *self._catalog_record(), commit=True)
+    def record_refusal(self, record_id: int, status: int, body: str, *, user_id: int, keep: int) -> None:
+        """The transaction's last statements (nothing else is written): the key's refusal, and the user's older
+        refusals beyond the newest `keep` pruned. The unit of work's commit must follow."""
+        calls: list[Call] = [(RECORD_ANSWER, (record_id, status, body)), (PRUNE_REFUSALS, (user_id, keep))]
+        run(self.connection, *calls, *self._catalog_record(), commit=True)
 
     def _catalog_record(self) -> list[Call]:
         """The row that records the transaction's catalog changes, sent in the last round trip with the COMMIT."""

@@ -133,12 +133,12 @@ def _take_stock_and_write(
     if request.allow_partial:
         kept, dropped = _take_each_in_a_savepoint(uow, products, request.lines)
         if not kept:
-            return _refused(placement, record, _out_of_stock(dropped, "None of the lines can be filled."))
+            return _refused(placement, user, record, _out_of_stock(dropped, "None of the lines can be filled."))
     else:
         short = [_shortfall(line, products[line.product_id]) for line in request.lines]
         if any(short):
             detail = "Not enough stock for some lines; nothing was ordered."
-            return _refused(placement, record, _out_of_stock([s for s in short if s], detail))
+            return _refused(placement, user, record, _out_of_stock([s for s in short if s], detail))
         kept, dropped = list(request.lines), []
 
     categories_seen: set[str] = set()
@@ -164,9 +164,12 @@ def _take_stock_and_write(
     return answer
 
 
-def _refused(placement: PlacementRepository, record: ClaimedKey | None, answer: OrderAnswer) -> OrderAnswer:
+def _refused(
+    placement: PlacementRepository, user: Principal, record: ClaimedKey | None, answer: OrderAnswer
+) -> OrderAnswer:
     if record is not None:
-        placement.record_answer(record.id, answer.status, answer.body)
+        keep = current_app.config["IDEMPOTENCY_REFUSALS_PER_USER"]
+        placement.record_refusal(record.id, answer.status, answer.body, user_id=user.id, keep=keep)
     return answer
 
 
