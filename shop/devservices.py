@@ -233,9 +233,8 @@ def gunicorn_server(
     env.setdefault("GUNICORN_ACCESS_LOG", "/dev/null")
     command = [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"]
     sink = output.open("ab") if output is not None else None
-    process = subprocess.Popen(
-        command, cwd=PROJECT_ROOT, env=env, start_new_session=True, stdout=sink, stderr=subprocess.STDOUT if sink else None
-    )
+    errors = subprocess.STDOUT if sink is not None else None
+    process = subprocess.Popen(command, cwd=PROJECT_ROOT, env=env, start_new_session=True, stdout=sink, stderr=errors)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + timeout

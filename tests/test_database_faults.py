@@ -235,3 +235,33 @@ def test_a_customer_cannot_lock_another_customers_rows(faulty_app: Flask) -> Non
             assert not [text for text in sent if "FOR UPDATE" in text.upper() or "FOR NO KEY UPDATE" in text.upper()]
     finally:
         sa.event.remove(engine, "before_cursor_execute", statement)
+
+
+def test_a_connection_killed_after_the_last_statement_leaves_the_answer_alone(
+    faulty_app: Flask, database_url: str
+) -> None:
+    """The request's session is ended after the answer is made; its ROLLBACK on a connection killed meanwhile
+    escaped as the server's bare 500 (found by scripts/chaos.py)."""
+    client = faulty_app.test_client()
+    product_id = lamp(faulty_app)
+    headers = AuthActions(client).headers("ann@example.com")
+    order = client.post(
+        "/api/v1/orders",
+        json={"items": [{"product_id": product_id, "quantity": 1}], "shipping_address": ADDRESS},
+        headers=headers,
+    ).get_json()
+
+    def kill_this_requests_connection(response: Any) -> Any:
+        backend = db.session.connection().connection.dbapi_connection.info.backend_pid  # type: ignore[union-attr]
+        with autocommit_cursor(sa.make_url(database_url)) as cursor:
+            cursor.execute("SELECT pg_terminate_backend(%s)", (backend,))
+        return response
+
+    faulty_app.after_request_funcs.setdefault(None, []).append(kill_this_requests_connection)  # after first use
+    try:
+        response = client.get(f"/api/v1/orders/{order['id']}", headers=headers)
+        assert response.status_code == 200
+        assert response.get_json()["id"] == order["id"]
+    finally:
+        faulty_app.after_request_funcs[None].remove(kill_this_requests_connection)
+    assert client.get(f"/api/v1/orders/{order['id']}", headers=headers).status_code == 200
