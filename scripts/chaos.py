@@ -48,6 +48,7 @@ import tempfile
 import threading
 import time
 import uuid
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -65,7 +66,8 @@ from shop.devservices import free_port, gunicorn_server  # noqa: E402
 
 CHECKS = ("stock", "orders", "transitions", "fresh", "no-500", "recovery")
 PRODUCTS = 12
-INITIAL_STOCK = 400
+# half the products sell out during a run (out-of-stock answers, listings changing), half never do
+SCARCE_STOCK, AMPLE_STOCK = 60, 100_000
 CUSTOMERS = 16
 PASSWORD = "chaos password 1"  # noqa: S105 - a throwaway account on a throwaway database
 CRASH_GRACE_SECONDS = 5.0
@@ -93,7 +95,9 @@ class Postgres:
         self.port = free_port()
         self.user: str | None = None
         if os.geteuid() == 0:
-            from pgserver.utils import ensure_user_exists
+            with warnings.catch_warnings():  # platformdirs warns at pgserver's import without XDG_RUNTIME_DIR
+                warnings.simplefilter("ignore")
+                from pgserver.utils import ensure_user_exists
 
             self.user = "pgserver"
             ensure_user_exists(self.user)
@@ -391,8 +395,16 @@ def faults(run: Run) -> None:
         run.crash_windows.append((began, time.monotonic() + CRASH_GRACE_SECONDS))
 
     def plant_stale_document() -> None:
-        # an old document at a version no writer will reach: the fresh check must catch it
-        product = run.product_ids[0]
+        # an old document, at a version no writer will reach, for a product whose last change is due everywhere:
+        # the fresh check must catch the reads of it. It expires as the run ends, so only that check sees it.
+        now = time.monotonic()
+        with run.record.lock:
+            due = [
+                p
+                for p, changes in run.record.price_changes.items()
+                if fresh_deadline(changes[-1][0], run.redis_outages) <= now
+            ]
+        product = due[0] if due else run.product_ids[0]
         client = redis.Redis.from_url(run.redis.url)
         document = {
             "id": product,
@@ -407,8 +419,9 @@ def faults(run: Run) -> None:
             "created_at": "2026-01-01T00:00:00+00:00",
             "updated_at": "2026-01-01T00:00:00+00:00",
         }
-        client.set(f"chaos:catalog:v1:product:{product}", "999999999|" + json.dumps(document), ex=300)
-        log("sabotage: planted a stale document in Redis")
+        lasts = max(1, int(start + run.duration - time.monotonic()))
+        client.set(f"chaos:catalog:v1:product:{product}", "999999999|" + json.dumps(document), ex=lasts)
+        log(f"sabotage: planted a stale document of product {product} in Redis for {lasts} s")
 
     plan += [
         (at, "kill connections", lambda: log(f"killed {kill_app_connections(run.postgres)} app connections"))
@@ -421,7 +434,7 @@ def faults(run: Run) -> None:
         (run.duration * 0.65, "crash PostgreSQL", crash_postgres),
     ]
     if run.sabotage == "fresh":
-        plan.append((run.duration * 0.80, "plant a stale document", plant_stale_document))
+        plan.append((run.duration * 0.75, "plant a stale document", plant_stale_document))
     for at, _, action in sorted(plan, key=lambda step: step[0]):
         if run.stop.wait(max(0.0, start + at - time.monotonic())):
             return
@@ -631,7 +644,7 @@ def prepare(postgres: Postgres, environ: dict[str, str]) -> dict[int, int]:
             cursor.execute(
                 "INSERT INTO products (sku, name, description, category, price, stock)"
                 " VALUES (%s, %s, '', 'Chaos', 10, %s)",
-                (f"CHAOS-{n}", f"Chaos product {n}", INITIAL_STOCK),
+                (f"CHAOS-{n}", f"Chaos product {n}", SCARCE_STOCK if n % 2 else AMPLE_STOCK),
             )
         cursor.execute("SELECT id, stock FROM products ORDER BY id")
         initial = dict(cursor.fetchall())
@@ -660,7 +673,8 @@ def sign_in(servers: list[str], email: str) -> str:
 
 def sabotage_after_run(run: Run) -> None:
     connection = run.postgres.connect()
-    with connection.cursor() as cursor:
+    connection.autocommit = False  # one transaction: the order's deferred checks see it whole, or gone
+    with connection, connection.cursor() as cursor:
         if run.sabotage == "stock":
             cursor.execute("UPDATE products SET stock = stock + 1 WHERE id = %s", (run.product_ids[0],))
         elif run.sabotage == "orders":

@@ -53,22 +53,34 @@ def autocommit_cursor(server_url: URL) -> Iterator[Any]:
         connection.close()
 
 
+COMMIT_MARK = "<COMMIT>"
+
+
 @contextmanager
-def statements_sent(app: Flask) -> Iterator[list[str]]:
+def statements_sent(app: Flask, *, commits: bool = False) -> Iterator[list[str]]:
     """Every statement the app's engine sends while the block runs, in order, as sent (psycopg2's own BEGIN and
-    COMMIT, and the pool's pings, are not among them)."""
+    COMMIT, and the pool's pings, are not among them). `commits`: each commit of the engine's connections appears
+    as COMMIT_MARK where it happened."""
     statements: list[str] = []
 
     def record(connection: Any, cursor: Any, statement: str, *args: Any) -> None:
         statements.append(statement)
 
+    def commit(connection: Any) -> None:
+        statements.append(COMMIT_MARK)
+
     with app.app_context():
         engine = db.engine
-    sa.event.listen(engine, "before_cursor_execute", record)
+    listeners: list[tuple[str, Callable[..., None]]] = [("before_cursor_execute", record)]
+    if commits:
+        listeners.append(("commit", commit))
+    for name, listener in listeners:
+        sa.event.listen(engine, name, listener)
     try:
         yield statements
     finally:
-        sa.event.remove(engine, "before_cursor_execute", record)
+        for name, listener in listeners:
+            sa.event.remove(engine, name, listener)
 
 
 def create_fresh_database(server_url: URL, name: str) -> URL:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -13,32 +12,24 @@ from flask import Flask
 from shop.extensions import db, passwords
 from tests.conftest import AuthActions
 from tests.test_health import DEAD_REDIS
+from tests.test_orders_concurrency import run_together
 
 pytestmark = pytest.mark.commits
 
 
 def test_racing_registrations_of_one_email_make_one_account(committing_app: Flask) -> None:
     racers = 5  # the per-email registration limit (5 per hour) would refuse a sixth
-    barrier = threading.Barrier(racers)
-    statuses: list[int] = []
-    lock = threading.Lock()
 
-    def register(n: int) -> None:
+    def register(n: int) -> int:
         client = committing_app.test_client()
-        barrier.wait()
         response = client.post(
             "/api/v1/auth/register",
             json={"email": "Race@Example.com" if n % 2 else "race@example.com", "password": "long enough", "name": "R"},
             environ_base={"REMOTE_ADDR": f"203.0.113.{n}"},
         )
-        with lock:
-            statuses.append(response.status_code)
+        return int(response.status_code)
 
-    threads = [threading.Thread(target=register, args=(n,)) for n in range(racers)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
+    statuses = run_together(racers, register)
 
     assert sorted(statuses) == [201] + [409] * (racers - 1)
     with committing_app.app_context(), db.engine.connect() as connection:
@@ -73,23 +64,13 @@ def test_concurrent_wrong_passwords_get_no_more_checks_than_the_limit(
         return real_verify(password_hash, password)
 
     monkeypatch.setattr(passwords, "verify", counted_verify)
-    racers = 16
-    barrier = threading.Barrier(racers)
-    statuses: list[int] = []
-    lock = threading.Lock()
 
-    def guess(n: int) -> None:
+    def guess(n: int) -> int:
         client = committing_app.test_client()
-        barrier.wait()
         response = client.post("/api/v1/auth/tokens", json={"email": "ann@example.com", "password": f"guess {n}"})
-        with lock:
-            statuses.append(response.status_code)
+        return int(response.status_code)
 
-    threads = [threading.Thread(target=guess, args=(n,)) for n in range(racers)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
+    statuses = run_together(16, guess)
 
     assert sorted(statuses) == [401] * 5 + [429] * 11
     assert len(checks) == 5

@@ -197,3 +197,14 @@ def test_one_search_cannot_answer_for_another(client: FlaskClient, db_session: A
     second = client.get("/api/v1/products?q=lamp&category=desk").get_json()
     assert [item["sku"] for item in first["items"]] == ["DESKLAMP"]
     assert [item["sku"] for item in second["items"]] == ["LAMP"]
+
+
+def test_the_time_zone_names_remembered_are_bounded(client: FlaskClient, auth: AuthActions) -> None:
+    """Each distinct tz argument was remembered for good: a caller could grow the process without bound."""
+    from shop.api.reports import _known_zone
+
+    staff = auth.headers("sam@example.com", "staff")
+    for n in range(1100):
+        response = client.get(f"/api/v1/reports/revenue?start=2026-01-01&end=2026-01-02&tz=Nowhere/Z{n}", headers=staff)
+        assert response.status_code == 422
+    assert _known_zone.cache_info().currsize <= 1024

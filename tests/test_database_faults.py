@@ -19,7 +19,7 @@ from flask.testing import FlaskClient
 
 from shop.extensions import db
 from shop.models import Product
-from tests.conftest import AuthActions, autocommit_cursor
+from tests.conftest import COMMIT_MARK, AuthActions, autocommit_cursor, statements_sent
 from tests.test_orders import ADDRESS
 
 APPLICATION_NAME = "shop-fault-tests"
@@ -171,19 +171,7 @@ def test_a_transition_answers_from_its_own_transaction(faulty_app: Flask) -> Non
     body = {"items": [{"product_id": product_id, "quantity": 1}], "shipping_address": ADDRESS}
     first = client.post("/api/v1/orders", json=body, headers=customer).get_json()["id"]
     second = client.post("/api/v1/orders", json=body, headers=customer).get_json()["id"]
-    sent: list[str] = []
-
-    def statement(connection: Any, cursor: Any, text: str, *args: Any) -> None:
-        sent.append(text)
-
-    def commit(connection: Any) -> None:
-        sent.append("<COMMIT>")
-
-    with faulty_app.app_context():
-        engine = db.engine
-    sa.event.listen(engine, "before_cursor_execute", statement)
-    sa.event.listen(engine, "commit", commit)
-    try:
+    with statements_sent(faulty_app, commits=True) as sent:
         for order_id, action, headers in [
             (first, "pay", customer),
             (first, "ship", staff),
@@ -194,17 +182,11 @@ def test_a_transition_answers_from_its_own_transaction(faulty_app: Flask) -> Non
             response = client.post(f"/api/v1/orders/{order_id}/{action}", json={}, headers=headers)
             assert response.status_code == 200, response.get_json()
             document = response.get_json()
-            stamp = {"pay": "paid_at", "ship": "shipped_at", "deliver": "delivered_at", "cancel": "cancelled_at"}[
-                action
-            ]
-            assert document[stamp] is not None
+            assert document[STAMPS[action]] is not None
             assert document["updated_at"] >= document["created_at"]
             assert ("history" in document) == (headers is staff)
-            assert sent.count("<COMMIT>") == 1, sent
-            assert sent[-1] == "<COMMIT>", sent[sent.index("<COMMIT>") :]
-    finally:
-        sa.event.remove(engine, "before_cursor_execute", statement)
-        sa.event.remove(engine, "commit", commit)
+            assert sent.count(COMMIT_MARK) == 1, sent
+            assert sent[-1] == COMMIT_MARK, sent[sent.index(COMMIT_MARK) :]
 
 
 def test_a_customer_cannot_lock_another_customers_rows(faulty_app: Flask) -> None:
@@ -219,22 +201,12 @@ def test_a_customer_cannot_lock_another_customers_rows(faulty_app: Flask) -> Non
         json={"items": [{"product_id": product_id, "quantity": 1}], "shipping_address": ADDRESS},
         headers=ann,
     ).get_json()["id"]
-    sent: list[str] = []
-
-    def statement(connection: Any, cursor: Any, text: str, *args: Any) -> None:
-        sent.append(text)
-
-    with faulty_app.app_context():
-        engine = db.engine
-    sa.event.listen(engine, "before_cursor_execute", statement)
-    try:
+    with statements_sent(faulty_app) as sent:
         for action in ("pay", "cancel"):
             sent.clear()
             response = client.post(f"/api/v1/orders/{order}/{action}", json={}, headers=bob)
             assert response.status_code == 404
             assert not [text for text in sent if "FOR UPDATE" in text.upper() or "FOR NO KEY UPDATE" in text.upper()]
-    finally:
-        sa.event.remove(engine, "before_cursor_execute", statement)
 
 
 def test_a_connection_killed_after_the_last_statement_leaves_the_answer_alone(

@@ -241,6 +241,7 @@ class NearCache:
             self._connection = connection
             self._start_epoch()
             self._last_heard = self._last_ping = time.monotonic()
+        self._breaker.succeeded()  # Redis answered: if this was the breaker's probe, it closes
 
     def _drained_ticket(self) -> Ticket | None:
         """Under the lock, with a connection: read every message that has arrived, ping when due."""
