@@ -11,6 +11,8 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from flask import Flask, Response, current_app, got_request_exception, json, request
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException, NotFound
 
 PROBLEM_MIMETYPE = "application/problem+json"
@@ -153,9 +155,6 @@ def handle_http_exception(error: HTTPException) -> Response:
 def database_unavailable(error: Exception) -> bool:
     """PostgreSQL could not be reached or went away: refused, restarting, shut down, a connection lost mid-use,
     or no pooled connection free in time. A client may retry these; they are not shop's bugs."""
-    from sqlalchemy.exc import DBAPIError, OperationalError
-    from sqlalchemy.exc import TimeoutError as PoolTimeout
-
     if isinstance(error, PoolTimeout):
         return True
     if not isinstance(error, DBAPIError):
