@@ -1,4 +1,4 @@
-"""The catalog's Redis cache: no older than Redis says under races, cheap under order load, optional when Redis is down.
+"""The catalog's Redis cache: races never bring an old document back; cheap under order load; optional.
 
 Keys, all under CACHE_KEY_PREFIX and a format version (bump CACHE_FORMAT when a document's shape changes):
 
