@@ -36,7 +36,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import http.client
-import importlib.util
 import json
 import os
 import random
@@ -48,7 +47,6 @@ import tempfile
 import threading
 import time
 import uuid
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -62,7 +60,7 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT_ROOT))
 
 from shop.catalog.relay import FRESH_AGAIN_WITHIN_SECONDS  # noqa: E402
-from shop.devservices import free_port, gunicorn_server  # noqa: E402
+from shop.devservices import PrivatePostgres, free_port, gunicorn_server  # noqa: E402
 
 CHECKS = ("stock", "orders", "transitions", "fresh", "no-500", "recovery")
 PRODUCTS = 12
@@ -80,63 +78,6 @@ def log(message: str) -> None:
 
 
 # --- the private servers ------------------------------------------------------------------------------------
-
-
-class Postgres:
-    """A PostgreSQL of our own in `root`, run by pgserver's binaries (as pgserver's system user when we are root,
-    since PostgreSQL refuses to run as root)."""
-
-    def __init__(self, root: Path) -> None:
-        spec = importlib.util.find_spec("pgserver")
-        if spec is None or spec.origin is None:
-            raise SystemExit("pgserver is a development dependency: run `make venv` first")
-        self.bin = Path(spec.origin).parent / "pginstall" / "bin"
-        self.pgdata = root / "pgdata"
-        self.port = free_port()
-        self.user: str | None = None
-        if os.geteuid() == 0:
-            with warnings.catch_warnings():  # platformdirs warns at pgserver's import without XDG_RUNTIME_DIR
-                warnings.simplefilter("ignore")
-                from pgserver.utils import ensure_user_exists
-
-            self.user = "pgserver"
-            ensure_user_exists(self.user)
-        root.chmod(0o755)
-        self.pgdata.mkdir()
-        if self.user is not None:
-            shutil.chown(self.pgdata, self.user)
-        self._run("initdb", "-D", str(self.pgdata), "-U", "postgres", "--auth=trust", "-E", "UTF8")
-
-    @property
-    def url(self) -> str:
-        return f"postgresql://postgres@127.0.0.1:{self.port}/chaos"
-
-    def _run(self, program: str, *args: str) -> None:
-        subprocess.run(
-            [str(self.bin / program), *args],
-            check=True,
-            user=self.user,
-            cwd=self.pgdata,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            timeout=60,
-        )
-
-    def start(self) -> None:
-        options = f"-h 127.0.0.1 -p {self.port} -k {self.pgdata} -c max_connections=200 -c fsync=off"
-        self._run("pg_ctl", "-D", str(self.pgdata), "-w", "-o", options, "-l", str(self.pgdata / "log"), "start")
-
-    def crash(self) -> None:
-        self._run("pg_ctl", "-D", str(self.pgdata), "-m", "immediate", "stop")
-
-    def stop(self) -> None:
-        with contextlib.suppress(subprocess.CalledProcessError):
-            self._run("pg_ctl", "-D", str(self.pgdata), "-m", "fast", "stop")
-
-    def connect(self, database: str = "chaos") -> Any:
-        connection = psycopg2.connect(host="127.0.0.1", port=self.port, user="postgres", dbname=database)
-        connection.autocommit = True
-        return connection
 
 
 class Redis:
@@ -266,7 +207,7 @@ class Client:
 
 @dataclass
 class Run:
-    postgres: Postgres
+    postgres: PrivatePostgres
     redis: Redis
     servers: list[str]
     server_roots: list[int]
@@ -341,9 +282,9 @@ def staff(run: Run) -> None:
                 run.record.price_changes.setdefault(product, []).append((time.monotonic(), price))
 
 
-def kill_app_connections(postgres: Postgres) -> int:
+def kill_app_connections(postgres: PrivatePostgres) -> int:
     try:
-        connection = postgres.connect()
+        connection = postgres.connect("chaos")
     except psycopg2.OperationalError:
         return 0
     try:
@@ -452,7 +393,7 @@ class Outcome:
 
 
 def check_stock(run: Run, initial: dict[int, int]) -> Outcome:
-    connection = run.postgres.connect()
+    connection = run.postgres.connect("chaos")
     with connection.cursor() as cursor:
         cursor.execute(
             """
@@ -469,7 +410,7 @@ def check_stock(run: Run, initial: dict[int, int]) -> Outcome:
 
 
 def check_orders(run: Run) -> Outcome:
-    connection = run.postgres.connect()
+    connection = run.postgres.connect("chaos")
     with connection.cursor() as cursor:
         cursor.execute("SELECT id, user_id, total::text, units FROM orders")
         in_database = {row[0]: row for row in cursor.fetchall()}
@@ -502,7 +443,7 @@ def check_orders(run: Run) -> Outcome:
 
 
 def check_transitions(run: Run) -> Outcome:
-    connection = run.postgres.connect()
+    connection = run.postgres.connect("chaos")
     with connection.cursor() as cursor:
         cursor.execute("SELECT id, status FROM orders")
         status = dict(cursor.fetchall())
@@ -592,12 +533,12 @@ def check_recovery(run: Run) -> Outcome:
 # --- setting up -----------------------------------------------------------------------------------------------
 
 
-def app_environment(postgres: Postgres, redis_server: Redis) -> dict[str, str]:
+def app_environment(postgres: PrivatePostgres, redis_server: Redis) -> dict[str, str]:
     return {
         "PATH": os.environ["PATH"],
         "APP_ENV": "production",
         "SECRET_KEY": "chaos-" + uuid.uuid4().hex + uuid.uuid4().hex,
-        "DATABASE_URL": postgres.url,
+        "DATABASE_URL": postgres.url("chaos"),
         "REDIS_URL": redis_server.url,
         "CACHE_KEY_PREFIX": "chaos:",
         "LOG_LEVEL": "WARNING",
@@ -610,7 +551,7 @@ def app_environment(postgres: Postgres, redis_server: Redis) -> dict[str, str]:
     }
 
 
-def prepare(postgres: Postgres, environ: dict[str, str]) -> dict[int, int]:
+def prepare(postgres: PrivatePostgres, environ: dict[str, str]) -> dict[int, int]:
     """The schema and the staff account through the app's own commands; the products; their initial stock."""
     admin = postgres.connect("postgres")
     with admin.cursor() as cursor:
@@ -638,7 +579,7 @@ def prepare(postgres: Postgres, environ: dict[str, str]) -> dict[int, int]:
         capture_output=True,
         timeout=60,
     )
-    connection = postgres.connect()
+    connection = postgres.connect("chaos")
     with connection.cursor() as cursor:
         for n in range(PRODUCTS):
             cursor.execute(
@@ -672,7 +613,7 @@ def sign_in(servers: list[str], email: str) -> str:
 
 
 def sabotage_after_run(run: Run) -> None:
-    connection = run.postgres.connect()
+    connection = run.postgres.connect("chaos")
     connection.autocommit = False  # one transaction: the order's deferred checks see it whole, or gone
     with connection, connection.cursor() as cursor:
         if run.sabotage == "stock":
@@ -707,7 +648,7 @@ def main() -> int:
     parser.add_argument("--sabotage", choices=[c for c in CHECKS if c != "recovery"], help="break this check")
     arguments = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="shop-chaos-"))
-    postgres = Postgres(root)
+    postgres = PrivatePostgres(root)
     redis_server = Redis()
     try:
         postgres.start()

@@ -23,6 +23,7 @@ import urllib.request
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import psycopg2
 import redis
@@ -260,3 +261,72 @@ def gunicorn_server(
                 process.wait()
         if sink is not None:
             sink.close()
+
+
+class PrivatePostgres:
+    """A PostgreSQL of a test's or a script's own in `root` (pgserver's binaries), on a free loopback port, that it
+    may crash, restart or hold in recovery. Run as pgserver's system user when we are root, since PostgreSQL refuses
+    to run as root. Stopped by `stop`; the caller removes `root`."""
+
+    def __init__(self, root: Path) -> None:
+        import importlib.util
+        import shutil
+
+        spec = importlib.util.find_spec("pgserver")
+        if spec is None or spec.origin is None:
+            raise RuntimeError("pgserver is a development dependency: run `make venv` first")
+        self.bin = Path(spec.origin).parent / "pginstall" / "bin"
+        self.pgdata = root / "pgdata"
+        self.port = free_port()
+        self.user: str | None = None
+        if os.geteuid() == 0:
+            with warnings.catch_warnings():  # platformdirs warns at pgserver's import without XDG_RUNTIME_DIR
+                warnings.simplefilter("ignore")
+                from pgserver.utils import ensure_user_exists
+
+            self.user = "pgserver"
+            ensure_user_exists(self.user)
+        root.chmod(0o755)
+        self.pgdata.mkdir()
+        if self.user is not None:
+            shutil.chown(self.pgdata, self.user)
+        self._run("initdb", "-D", str(self.pgdata), "-U", "postgres", "--auth=trust", "-E", "UTF8")
+
+    def url(self, database: str) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
+
+    def _run(self, program: str, *args: str) -> None:
+        subprocess.run(
+            [str(self.bin / program), *args],
+            check=True,
+            user=self.user,
+            cwd=self.pgdata,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            timeout=60,
+        )
+
+    def start(self, *, wait: bool = True) -> None:
+        """Start the server; `wait`: until it accepts connections (not for a server held in recovery)."""
+        options = f"-h 127.0.0.1 -p {self.port} -k {self.pgdata} -c max_connections=200 -c fsync=off"
+        waiting = "-w" if wait else "-W"
+        self._run("pg_ctl", "-D", str(self.pgdata), waiting, "-o", options, "-l", str(self.pgdata / "log"), "start")
+
+    def hold_in_recovery(self) -> None:
+        """From the next start, the server stays a standby with no primary and refuses every connection with
+        SQLSTATE 57P03, as a server does while it starts up or recovers from a crash."""
+        (self.pgdata / "standby.signal").touch()
+        with (self.pgdata / "postgresql.conf").open("a") as conf:
+            conf.write("\nhot_standby = off\n")
+
+    def crash(self) -> None:
+        self._run("pg_ctl", "-D", str(self.pgdata), "-m", "immediate", "stop")
+
+    def stop(self) -> None:
+        with contextlib.suppress(subprocess.CalledProcessError):
+            self._run("pg_ctl", "-D", str(self.pgdata), "-m", "fast", "stop")
+
+    def connect(self, database: str = "postgres") -> Any:
+        connection = psycopg2.connect(host="127.0.0.1", port=self.port, user="postgres", dbname=database)
+        connection.autocommit = True
+        return connection

@@ -7,16 +7,23 @@ pooled connection and the request.
 
 from __future__ import annotations
 
+import shutil
 import socket
+import tempfile
+import time
 from collections.abc import Callable
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
+import psycopg2
 import pytest
 import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
 
+from config import normalize_database_url
+from shop.devservices import PrivatePostgres
 from shop.extensions import db
 from shop.models import Product
 from tests.conftest import COMMIT_MARK, AuthActions, autocommit_cursor, statements_sent
@@ -237,3 +244,41 @@ def test_a_connection_killed_after_the_last_statement_leaves_the_answer_alone(
     finally:
         faulty_app.after_request_funcs[None].remove(kill_this_requests_connection)
     assert client.get(f"/api/v1/orders/{order['id']}", headers=headers).status_code == 200
+
+
+def test_a_database_that_is_starting_up_is_a_503_with_retry_after(make_app: Callable[..., Flask], app: Flask) -> None:
+    """A real PostgreSQL held in recovery answers every connection 'the database system is not accepting
+    connections' (57P03), as it does while it starts up or recovers from a crash."""
+    # not under pytest's tmp_path: its parents are private to root, and PostgreSQL runs as another user here
+    root = Path(tempfile.mkdtemp(prefix="shop-test-pg-"))
+    server = PrivatePostgres(root)
+    server.hold_in_recovery()
+    server.start(wait=False)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                server.connect().close()
+            except psycopg2.OperationalError as refused:
+                if "not accepting connections" in str(refused) or "starting up" in str(refused):
+                    break
+            assert time.monotonic() < deadline, "the server never reached recovery"
+            time.sleep(0.2)
+        starting = make_app(
+            SQLALCHEMY_DATABASE_URI=normalize_database_url(server.url("postgres")), CATALOG_CACHE_ENABLED=False
+        )
+        client = starting.test_client()
+        for method, path, headers in [
+            ("GET", "/api/v1/users/me", {"Authorization": "Bearer " + "x" * 43}),
+            ("GET", "/api/v1/products", {}),
+        ]:
+            response = client.open(path, method=method, headers=headers)
+            assert response.status_code == 503, response.get_data(as_text=True)
+            assert response.get_json()["type"] == "/problems/service-busy"
+            assert int(response.headers["Retry-After"]) >= 1
+        assert client.get("/readyz").status_code == 503
+        with starting.app_context():
+            db.engine.dispose()
+    finally:
+        server.stop()
+        shutil.rmtree(root, ignore_errors=True)
