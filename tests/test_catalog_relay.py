@@ -195,4 +195,5 @@ def test_a_paused_redis_costs_a_process_one_timeout_not_one_per_request(
                 assert redis_client.breaker.is_open
 
         # 60 requests that each asked Redis at least once would have waited 60 socket timeouts (15 s) or more
-        assert took < 8 * SOCKET_TIMEOUT, took
+        # (measured with the breaker off: 39 s); with it, one timeout and the requests' own time (about 1 s here)
+        assert took < 12 * SOCKET_TIMEOUT, took
