@@ -2,7 +2,7 @@
 
 `load_config(environ, overrides)` picks a settings class by `APP_ENV` (development, testing, production),
 builds it from the environment, applies overrides (tests pass a dict to `create_app`) and validates it.
-Every variable is listed in the README's configuration table.
+Every variable is listed in docs/configuration.md.
 """
 
 from __future__ import annotations

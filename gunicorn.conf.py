@@ -56,15 +56,10 @@ def _int(name: str, default: int) -> int:
 
 
 bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
-# gthread: requests wait on PostgreSQL and Redis, and a worker's threads share one connection pool.
-# Measured with scripts/bench.py (wrk, 32 connections, 2 CPUs): CPUs + 1 workers of 2 threads served
-# more cached catalog reads per second with a lower p99 than 2 x CPUs + 1 workers of 4 threads, whose
-# extra threads only contend for the GIL. Again on 2026-11-22, orders/s (3-line orders, 32 connections):
-# 3 x 2 threads 254, 3 x 4 threads 205, 5 x 2 threads 231; healthz/s 3 x 2 2423, 3 x 4 2273, 4 x 2 2401.
-# With connections spread evenly (below), on 2026-12-01, orders/s: 3 x 2 604-631, 2 x 3 597-611, 3 x 3 619-622,
-# 4 x 2 599-601, 2 x 4 613-630: no shape is better, so the default stays.
-# gthread, with keep-alive connections spread evenly over the workers (shop/gunicorn_worker.py): with plain
-# gthread one worker could hold 20 of 32 benchmark connections and another 3, and the p99 followed the crowded one
+# gthread: requests wait on PostgreSQL and Redis, and a worker's threads share one connection pool. CPUs + 1
+# workers of 2 threads, chosen by measurement (docs/benchmarks.md, "Worker shapes"). Keep-alive connections are
+# spread evenly over the workers (shop/gunicorn_worker.py): with plain gthread one worker could hold 20 of 32
+# benchmark connections and another 3, and the p99 followed the crowded one.
 worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "shop.gunicorn_worker.BalancedThreadWorker")
 # CPUs + 1, counting the CPUs the container's cgroup allows (a 1-CPU replica on a big host gets 2, not 17)
 workers = _int("WEB_CONCURRENCY", available_cpus() + 1)

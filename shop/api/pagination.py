@@ -1,4 +1,4 @@
-"""Page arguments and the list envelope of API.md: {"items", "page", "per_page", "total", "pages"} plus Link."""
+"""Page arguments and the list envelope of docs/api.md: {"items", "page", "per_page", "total", "pages"} plus Link."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Revenue reports for staff, as JSON or as streamed CSV (API.md, Reports)."""
+"""Revenue reports for staff, as JSON or as streamed CSV (docs/api.md, Reports)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The one JSON shape of an order (API.md), for responses and for idempotent replays."""
+"""The one JSON shape of an order (docs/api.md), for responses and for idempotent replays."""
 
 from __future__ import annotations
 
