@@ -164,7 +164,10 @@ def test_changing_a_line_and_the_total_together_is_accepted(db_session: Any, sto
             **store,
         )
         execute(db_session, "UPDATE orders SET total = 30.00, units = 3 WHERE id = :order_id", **store)
-        execute(db_session, "SET CONSTRAINTS ALL IMMEDIATE")
+        execute(db_session, "SET CONSTRAINTS ALL IMMEDIATE")  # the deferred checks run here, and pass
+
+    row = execute(db_session, "SELECT total, units FROM orders WHERE id = :order_id", **store).one()
+    assert (str(row.total), row.units) == ("30.00", 3)
 
 
 def test_the_total_check_runs_at_a_real_commit(committing_app: Flask) -> None:
