@@ -39,6 +39,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from importlib.resources import files
 from typing import Any, TypeVar, cast
 
 import redis
@@ -54,80 +55,17 @@ CACHE_FORMAT = "v1"
 WARNING_INTERVAL_SECONDS = 60.0
 T = TypeVar("T")
 
+
+def _lua(name: str) -> str:
+    """A Lua script of this package (shop/catalog/lua/), read once at import."""
+    return files("shop.catalog").joinpath("lua", name).read_text(encoding="utf-8")
+
+
 log = logging.getLogger(__name__)
 
-# KEYS[1] the versions hash, KEYS[2..] product keys; ARGV[1] ttl seconds, then for each product key in turn: its
-# version, its document ("" for a tombstone) and its product id. Returns how many were stored. Each key keeps the
-# newer of what it holds and what is offered. The versions hash mirrors, per product, the version of the document
-# stored last (no field after a tombstone), so READ_PAGE can check a page's documents without reading them.
-SET_IF_NEWER = """
-local ttl = tonumber(ARGV[1])
-local stored = 0
-for i = 2, #KEYS do
-    local at = 2 + (i - 2) * 3
-    local version = tonumber(ARGV[at])
-    local document = ARGV[at + 1]
-    local current = redis.call('GET', KEYS[i])
-    local separator = current and string.find(current, '|', 1, true)
-    local older = true
-    if separator then
-        local held = tonumber(string.sub(current, 1, separator - 1))
-        local held_is_tombstone = separator == string.len(current)
-        older = held < version or (held == version and held_is_tombstone and document ~= '')
-    end
-    if older then
-        redis.call('SET', KEYS[i], ARGV[at] .. '|' .. document, 'EX', ttl)
-        if document == '' then
-            redis.call('HDEL', KEYS[1], ARGV[at + 2])
-        else
-            redis.call('HSET', KEYS[1], ARGV[at + 2], ARGV[at])
-        end
-        stored = stored + 1
-    end
-end
-if stored > 0 then
-    redis.call('EXPIRE', KEYS[1], ttl)
-end
-return stored
-"""
-
-
-# One round trip for a cached list page: the generation, the page under it, and the page's documents.
-# ARGV: generation key, page key up to the generation, page digest, product key prefix, versions hash key,
-# then, from a caller that already holds the page rendered (else absent): the page's JSON, its documents'
-# versions joined by commas, and its ids. Returns {generation} on a page miss; {generation, page, 1} when
-# the held page is the current page and the versions hash still holds every one of those versions (so a hot
-# page costs a few bytes on the wire, not its documents); else {generation, page, 0, document or false for
-# each id}.
-READ_PAGE = """
-local generation = redis.call('GET', ARGV[1]) or '0'
-local page = redis.call('GET', ARGV[2] .. generation .. ':' .. ARGV[3])
-if not page then
-    return {generation}
-end
-if #ARGV > 7 and page == ARGV[6] then
-    local versions = redis.call('HMGET', ARGV[5], unpack(ARGV, 8))
-    local complete = true
-    for i = 1, #ARGV - 7 do
-        if not versions[i] then
-            complete = false
-            break
-        end
-    end
-    if complete and table.concat(versions, ',') == ARGV[7] then
-        return {generation, page, 1}
-    end
-end
-local ids = cjson.decode(page)['ids']
-if #ids == 0 then
-    return {generation, page, 0}
-end
-local keys = {}
-for i, id in ipairs(ids) do
-    keys[i] = ARGV[4] .. string.format('%d', id)
-end
-return {generation, page, 0, unpack(redis.call('MGET', unpack(keys)))}
-"""
+# the Redis scripts; each file says what its KEYS and ARGV are and what it returns
+SET_IF_NEWER = _lua("set_if_newer.lua")  # store each offered document or tombstone unless Redis holds a newer one
+READ_PAGE = _lua("read_page.lua")  # a cached list page, its generation and its documents in one round trip
 
 
 class JsonSerializer:

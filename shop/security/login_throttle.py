@@ -23,6 +23,7 @@ import hashlib
 import threading
 import time
 from dataclasses import dataclass
+from importlib.resources import files
 
 import limits
 import redis
@@ -32,28 +33,8 @@ from shop.errors import DomainError
 from shop.extensions import redis_client
 from shop.redis_client import OUTAGES
 
-# KEYS: requests per address, requests per account+address, failures per address, failures per email+address,
-# failures per email. ARGV: for each key its limit then its window in seconds. Returns 0 when the request may
-# go ahead (and counts it everywhere), else the number of the limit that refused it and the seconds left.
-RESERVE = """
-local function held(key) return tonumber(redis.call('GET', key) or '0') end
-local function refuse(i) return {i, math.max(redis.call('TTL', KEYS[i]), 1)} end
-for i = 1, 4 do
-    if held(KEYS[i]) >= tonumber(ARGV[2 * i - 1]) then return refuse(i) end
-end
-if held(KEYS[4]) > 0 and held(KEYS[5]) >= tonumber(ARGV[9]) then return refuse(5) end
-for i = 1, 5 do
-    if redis.call('INCR', KEYS[i]) == 1 then redis.call('EXPIRE', KEYS[i], ARGV[2 * i]) end
-end
-return {0, 0}
-"""
-# KEYS: the three failure counters. The password was right: give back what was reserved.
-RELEASE = """
-for i = 1, #KEYS do
-    if tonumber(redis.call('GET', KEYS[i]) or '0') > 0 then redis.call('DECR', KEYS[i]) end
-end
-return 0
-"""
+RESERVE = files("shop.security").joinpath("lua", "login_reserve.lua").read_text(encoding="utf-8")
+RELEASE = files("shop.security").joinpath("lua", "login_release.lua").read_text(encoding="utf-8")
 
 SETTINGS = (
     "TOKEN_REQUESTS_PER_ADDRESS",
