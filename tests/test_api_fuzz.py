@@ -20,7 +20,7 @@ from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import response_schema_conformance, status_code_conformance
 
 from tests.conftest import AuthActions
-from tests.test_catalog_reads import add_product
+from tests.helpers import add_product
 
 FUZZ_EXAMPLES = int(os.environ.get("SHOP_FUZZ_EXAMPLES", "30"))
 CHECKS = [not_a_server_error, status_code_conformance, response_schema_conformance]

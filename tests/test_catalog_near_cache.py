@@ -25,8 +25,7 @@ from shop.catalog.near_cache import RECENT_INVALIDATIONS, NearCache, Ticket
 from shop.extensions import db
 from shop.models import Product
 from tests.conftest import AuthActions
-from tests.test_catalog_cache import private_redis
-from tests.test_catalog_reads import add_product
+from tests.helpers import add_product, private_redis
 
 LIST = "/api/v1/products?sort=price"
 

@@ -11,23 +11,9 @@ from flask.testing import FlaskClient
 
 from shop.models import Product
 from tests.conftest import AuthActions
+from tests.helpers import add_product
 
 PROBLEM = "application/problem+json"
-
-
-def add_product(session: Any, sku: str, **fields: Any) -> Product:
-    values = {
-        "name": sku.title(),
-        "description": "",
-        "category": "Home",
-        "price": Decimal("10.00"),
-        "stock": 5,
-        "is_active": True,
-    } | fields
-    product = Product(sku=sku, **values)
-    session.add(product)
-    session.flush()
-    return product
 
 
 @pytest.fixture

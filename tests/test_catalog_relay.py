@@ -26,8 +26,7 @@ from shop.catalog.relay import FRESH_AGAIN_WITHIN_SECONDS, relay_due_changes, st
 from shop.extensions import db, redis_client
 from shop.models import CatalogChange, Product
 from tests.conftest import PROJECT_ROOT, AuthActions
-from tests.test_catalog_cache import private_redis
-from tests.test_orders import ADDRESS
+from tests.helpers import ADDRESS, private_redis
 
 SOCKET_TIMEOUT = 0.25
 

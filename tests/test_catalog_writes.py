@@ -10,7 +10,7 @@ from flask.testing import FlaskClient
 
 from shop.models import Product
 from tests.conftest import AuthActions
-from tests.test_catalog_reads import add_product
+from tests.helpers import add_product
 
 PROBLEM = "application/problem+json"
 NEW = {"sku": "CHAIR-1", "name": "Oak chair", "description": "Solid oak", "category": "Home", "price": "120.00",

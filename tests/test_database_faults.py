@@ -27,7 +27,7 @@ from shop.devservices import PrivatePostgres
 from shop.extensions import db
 from shop.models import Product
 from tests.conftest import COMMIT_MARK, AuthActions, autocommit_cursor, statements_sent
-from tests.test_orders import ADDRESS
+from tests.helpers import ADDRESS
 
 APPLICATION_NAME = "shop-fault-tests"
 

@@ -26,7 +26,7 @@ from shop.models import Role
 from shop.services.accounts import register_user
 from shop.sizing import available_cpus
 from tests.conftest import PROJECT_ROOT, AuthActions, autocommit_cursor
-from tests.test_orders import ADDRESS
+from tests.helpers import ADDRESS
 
 # pgserver's own psql (the same on a machine with no PostgreSQL client): found, not imported (importing it warns)
 PSQL = Path(str(importlib.util.find_spec("pgserver").origin)).parent / "pginstall" / "bin" / "psql"  # type: ignore[union-attr]

@@ -25,24 +25,9 @@ from flask import Flask
 from shop.devservices import gunicorn_server
 from shop.extensions import db
 from tests.conftest import PROJECT_ROOT, AuthActions
-from tests.test_orders import ADDRESS
-from tests.test_orders_concurrency import make_products, stock_invariant_holds, tokens
+from tests.helpers import ADDRESS, make_products, post_order, stock_invariant_holds, tokens
 
 pytestmark = pytest.mark.commits
-
-
-def post_order(base_url: str, token: str, product_id: int) -> tuple[int, dict[str, Any]]:
-    body = json.dumps({"items": [{"product_id": product_id, "quantity": 1}], "shipping_address": ADDRESS}).encode()
-    request = urllib.request.Request(  # noqa: S310 - our own loopback server
-        f"{base_url}/api/v1/orders",
-        data=body,
-        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read())
 
 
 def test_gunicorn_serves_logs_json_and_finishes_a_request_in_flight_on_sigterm(

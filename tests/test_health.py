@@ -5,9 +5,10 @@ from collections.abc import Callable
 from flask import Flask
 from flask.testing import FlaskClient
 
+from tests.helpers import DEAD_REDIS
+
 # nothing listens on port 1 of the loopback: connections are refused at once
 DEAD_POSTGRES = "postgresql+psycopg2://postgres@127.0.0.1:1/nowhere"
-DEAD_REDIS = "redis://127.0.0.1:1/0"
 
 
 def test_healthz_answers_ok(client: FlaskClient) -> None:

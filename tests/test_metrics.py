@@ -17,10 +17,7 @@ from flask.testing import FlaskClient
 from shop.devservices import gunicorn_server
 from shop.extensions import db
 from tests.conftest import AuthActions
-from tests.test_catalog_reads import add_product
-from tests.test_gunicorn import post_order
-from tests.test_orders import ADDRESS
-from tests.test_orders_concurrency import make_products, tokens
+from tests.helpers import ADDRESS, add_product, make_products, post_order, tokens
 
 
 def sample(text: str, name: str, **labels: str) -> float:

@@ -19,8 +19,7 @@ from flask import Flask, request
 from shop.extensions import db, passwords
 from shop.repositories.users import UserRepository
 from tests.conftest import AuthActions
-from tests.test_catalog_reads import add_product
-from tests.test_orders import ADDRESS
+from tests.helpers import ADDRESS, add_product
 
 
 def test_a_well_formed_request_id_is_kept_and_a_bad_one_replaced(client: Any) -> None:

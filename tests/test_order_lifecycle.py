@@ -14,9 +14,16 @@ from flask.testing import FlaskClient
 from shop.extensions import db
 from shop.models import Order, Product
 from tests.conftest import AuthActions
-from tests.test_catalog_reads import add_product
-from tests.test_orders import ADDRESS, order_body, stock_levels
-from tests.test_orders_concurrency import make_products, run_together, stock_invariant_holds, tokens
+from tests.helpers import (
+    ADDRESS,
+    add_product,
+    make_products,
+    order_body,
+    run_together,
+    stock_invariant_holds,
+    stock_levels,
+    tokens,
+)
 
 
 @pytest.fixture

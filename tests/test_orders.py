@@ -13,10 +13,9 @@ from flask.testing import FlaskClient
 from shop.catalog import cache as catalog_cache
 from shop.models import Order, OrderItem, OrderStatusChange, Product
 from tests.conftest import AuthActions, statements_sent
-from tests.test_catalog_reads import add_product
+from tests.helpers import ADDRESS, add_product, order_body, stock_levels
 
 PROBLEM = "application/problem+json"
-ADDRESS = {"name": "Ann Smith", "line1": "1 Main St", "city": "Springfield", "postal_code": "12345", "country": "US"}
 
 
 @pytest.fixture
@@ -32,15 +31,6 @@ def stock(db_session: Any) -> dict[str, Product]:
 @pytest.fixture
 def customer(auth: AuthActions) -> dict[str, str]:
     return auth.headers("ann@example.com")
-
-
-def order_body(*lines: tuple[Product, int], **extra: Any) -> dict[str, Any]:
-    return {"items": [{"product_id": p.id, "quantity": q} for p, q in lines], "shipping_address": ADDRESS} | extra
-
-
-def stock_levels(session: Any) -> dict[str, int]:
-    session.expire_all()
-    return dict(session.execute(sa.select(Product.sku, Product.stock)).all())
 
 
 def order_count(session: Any) -> int:

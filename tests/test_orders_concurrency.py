@@ -9,7 +9,6 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
-from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -18,78 +17,11 @@ from flask import Flask
 
 from shop.devservices import gunicorn_server
 from shop.extensions import db
-from shop.models import Product
 from shop.repositories.placement import LOCK_PRODUCTS
-from shop.services.unit_of_work import UnitOfWork
-from tests.conftest import PROJECT_ROOT, AuthActions
-from tests.test_orders import ADDRESS
+from tests.conftest import PROJECT_ROOT
+from tests.helpers import ADDRESS, make_products, run_together, stock_invariant_holds, tokens
 
 pytestmark = pytest.mark.commits
-
-
-def make_products(app: Flask, stocks: dict[str, int]) -> dict[str, int]:
-    with app.app_context(), UnitOfWork() as uow:
-        ids = {
-            sku: uow.products.add(Product(sku=sku, name=sku, category="c", price=Decimal("2.50"), stock=stock)).id
-            for sku, stock in stocks.items()
-        }
-        uow.commit()
-    return ids
-
-
-def tokens(app: Flask, count: int) -> list[dict[str, str]]:
-    """Tokens for `count` buyers, each signing in from an address of its own, as real buyers do (one address
-    may ask for only so many tokens a minute)."""
-    made = []
-    for n in range(count):
-        client = app.test_client()
-        client.environ_base["REMOTE_ADDR"] = f"198.18.{n // 256}.{n % 256}"
-        made.append(AuthActions(client).headers(f"buyer{n}@example.com"))
-    return made
-
-
-def run_together(workers: int, work: Callable[[int], Any]) -> list[Any]:
-    """Start `workers` threads at one barrier; return what each returned, in worker order."""
-    barrier = threading.Barrier(workers)
-    results: list[Any] = [None] * workers
-
-    def run(index: int) -> None:
-        barrier.wait()
-        results[index] = work(index)
-
-    threads = [threading.Thread(target=run, args=(n,)) for n in range(workers)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
-    assert not any(thread.is_alive() for thread in threads), "a request hung"
-    return results
-
-
-def stock_invariant_holds(app: Flask, initial: dict[int, int]) -> None:
-    """For every product: stock + units in non-cancelled orders == initial stock. And nothing negative."""
-    with app.app_context(), db.engine.connect() as connection:
-        rows = connection.execute(
-            sa.text(
-                """
-                SELECT p.id, p.stock, coalesce(sum(i.quantity) FILTER (WHERE o.status <> 'cancelled'), 0)
-                  FROM products p
-                  LEFT JOIN order_items i ON i.product_id = p.id
-                  LEFT JOIN orders o ON o.id = i.order_id
-                 GROUP BY p.id, p.stock
-                """
-            )
-        ).all()
-        mismatched_totals = connection.scalar(
-            sa.text(
-                "SELECT count(*) FROM orders o WHERE o.total <> "
-                "(SELECT coalesce(sum(line_total), 0) FROM order_items WHERE order_id = o.id)"
-            )
-        )
-    for product_id, stock, sold in rows:
-        assert stock >= 0
-        assert stock + sold == initial[product_id], f"product {product_id}: {stock} + {sold} != {initial[product_id]}"
-    assert mismatched_totals == 0
 
 
 def test_fifty_buyers_for_the_last_ten_units(committing_app: Flask) -> None:

@@ -19,8 +19,7 @@ from shop.extensions import db
 from shop.repositories.prepared import PreparedStatement, run
 from shop.services.unit_of_work import UnitOfWork
 from tests.conftest import statements_sent
-from tests.test_orders import ADDRESS
-from tests.test_orders_concurrency import make_products, tokens
+from tests.helpers import ADDRESS, make_products, tokens
 
 pytestmark = pytest.mark.commits
 

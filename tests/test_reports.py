@@ -18,7 +18,7 @@ from shop.models.order import COUNTED_STATUSES
 from shop.reports.queries import shares
 from shop.repositories import OrderRepository
 from tests.conftest import AuthActions
-from tests.test_catalog_reads import add_product
+from tests.helpers import add_product
 
 NEW_YORK = "America/New_York"  # DST began 2025-03-09 at 02:00 local: UTC-5 before, UTC-4 after
 REPORTS = "/api/v1/reports"

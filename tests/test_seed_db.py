@@ -14,7 +14,7 @@ from click.testing import Result
 from flask import Flask
 
 from shop.extensions import db
-from tests.test_orders_concurrency import stock_invariant_holds
+from tests.helpers import stock_invariant_holds
 
 pytestmark = pytest.mark.commits
 

@@ -14,7 +14,7 @@ from shop.errors import ServiceBusy
 from shop.extensions import db
 from shop.services.transactions import run_transaction
 from shop.services.unit_of_work import UnitOfWork
-from tests.test_orders_concurrency import make_products
+from tests.helpers import make_products
 
 pytestmark = pytest.mark.commits
 

