@@ -17,7 +17,7 @@ from shop.errors import PROBLEM_MIMETYPE, ValidationFailed
 from shop.extensions import db
 from shop.models import Order, OrderStatus, Role
 from shop.repositories import OrderRepository
-from shop.repositories.tokens import Principal
+from shop.security.principal import Principal
 from shop.services.order_documents import order_document
 from shop.services.order_lifecycle import Action, OrderNotFound, transition
 from shop.services.ordering import OrderLine, OrderRequest, place_order
@@ -120,7 +120,7 @@ def parse_order_id(raw: str) -> int:
 def visible_order(order_id: int, user: Principal) -> Order:
     """The order, if this user may see it: its owner or staff. Anyone else learns nothing, not even that it exists."""
     order = OrderRepository(db.session()).get(order_id)
-    if order is None or (order.user_id != user.id and not is_at_least(user, Role.STAFF)):
+    if order is None or not user.may_see_order_of(order.user_id):
         raise OrderNotFound(order_id)
     return order
 

@@ -18,7 +18,7 @@ from flask import g, request
 
 from shop.errors import DomainError
 from shop.models import Role
-from shop.repositories.tokens import Principal
+from shop.security.principal import Principal
 from shop.services.accounts import find_token_owner
 
 View = TypeVar("View", bound=Callable[..., Any])

@@ -6,7 +6,7 @@ import marshmallow as ma
 
 from shop.api.policy import authenticated, current_user
 from shop.api.schemas import Blueprint
-from shop.repositories.tokens import Principal
+from shop.security.principal import Principal
 
 blp = Blueprint("users", __name__, url_prefix="/api/v1/users", description="Accounts")
 

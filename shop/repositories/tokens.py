@@ -1,29 +1,13 @@
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from shop.models import ApiToken, Role
+from shop.models import ApiToken
 from shop.repositories.prepared import PreparedStatement, run
-
-
-@dataclass(frozen=True)
-class Principal:
-    """Who a live bearer token speaks for: the account's public fields and the token's id. Plain values, no ORM."""
-
-    token_id: int
-    id: int
-    email: str
-    name: str
-    role: str
-    created_at: datetime
-
-    def is_at_least(self, role: Role) -> bool:
-        return Role(self.role).rank >= role.rank
-
+from shop.security.principal import Principal
 
 # every authenticated request runs it: prepared, one indexed lookup, plain columns
 LIVE_TOKEN = PreparedStatement(

@@ -12,7 +12,7 @@ from shop.errors import Conflict, DomainError
 from shop.extensions import db, passwords
 from shop.models import ApiToken, Role, User
 from shop.repositories import TokenRepository
-from shop.repositories.tokens import Principal
+from shop.security.principal import Principal
 from shop.security.tokens import MAX_TOKEN_LENGTH, new_token, token_digest
 from shop.services.unit_of_work import UnitOfWork
 

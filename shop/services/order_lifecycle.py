@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from shop.errors import Conflict, ResourceNotFound
 from shop.models import Order, OrderStatus, OrderStatusChange, Role
 from shop.models.order import COUNTED_STATUSES
-from shop.repositories.tokens import Principal
+from shop.security.principal import Principal
 from shop.services.transactions import run_transaction
 from shop.services.unit_of_work import UnitOfWork
 
@@ -85,14 +85,15 @@ def transition(
     is_staff = actor.is_at_least(Role.STAFF)
 
     def work(uow: UnitOfWork) -> Transitioned:
-        if not is_staff and uow.orders.owner_of(order_id) != actor.id:
+        owner = uow.orders.owner_of(order_id) if not is_staff else None
+        if not is_staff and (owner is None or not actor.may_see_order_of(owner)):
             # before any lock: a customer never locks (or waits on) another customer's rows
             raise OrderNotFound(order_id)
         if action in MAY_RECOUNT:
             # the customer first, then the order: the same lock order as every recount, so none deadlock
             uow.orders.lock_customer_of(order_id)
         order = uow.orders.get(order_id, for_update=True)
-        if order is None or (order.user_id != actor.id and not is_staff):
+        if order is None or not actor.may_see_order_of(order.user_id):
             raise OrderNotFound(order_id)
         current = OrderStatus(order.status)
         if current not in rule.allowed_from:

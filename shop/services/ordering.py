@@ -30,7 +30,7 @@ from shop.errors import PROBLEM_TYPE_PREFIX, DomainError, ValidationFailed
 from shop.models import IdempotencyRecord
 from shop.observability.metrics import ORDERS_PLACED, OUT_OF_STOCK
 from shop.repositories.placement import ClaimedKey, Locked, LockedProduct, PlacedLine, PlacedOrder, PlacementRepository
-from shop.repositories.tokens import Principal
+from shop.security.principal import Principal
 from shop.services.order_documents import order_document
 from shop.services.transactions import bounded_waits, run_transaction
 from shop.services.unit_of_work import UnitOfWork
