@@ -648,6 +648,7 @@ def main() -> int:
     parser.add_argument("--sabotage", choices=[c for c in CHECKS if c != "recovery"], help="break this check")
     arguments = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="shop-chaos-"))
+    succeeded = False
     postgres = PrivatePostgres(root)
     redis_server = Redis()
     try:
@@ -704,15 +705,17 @@ def main() -> int:
             print(f"  {'PASS' if outcome.passed else 'FAIL'} {outcome.name:12} {outcome.figures}", flush=True)
         failed = {outcome.name for outcome in outcomes if not outcome.passed}
         if arguments.sabotage:
-            ok = failed == {arguments.sabotage}
-            print(f"sabotaged {arguments.sabotage}: {'caught' if ok else 'NOT caught as the only failure'} ({failed})")
-            return 0 if ok else 1
-        print("chaos: every check passed" if not failed else f"chaos: FAILED {sorted(failed)} (logs in {root})")
-        return 0 if not failed else 1
+            succeeded = failed == {arguments.sabotage}
+            caught = "caught" if succeeded else f"NOT caught as the only failure (logs in {root})"
+            print(f"sabotaged {arguments.sabotage}: {caught} ({failed})")
+        else:
+            succeeded = not failed
+            print("chaos: every check passed" if succeeded else f"chaos: FAILED {sorted(failed)} (logs in {root})")
+        return 0 if succeeded else 1
     finally:
         redis_server.kill()
         postgres.stop()
-        if "failed" in locals() and not failed:
+        if succeeded:  # the servers' logs are kept only when something needs looking into
             shutil.rmtree(root, ignore_errors=True)
 
 
