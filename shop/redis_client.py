@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
+from typing import TypeVar
 
 import redis
 from flask import Flask, current_app
 
 # what says Redis is not there (refused, reset, timed out, loading), as opposed to a refused command
 OUTAGES = (redis.ConnectionError, redis.TimeoutError, OSError)
+T = TypeVar("T")
 
 
 class Breaker:
@@ -52,6 +55,23 @@ class Breaker:
     @property
     def is_open(self) -> bool:
         return self._failing and time.monotonic() < self._open_until
+
+    def call(self, action: Callable[[], T]) -> T:
+        """`action` through the breaker: BreakerOpen without calling it while open; an outage it raises opens the
+        breaker, a success closes it. Every Redis call that can wait on a socket goes through here."""
+        if not self.allows():
+            raise BreakerOpen("Redis is left alone for now: it failed to answer a moment ago")
+        try:
+            result = action()
+        except OUTAGES:
+            self.failed()
+            raise
+        self.succeeded()
+        return result
+
+
+class BreakerOpen(redis.ConnectionError):
+    """Redis was not asked (the breaker is open); an outage like any other to the caller."""
 
 
 class RedisClient:

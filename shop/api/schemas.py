@@ -28,6 +28,7 @@ from werkzeug.datastructures import MultiDict
 
 UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 UNSTORABLE_MESSAGE = "Must not contain NUL characters or unpaired surrogates."
+UNSTORABLE_NAME_MESSAGE = "Field names must not contain NUL characters or unpaired surrogates."
 
 
 def unstorable_text(value: Any, path: str = "") -> dict[str, list[str]]:
@@ -40,7 +41,7 @@ def unstorable_text(value: Any, path: str = "") -> dict[str, list[str]]:
         for key, item in value.items():
             name = f"{path}.{key}" if path else str(key)
             if isinstance(key, str) and UNSTORABLE.search(key):
-                found[path or "_request"] = ["Field names " + UNSTORABLE_MESSAGE[0].lower() + UNSTORABLE_MESSAGE[1:]]
+                found[path or "_request"] = [UNSTORABLE_NAME_MESSAGE]
             found.update(unstorable_text(item, name))
     elif isinstance(value, list | tuple):
         for index, item in enumerate(value):

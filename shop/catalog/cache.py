@@ -49,7 +49,7 @@ from redis.commands.core import Script
 from shop.catalog.documents import ProductDocument
 from shop.catalog.queries import ProductFilters
 from shop.extensions import cache, redis_client
-from shop.redis_client import OUTAGES
+from shop.redis_client import BreakerOpen
 
 CACHE_FORMAT = "v1"
 WARNING_INTERVAL_SECONDS = 60.0
@@ -102,20 +102,13 @@ _warnings = RedisWarnings(log, "catalog cache unavailable (%s: %s); serving from
 
 def _safely(operation: str, action: Callable[[], T], fallback: T) -> T:
     """`action`, or `fallback` when Redis fails or the breaker says it is down (then Redis is not even asked)."""
-    breaker = redis_client.breaker
-    if not breaker.allows():
-        return fallback
     try:
-        result = action()
-    except OUTAGES as error:
-        breaker.failed()
+        return redis_client.breaker.call(action)
+    except BreakerOpen:
+        return fallback
+    except (redis.RedisError, OSError) as error:  # an outage, or Redis answering with an error
         _warnings.warn(operation, error)
         return fallback
-    except redis.RedisError as error:  # Redis answered, with an error: not an outage
-        _warnings.warn(operation, error)
-        return fallback
-    breaker.succeeded()
-    return result
 
 
 def _key(*parts: object) -> str:
@@ -202,18 +195,11 @@ def _set_if_newer(entries: Sequence[tuple[int, int, str]], *, strict: bool = Fal
 
 
 def _call(operation: str, action: Callable[[], object], *, strict: bool) -> None:
-    if not strict:
+    """`strict`: Redis failing raises (the relay keeps its rows); otherwise it is logged and passed over."""
+    if strict:
+        redis_client.breaker.call(action)
+    else:
         _safely(operation, action, None)
-        return
-    breaker = redis_client.breaker
-    if not breaker.allows():
-        raise redis.ConnectionError(f"{operation}: Redis is left alone for now (the breaker is open)")
-    try:
-        action()
-    except OUTAGES:
-        breaker.failed()
-        raise
-    breaker.succeeded()
 
 
 def forget_everything() -> bool:

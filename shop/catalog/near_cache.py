@@ -39,7 +39,7 @@ from flask import Flask, current_app
 
 from shop.catalog import cache as catalog_cache
 from shop.catalog.documents import ProductDocument
-from shop.redis_client import OUTAGES, Breaker
+from shop.redis_client import Breaker, BreakerOpen
 
 log = logging.getLogger(__name__)
 
@@ -123,7 +123,7 @@ class NearCache:
         with self._lock:
             if self._connection is not None:
                 return self._drained_ticket()
-            if self._connecting or time.monotonic() < self._next_attempt or not self._breaker.allows():
+            if self._connecting or time.monotonic() < self._next_attempt:
                 return None
             self._connecting = True
         self._connect()
@@ -204,10 +204,13 @@ class NearCache:
     # --- the connection ------------------------------------------------------------------------------
 
     def _connect(self) -> None:
-        """Open the listening connection (outside the lock: a dead Redis must not stall the other threads)."""
-        connection: Connection | None = None
-        try:
+        """Open the listening connection (outside the lock: a dead Redis must not stall the other threads), through
+        the process's Redis breaker: a paused Redis costs the process one timeout, not one per reconnect."""
+        opened: list[Connection] = []
+
+        def handshake() -> Connection:
             connection = self._open_connection()
+            opened.append(connection)
             connection.connect()
             connection.send_command("CLIENT", "ID")
             client_id = connection.read_response()
@@ -219,29 +222,29 @@ class NearCache:
             connection.read_response()
             connection.send_command("SUBSCRIBE", INVALIDATION_CHANNEL)
             connection.read_response()
+            return connection
+
+        connected: Connection | None = None
+        try:
+            connected = self._breaker.call(handshake)
+        except BreakerOpen:
+            pass
         except redis.ResponseError as refused:
             # an old Redis, or an ACL without CLIENT: go on without copies, every read through Redis
             log.warning("catalog near cache off: Redis refused client tracking (%s)", refused)
             self._disabled = True
-            if connection is not None:
-                connection.disconnect()
-            connection = None
         except (redis.RedisError, OSError) as error:
             self._warnings.warn("connect", error)
-            if isinstance(error, OUTAGES):
-                self._breaker.failed()  # a paused Redis: the connect timed out; the other reads need not try
-            if connection is not None:
-                connection.disconnect()
-            connection = None
+        if connected is None and opened:
+            opened[0].disconnect()
         with self._lock:
             self._connecting = False
-            if connection is None:
+            if connected is None:
                 self._next_attempt = time.monotonic() + RECONNECT_SECONDS
                 return
-            self._connection = connection
+            self._connection = connected
             self._start_epoch()
             self._last_heard = self._last_ping = time.monotonic()
-        self._breaker.succeeded()  # Redis answered: if this was the breaker's probe, it closes
 
     def _drained_ticket(self) -> Ticket | None:
         """Under the lock, with a connection: read every message that has arrived, ping when due."""

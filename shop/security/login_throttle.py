@@ -69,10 +69,10 @@ class Reservation:
         failure_keys = self.keys[FAILURE_KEYS]
         if not self.in_memory:
             try:
-                _script(RELEASE)(keys=list(failure_keys))
+                redis_client.breaker.call(lambda: _script(RELEASE)(keys=list(failure_keys)))
                 return
             except OUTAGES:
-                redis_client.breaker.failed()
+                pass  # counted in Redis, which is gone for now: nothing there to give back until it returns
         _memory().release(failure_keys)
 
 
@@ -91,15 +91,12 @@ def reserve(email: str) -> Reservation:
     items = [limits.parse(current_app.config[name]) for name in SETTINGS]
     arguments = [value for item in items for value in (item.amount, item.get_expiry())]
     refused: tuple[int, int] | None
-    in_memory = not redis_client.breaker.allows()
-    if not in_memory:
-        try:
-            refused_at, seconds = _script(RESERVE)(keys=list(keys), args=arguments)
-            refused = (int(refused_at), int(seconds)) if int(refused_at) else None
-        except OUTAGES:
-            redis_client.breaker.failed()
-            in_memory = True
-    if in_memory:
+    in_memory = False
+    try:
+        refused_at, seconds = redis_client.breaker.call(lambda: _script(RESERVE)(keys=list(keys), args=arguments))
+        refused = (int(refused_at), int(seconds)) if int(refused_at) else None
+    except OUTAGES:  # Redis down, or the breaker open: count in this process
+        in_memory = True
         refused = _memory().reserve(keys, arguments)
     if refused is not None:
         limit, retry_after = refused

@@ -85,10 +85,11 @@ def transition(
     is_staff = actor.is_at_least(Role.STAFF)
 
     def work(uow: UnitOfWork) -> Transitioned:
-        owner = uow.orders.owner_of(order_id) if not is_staff else None
-        if not is_staff and (owner is None or not actor.may_see_order_of(owner)):
+        if not is_staff:
             # before any lock: a customer never locks (or waits on) another customer's rows
-            raise OrderNotFound(order_id)
+            owner = uow.orders.owner_of(order_id)
+            if owner is None or not actor.may_see_order_of(owner):
+                raise OrderNotFound(order_id)
         if action in MAY_RECOUNT:
             # the customer first, then the order: the same lock order as every recount, so none deadlock
             uow.orders.lock_customer_of(order_id)
