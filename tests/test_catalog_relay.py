@@ -78,15 +78,21 @@ def wait_until_all(clients: list[FlaskClient], product_id: int, price: str) -> f
     return took
 
 
-def test_a_price_change_acknowledged_while_redis_is_paused_is_served_once_it_answers(
-    servers: tuple[list[Flask], Any],
-) -> None:
-    apps, redis_process = servers
+def a_lamp_served_by(apps: list[Flask]) -> tuple[list[FlaskClient], int, dict[str, str]]:
+    """A lamp at 10.00, read twice through every server (so Redis and each near cache hold it); a staff login."""
     clients = [app.test_client() for app in apps]
     product_id = add_lamp(apps[0])
     staff = AuthActions(clients[0]).headers("sam@example.com", "staff")
     assert prices(clients, product_id) == ["10.00", "10.00"]
-    assert prices(clients, product_id) == ["10.00", "10.00"]  # now held by Redis and by each near cache
+    assert prices(clients, product_id) == ["10.00", "10.00"]
+    return clients, product_id, staff
+
+
+def test_a_price_change_acknowledged_while_redis_is_paused_is_served_once_it_answers(
+    servers: tuple[list[Flask], Any],
+) -> None:
+    apps, redis_process = servers
+    clients, product_id, staff = a_lamp_served_by(apps)
 
     with paused(redis_process):
         # storefront traffic goes on: the servers find Redis not answering (and their breakers open) ...
@@ -106,11 +112,7 @@ def test_a_process_killed_between_its_commit_and_its_invalidation_leaves_nothing
     servers: tuple[list[Flask], Any], database_url: str, redis_key_prefix: str
 ) -> None:
     apps, _ = servers
-    clients = [app.test_client() for app in apps]
-    product_id = add_lamp(apps[0])
-    staff = AuthActions(clients[0]).headers("sam@example.com", "staff")
-    assert prices(clients, product_id) == ["10.00", "10.00"]
-    assert prices(clients, product_id) == ["10.00", "10.00"]
+    clients, product_id, staff = a_lamp_served_by(apps)
     redis_url = apps[0].config["REDIS_URL"]
 
     # a writer of its own, SIGKILLed by the first thing to run after its COMMIT (ahead of the invalidation)
