@@ -62,7 +62,7 @@ class BaseConfig:
         self.DEBUG = _bool(env("DEBUG"), type(self).DEBUG)
 
         self.SQLALCHEMY_ENGINE_OPTIONS: dict[str, Any] = {
-            # not on every checkout: shop.db_connections pings connections that sat idle (DB_PING_AFTER_IDLE_SECONDS)
+            # not on every checkout: shop.db.connections pings connections that sat idle (DB_PING_AFTER_IDLE_SECONDS)
             "pool_pre_ping": False,
             "pool_recycle": _number(environ, "DB_POOL_RECYCLE", 1800, int),
             "pool_size": _number(environ, "DB_POOL_SIZE", 5, int),
@@ -115,7 +115,7 @@ class BaseConfig:
         self.CORS_ORIGINS = [origin.strip() for origin in env("CORS_ORIGINS", "").split(",") if origin.strip()]
         self.HSTS_SECONDS = _number(environ, "HSTS_SECONDS", 0, int)
 
-        # order transactions: bounded waits, bounded retries (shop/services/transactions.py)
+        # order transactions: bounded waits, bounded retries (shop/db/transactions.py)
         self.TX_LOCK_TIMEOUT_MS = _number(environ, "TX_LOCK_TIMEOUT_MS", 2000, int)
         self.TX_STATEMENT_TIMEOUT_MS = _number(environ, "TX_STATEMENT_TIMEOUT_MS", 5000, int)
         self.TX_ATTEMPTS = _number(environ, "TX_ATTEMPTS", 4, int)

@@ -14,13 +14,12 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from config import load_config
 from shop.api.schemas import JSONProvider
-from shop.db_connections import register_connection_checks
+from shop.db import init_database
 from shop.observability.metrics import register_metrics
 from shop.observability.redact import RedactingFilter, RedactingJsonFormatter
 from shop.observability.request_log import register_request_log
 from shop.observability.sentry import init_sentry
 from shop.observability.slow_sql import register_slow_sql_log
-from shop.repositories.prepared import register_prepared_statements
 
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
@@ -40,8 +39,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     register_request_log(app)
     register_metrics(app)
     register_extensions(app)
-    register_connection_checks(app)
-    register_prepared_statements(app)
+    init_database(app)
     register_slow_sql_log(app)
     register_blueprints(app)
     register_errorhandlers(app)

@@ -1,4 +1,4 @@
-"""Every error becomes one application/problem+json document (RFC 9457).
+"""Every error becomes one application/problem+json document (RFC 9457); the one place domain errors meet HTTP.
 
 Domain errors raised by services, webargs validation errors, werkzeug's HTTP errors and unexpected
 exceptions all leave through `problem()`. An unexpected exception is logged with its traceback, the
@@ -20,35 +20,38 @@ PROBLEM_TYPE_PREFIX = "/problems/"
 
 
 class DomainError(Exception):
-    """A use case refused; subclasses name the problem type, status and title."""
+    """A use case refused. Subclasses name the problem (`slug`, `title`) and carry its facts; which HTTP status
+    and headers it is answered with is decided here (`STATUS`, `headers_of`), and nowhere else."""
 
-    status: ClassVar[int] = 400
     slug: ClassVar[str] = "bad-request"
     title: ClassVar[str] = "Bad request"
 
-    def __init__(self, detail: str, *, headers: Mapping[str, str] | None = None, **extra: Any) -> None:
+    def __init__(self, detail: str, **extra: Any) -> None:
         super().__init__(detail)
         self.detail = detail
-        self.headers = dict(headers or {})
         self.extra = extra
 
 
 class ResourceNotFound(DomainError):
-    status = 404
     slug = "not-found"
     title = "Not found"
 
 
 class Conflict(DomainError):
-    status = 409
     slug = "conflict"
     title = "Conflict"
 
 
-class ValidationFailed(DomainError):
+class Unprocessable(DomainError):
+    """Well-formed, but not something that can be done (a rule about the request itself)."""
+
+    slug = "unprocessable"
+    title = "Unprocessable request"
+
+
+class ValidationFailed(Unprocessable):
     """Input the schemas could not check on their own (a path parameter, a rule across fields)."""
 
-    status = 422
     slug = "validation-failed"
     title = "Validation failed"
 
@@ -56,15 +59,67 @@ class ValidationFailed(DomainError):
         super().__init__("The request has invalid fields; see errors.", errors=dict(errors))
 
 
+class NotAuthenticated(DomainError):
+    """No credential, or one that speaks for nobody. `reason`: RFC 6750's error code, when one applies."""
+
+    slug = "unauthenticated"
+    title = "Authentication required"
+
+    def __init__(self, detail: str, *, reason: str | None = None) -> None:
+        super().__init__(detail)
+        self.reason = reason
+
+
+class NotPermitted(DomainError):
+    slug = "forbidden"
+    title = "Forbidden"
+
+
+class TooManyAttempts(DomainError):
+    slug = "rate-limited"
+    title = "Too Many Requests"
+
+    def __init__(self, detail: str, *, retry_after: int) -> None:
+        super().__init__(detail)
+        self.retry_after = retry_after
+
+
 class ServiceBusy(DomainError):
     """The request could not get its locks or its database in time; the client may retry."""
 
-    status = 503
     slug = "service-busy"
     title = "Service busy"
 
     def __init__(self, detail: str, *, retry_after: int = 1, **extra: Any) -> None:
-        super().__init__(detail, headers={"Retry-After": str(retry_after)}, **extra)
+        super().__init__(detail, **extra)
+        self.retry_after = retry_after
+
+
+# each kind of refusal's HTTP status; a subclass answers as its nearest listed ancestor
+STATUS: dict[type[DomainError], int] = {
+    NotAuthenticated: 401,
+    NotPermitted: 403,
+    ResourceNotFound: 404,
+    Conflict: 409,
+    Unprocessable: 422,
+    TooManyAttempts: 429,
+    ServiceBusy: 503,
+    DomainError: 400,
+}
+
+
+def status_of(error: DomainError) -> int:
+    return next(STATUS[kind] for kind in type(error).__mro__ if kind in STATUS)
+
+
+def headers_of(error: DomainError) -> dict[str, str]:
+    if isinstance(error, NotAuthenticated):
+        # RFC 6750: say what kind of credential is wanted, and why the one sent was refused
+        challenge = 'Bearer realm="shop"' + (f', error="{error.reason}"' if error.reason else "")
+        return {"WWW-Authenticate": challenge}
+    if isinstance(error, TooManyAttempts | ServiceBusy):
+        return {"Retry-After": str(error.retry_after)}
+    return {}
 
 
 def problem(
@@ -112,11 +167,11 @@ def _validation_errors(error: HTTPException) -> dict[str, list[str]]:
 
 def handle_domain_error(error: DomainError) -> Response:
     return problem(
-        error.status,
+        status_of(error),
         error.title,
         error.detail,
         type_=PROBLEM_TYPE_PREFIX + error.slug,
-        headers=error.headers,
+        headers=headers_of(error),
         **error.extra,
     )
 

@@ -87,7 +87,7 @@ def test_pool_settings_come_from_the_environment() -> None:
     assert options["pool_size"] == 12
     assert options["max_overflow"] == 3
     assert options["pool_recycle"] == 600
-    # idle connections are pinged by shop.db_connections instead, after this long
+    # idle connections are pinged by shop.db.connections instead, after this long
     assert options["pool_pre_ping"] is False
     assert settings["DB_PING_AFTER_IDLE_SECONDS"] == 2.5
 

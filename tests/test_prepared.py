@@ -15,8 +15,8 @@ from flask import Flask
 from psycopg2 import extensions
 from sqlalchemy.exc import DBAPIError
 
+from shop.db.prepared import PreparedStatement, run
 from shop.extensions import db
-from shop.repositories.prepared import PreparedStatement, run
 from shop.services.unit_of_work import UnitOfWork
 from tests.conftest import statements_sent
 from tests.helpers import ADDRESS, make_products, tokens

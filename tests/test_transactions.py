@@ -10,9 +10,9 @@ import pytest
 import sqlalchemy as sa
 from flask import Flask
 
-from shop.errors import ServiceBusy
+from shop.db.transactions import run_transaction
+from shop.errors import ServiceBusy, headers_of, status_of
 from shop.extensions import db
-from shop.services.transactions import run_transaction
 from shop.services.unit_of_work import UnitOfWork
 from tests.helpers import make_products
 
@@ -40,7 +40,7 @@ def deadlock_pair(app: Flask, ids: dict[str, int]) -> tuple[list[Any], list[int]
 
         with app.app_context():
             try:
-                outcomes[n] = run_transaction(work)
+                outcomes[n] = run_transaction(work, unit_of_work=UnitOfWork)
             except ServiceBusy as busy:
                 outcomes[n] = busy
 
@@ -79,8 +79,8 @@ def test_when_the_attempts_run_out_the_answer_is_a_503(committing_app: Flask, ma
     assert attempts == [1, 1]
     assert sorted(type(outcome).__name__ for outcome in outcomes) == ["ServiceBusy", "str"]
     busy = next(outcome for outcome in outcomes if isinstance(outcome, ServiceBusy))
-    assert busy.status == 503
-    assert busy.headers == {"Retry-After": "1"}
+    assert status_of(busy) == 503
+    assert headers_of(busy) == {"Retry-After": "1"}
     assert stocks(committing_app, ids) == {"A": 1, "B": 1}, "the victim's half was rolled back"
     with single_try.app_context():
         db.engine.dispose()

@@ -11,16 +11,14 @@ from flask import Response, url_for
 from flask import request as http_request
 
 from shop.api.pagination import MAX_ID, PageArgsSchema, envelope_json, link_header, page_schema, parse_id
-from shop.api.policy import authenticated, current_user, is_at_least, require_at_least
+from shop.api.policy import authenticated, current_user, require_at_least
 from shop.api.schemas import Blueprint, InputSchema
-from shop.errors import PROBLEM_MIMETYPE, ValidationFailed
-from shop.extensions import db
-from shop.models import Order, OrderStatus, Role
-from shop.repositories import OrderRepository
-from shop.security.principal import Principal
+from shop.errors import ValidationFailed, handle_domain_error
+from shop.models import OrderStatus, Role
 from shop.services.order_documents import order_document
-from shop.services.order_lifecycle import Action, OrderNotFound, transition
-from shop.services.ordering import OrderLine, OrderRequest, place_order
+from shop.services.order_lifecycle import Action, transition
+from shop.services.order_reads import read_order, read_order_page
+from shop.services.ordering import NotEnoughStockForOrder, OrderLine, OrderPlaced, OrderRequest, place_order
 
 blp = Blueprint("orders", __name__, url_prefix="/api/v1/orders", description="Orders")
 
@@ -101,9 +99,8 @@ class OrderQuerySchema(PageArgsSchema):
     user_id = ma.fields.Integer(validate=ma.validate.Range(min=1, max=MAX_ID), metadata={"description": "staff only"})
 
 
-def _json(body: dict[str, Any], status: int, headers: dict[str, str] | None = None) -> Response:
-    mimetype = PROBLEM_MIMETYPE if status >= 400 else "application/json"
-    return Response(json.dumps(body), status=status, mimetype=mimetype, headers=headers)
+def _json(body: dict[str, Any]) -> Response:
+    return Response(json.dumps(body), status=200, mimetype="application/json")
 
 
 def _idempotency_key() -> str | None:
@@ -115,14 +112,6 @@ def _idempotency_key() -> str | None:
 
 def parse_order_id(raw: str) -> int:
     return parse_id(raw, "order_id")
-
-
-def visible_order(order_id: int, user: Principal) -> Order:
-    """The order, if this user may see it: its owner or staff. Anyone else learns nothing, not even that it exists."""
-    order = OrderRepository(db.session()).get(order_id)
-    if order is None or not user.may_see_order_of(order.user_id):
-        raise OrderNotFound(order_id)
-    return order
 
 
 @blp.post("")
@@ -140,12 +129,15 @@ def create_order(body: dict[str, Any]) -> Response:
         shipping_address=body["shipping_address"],
         allow_partial=body["allow_partial"],
     )
-    answer = place_order(current_user(), order_request, key)
-    headers = {"Idempotent-Replayed": "true"} if answer.replayed else {}
-    if answer.order_id is not None:
-        headers["Location"] = url_for("orders.get_order", order_id=answer.order_id)
-    mimetype = PROBLEM_MIMETYPE if answer.status >= 400 else "application/json"
-    return Response(answer.body, status=answer.status, mimetype=mimetype, headers=headers)
+    outcome = place_order(current_user(), order_request, key)
+    if isinstance(outcome, OrderPlaced):
+        location = url_for("orders.get_order", order_id=outcome.order_id)
+        response = Response(outcome.document, status=201, mimetype="application/json", headers={"Location": location})
+    else:
+        response = handle_domain_error(NotEnoughStockForOrder(outcome.detail, lines=outcome.lines))
+    if outcome.replayed:
+        response.headers["Idempotent-Replayed"] = "true"
+    return response
 
 
 @blp.get("/<order_id>")
@@ -154,10 +146,8 @@ def create_order(body: dict[str, Any]) -> Response:
 @blp.alt_response(404, description="No such order, or not yours")
 def get_order(order_id: str) -> Response:
     """One order, to its owner or to staff (who also see its status history)."""
-    user = current_user()
-    order = visible_order(parse_order_id(order_id), user)
-    history = OrderRepository(db.session()).history(order.id) if is_at_least(user, Role.STAFF) else None
-    return _json(order_document(order, history), 200)
+    view = read_order(parse_order_id(order_id), current_user())
+    return _json(order_document(view.order, view.history))
 
 
 class PaySchema(InputSchema):
@@ -168,9 +158,13 @@ class CancelSchema(InputSchema):
     reason = ma.fields.String(validate=ma.validate.Length(min=1, max=2000))
 
 
-def _after(order_id: str, action: Action, **details: str | None) -> Response:
-    done = transition(parse_order_id(order_id), current_user(), action, **details)
-    return _json(order_document(done.order, done.history), 200)
+def _after(
+    order_id: str, action: Action, *, payment_reference: str | None = None, reason: str | None = None
+) -> Response:
+    done = transition(
+        parse_order_id(order_id), current_user(), action, payment_reference=payment_reference, reason=reason
+    )
+    return _json(order_document(done.order, done.history))
 
 
 @blp.post("/<order_id>/pay")
@@ -222,16 +216,8 @@ def list_orders(arguments: dict[str, Any]) -> Response:
     user = current_user()
     if "user_id" in arguments:
         require_at_least(user, Role.STAFF, "user_id")
-    owner = arguments.get("user_id") if is_at_least(user, Role.STAFF) else user.id
     status = arguments["status"].value if "status" in arguments else None
-    orders, total = OrderRepository(db.session()).page(
-        user_id=owner, status=status, page=arguments["page"], per_page=arguments["per_page"]
-    )
-    body = envelope_json(
-        [json.dumps(order_document(order)) for order in orders], arguments["page"], arguments["per_page"], total
-    )
-    return Response(
-        body,
-        mimetype="application/json",
-        headers={"Link": link_header(arguments["page"], arguments["per_page"], total)},
-    )
+    page, per_page = arguments["page"], arguments["per_page"]
+    found = read_order_page(user, customer_id=arguments.get("user_id"), status=status, page=page, per_page=per_page)
+    body = envelope_json([json.dumps(order_document(order)) for order in found.orders], page, per_page, found.total)
+    return Response(body, mimetype="application/json", headers={"Link": link_header(page, per_page, found.total)})

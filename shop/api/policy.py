@@ -16,29 +16,12 @@ from typing import Any, TypeVar, cast
 
 from flask import g, request
 
-from shop.errors import DomainError
+from shop.errors import NotAuthenticated, NotPermitted
 from shop.models import Role
 from shop.security.principal import Principal
 from shop.services.accounts import find_token_owner
 
 View = TypeVar("View", bound=Callable[..., Any])
-
-
-class Unauthenticated(DomainError):
-    status = 401
-    slug = "unauthenticated"
-    title = "Authentication required"
-
-    def __init__(self, detail: str, *, error: str | None = None) -> None:
-        # RFC 6750: say what kind of credential is wanted, and why the one sent was refused
-        challenge = 'Bearer realm="shop"' + (f', error="{error}"' if error else "")
-        super().__init__(detail, headers={"WWW-Authenticate": challenge})
-
-
-class Forbidden(DomainError):
-    status = 403
-    slug = "forbidden"
-    title = "Forbidden"
 
 
 def current_user() -> Principal:
@@ -49,13 +32,13 @@ def current_user() -> Principal:
 def authenticate_request() -> Principal:
     header = request.headers.get("Authorization")
     if header is None:
-        raise Unauthenticated("This route needs a bearer token: send 'Authorization: Bearer <token>'.")
+        raise NotAuthenticated("This route needs a bearer token: send 'Authorization: Bearer <token>'.")
     scheme, _, token = header.strip().partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
-        raise Unauthenticated("The Authorization header must be 'Bearer <token>'.", error="invalid_request")
+        raise NotAuthenticated("The Authorization header must be 'Bearer <token>'.", reason="invalid_request")
     found = find_token_owner(token.strip())
     if found is None:
-        raise Unauthenticated("The token is invalid, expired or revoked.", error="invalid_token")
+        raise NotAuthenticated("The token is invalid, expired or revoked.", reason="invalid_token")
     return found
 
 
@@ -75,9 +58,9 @@ def is_at_least(user: Principal | None, role: Role) -> bool:
 def require_at_least(user: Principal | None, role: Role, what: str) -> None:
     """The same 401/403 as `authenticated`, for a privilege a public route grants only to some."""
     if user is None:
-        raise Unauthenticated(f"{what} needs a {role.value} account's bearer token.")
+        raise NotAuthenticated(f"{what} needs a {role.value} account's bearer token.")
     if not is_at_least(user, role):
-        raise Forbidden(f"{what} is for {role.value} accounts; yours is {user.role}.")
+        raise NotPermitted(f"{what} is for {role.value} accounts; yours is {user.role}.")
 
 
 def authenticated(minimum_role: Role = Role.CUSTOMER) -> Callable[[View], View]:
@@ -88,7 +71,7 @@ def authenticated(minimum_role: Role = Role.CUSTOMER) -> Callable[[View], View]:
         def guarded(*args: Any, **kwargs: Any) -> Any:
             user = authenticate_request()
             if not is_at_least(user, minimum_role):
-                raise Forbidden(f"This route is for {minimum_role.value} accounts; yours is {user.role}.")
+                raise NotPermitted(f"This route is for {minimum_role.value} accounts; yours is {user.role}.")
             g.current_user = user
             return view(*args, **kwargs)
 

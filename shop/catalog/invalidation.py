@@ -5,13 +5,13 @@ savepoint or of everything) drops the notes of that transaction and of the savep
 outermost commit applies what is left to Redis. SQLAlchemy also fires after_commit when a savepoint is
 released, which is ignored: the outer transaction may still roll back.
 
-Writers that change products with Core statements instead of ORM objects must bump `version` themselves
-and call `note_product_changes`.
+Writers that change products with Core statements instead of ORM objects must bump `version` themselves;
+their unit of work calls `note_product_changes` with what they changed (shop/services/unit_of_work.py).
 
 Before the outermost commit, what is left is also written to `catalog_changes`, in the same transaction
 (`before_commit`), so that the relay (shop/catalog/relay.py) can tell Redis again if the telling after the
-commit fails or never happens. A writer whose COMMIT rides in its last round trip (order placement) writes
-that row itself, with `record_statement`, and the hook then writes nothing.
+commit fails or never happens. A unit of work whose COMMIT rides in its last round trip (order placement)
+sends that row with it, from `record_statement`, and the hook then writes nothing.
 """
 
 from __future__ import annotations
@@ -26,8 +26,8 @@ from sqlalchemy.orm import Session, SessionTransaction
 
 from shop.catalog import cache as catalog_cache
 from shop.catalog import near_cache
+from shop.db.prepared import Call, PreparedStatement
 from shop.models import CatalogChange, Product
-from shop.repositories.prepared import Call, PreparedStatement
 
 log = logging.getLogger(__name__)
 

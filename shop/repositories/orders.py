@@ -63,6 +63,17 @@ class OrderRepository:
         nothing to lock if there is no such order."""
         self.session.execute(LOCK_CUSTOMER, {"order_id": order_id})
 
+    def save_transition(self, order: Order, change: OrderStatusChange, *, stamped: str) -> None:
+        """Write the order's new status with its `stamped` timestamp (e.g. paid_at) set by the database clock,
+        and the entry of its history."""
+        setattr(order, stamped, sa.func.now())
+        self.session.add(change)
+        self.session.flush()
+
+    def read_back(self, order: Order, attributes: list[str]) -> None:
+        """Load these attributes again (set by the database), inside the transaction."""
+        self.session.refresh(order, attribute_names=attributes)
+
     def recount(self, order: Order, *, counted: bool) -> None:
         """The order has just moved into (or out of) the revenue: its lines and its customer's chain follow."""
         self.session.flush()

@@ -6,11 +6,12 @@
        the catalog's changes (shop/catalog/invalidation.py); COMMIT
        (or, for an out-of-stock answer, only the key's answer; COMMIT)
 
-BEGIN and COMMIT go with the statements when the unit of work has sent nothing yet (see prepared.run).
+The repository says what to run and which rows it needs; the unit of work's `Statements` decides the round
+trips (BEGIN with the first, the writes deferred to go with COMMIT) and commits.
 
 Plain rows and plain values, no ORM objects: nothing here is flushed, and the product rows are changed by
-SQL, so `version` is bumped here and the catalog is told (`note_product_changes`), as every writer outside
-the ORM must.
+SQL, so `version` is bumped here and the changes are kept (`catalog_changes`) for the unit of work to record
+and announce at its commit, as for every writer outside the ORM.
 """
 
 from __future__ import annotations
@@ -20,12 +21,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from typing import NamedTuple
 
-from sqlalchemy import Connection
-from sqlalchemy.orm import Session
+from psycopg2 import errors as pg_errors
+from sqlalchemy.exc import IntegrityError
 
-from shop.catalog.invalidation import note_product_changes, record_statement
-from shop.repositories.prepared import Call, PreparedStatement, run
+from shop.db.prepared import Call, PreparedStatement
+from shop.db.statements import Statements
 
 
 @dataclass(frozen=True)
@@ -43,11 +45,43 @@ class LockedProduct:
 
 
 @dataclass(frozen=True)
+class KeyClaim:
+    """An Idempotency-Key claimed for a request: whose, the key, and the request's fingerprint."""
+
+    user_id: int
+    key: str
+    fingerprint: str
+
+
+@dataclass(frozen=True)
 class ClaimedKey:
+    """The key's record as the lock read it: its answer is None while the answer is this transaction's to give."""
+
     id: int
     request_fingerprint: str
     response_status: int | None
     response_body: str | None
+
+
+@dataclass(frozen=True)
+class KeyAnswer:
+    """The answer kept with a key's record, for replays: the record, its answer code and its JSON text."""
+
+    record_id: int
+    status: int
+    body: str
+
+
+@dataclass
+class StockChanges:
+    """The products this transaction changed, with their new row versions, and whether a listing may change."""
+
+    product_versions: dict[int, int]
+    listings: bool
+
+
+class NotEnoughStock(Exception):
+    """Taking the stock would leave a product below zero (the stock CHECK refused it)."""
 
 
 @dataclass(frozen=True)
@@ -120,7 +154,7 @@ LOCK_PRODUCTS = PreparedStatement(
           FROM idempotency_records WHERE user_id = $2 AND key = $3
     )
     SELECT p.id, p.sku, p.name, p.price, p.stock, p.is_active, p.version, p.category,
-           next_order.id, next_order.placed_at,
+           next_order.id AS order_id, next_order.placed_at,
            key_record.id, key_record.request_fingerprint, key_record.response_status, key_record.response_body
       FROM products p CROSS JOIN next_order LEFT JOIN key_record ON true
      WHERE p.id = ANY($1)
@@ -188,90 +222,121 @@ PRUNE_REFUSALS = PreparedStatement(
 )
 
 
+class LockedRow(NamedTuple):
+    """A row of LOCK_PRODUCTS, in its column order."""
+
+    id: int
+    sku: str
+    name: str
+    price: Decimal
+    stock: int
+    is_active: bool
+    version: int
+    category: str
+    order_id: int
+    placed_at: datetime
+    key_record_id: int | None
+    key_fingerprint: str | None
+    key_status: int | None
+    key_body: str | None
+
+    def product(self) -> LockedProduct:
+        return LockedProduct(
+            self.id, self.sku, self.name, self.price, self.stock, self.is_active, self.version, self.category
+        )
+
+    def key_record(self) -> ClaimedKey | None:
+        if self.key_record_id is None or self.key_fingerprint is None:
+            return None
+        return ClaimedKey(self.key_record_id, self.key_fingerprint, self.key_status, self.key_body)
+
+
+STOCK_CHECK = "ck_products_stock_not_negative"
+
+# keys older than the window are forgotten; a retry with one after that is a new order
+PURGE_KEYS = PreparedStatement(
+    "shop_purge_keys",
+    ("integer",),
+    """
+    WITH gone AS (DELETE FROM idempotency_records WHERE created_at < now() - make_interval(hours => $1) RETURNING 1)
+    SELECT count(*) FROM gone
+    """,
+)
+
+
 class PlacementRepository:
-    def __init__(self, session: Session) -> None:
-        self.session = session
-        self._connection: Connection | None = None
+    def __init__(self, statements: Statements) -> None:
+        self._statements = statements
+        self.catalog_changes: StockChanges | None = None
 
-    @property
-    def connection(self) -> Connection:
-        """The transaction's connection, asked of the session once: a unit of work is one transaction.
-
-        Not for statements inside a savepoint (see take_stock).
-        """
-        if self._connection is None:
-            self._connection = self.session.connection()
-        return self._connection
-
-    def claim_and_lock(
-        self, first: Call, product_ids: Sequence[int], key: tuple[int, str, str] | None
-    ) -> Locked | None:
-        """In one round trip: `first` (the transaction's bounded waits), the claim of `key` (user id, key,
-        request fingerprint) when there is one, and the locks. None if none of the products exists."""
-        user_id, key_text = (key[0], key[1]) if key is not None else (None, None)
-        calls: list[Call] = [first]
-        if key is not None:
-            calls.append((CLAIM_KEY, key))
-        calls.append((LOCK_PRODUCTS, (sorted(set(product_ids)), user_id, key_text)))
-        rows = run(self.connection, *calls, begin=True)
+    def claim_and_lock(self, product_ids: Sequence[int], claim: KeyClaim | None) -> Locked | None:
+        """The claim of the key, when there is one, and the locks, read at once. None if none of the products
+        exists."""
+        calls: list[Call] = []
+        if claim is not None:
+            calls.append((CLAIM_KEY, (claim.user_id, claim.key, claim.fingerprint)))
+        user_id, key = (claim.user_id, claim.key) if claim is not None else (None, None)
+        calls.append((LOCK_PRODUCTS, (sorted(set(product_ids)), user_id, key)))
+        rows = [LockedRow(*row) for row in self._statements.run(*calls)]
         if not rows:
             return None
-        products = {row[0]: LockedProduct(*row[:8]) for row in rows}
-        first_row = rows[0]
-        record = ClaimedKey(*first_row[10:14]) if first_row[10] is not None else None
-        return Locked(products, order_id=first_row[8], placed_at=first_row[9], key_record=record)
+        first = rows[0]
+        return Locked(
+            {row.id: row.product() for row in rows},
+            order_id=first.order_id,
+            placed_at=first.placed_at,
+            key_record=first.key_record(),
+        )
 
     def take_stock(self, products: Mapping[int, LockedProduct], quantities: Mapping[int, int]) -> None:
-        """Take these quantities from the locked products now (one round trip): allow_partial, line by line.
-
-        Through the session, not the kept connection: inside `session.begin_nested()`, asking the session for
-        its connection is what emits the SAVEPOINT.
-        """
-        run(self.session, _take(quantities))
+        """Take these quantities from the locked products now, or raise NotEnoughStock (in a savepoint, that
+        fails that step alone): allow_partial, line by line."""
+        try:
+            self._statements.run(_take(quantities))
+        except IntegrityError as error:
+            if isinstance(error.orig, pg_errors.CheckViolation) and STOCK_CHECK in str(error.orig):
+                raise NotEnoughStock from None
+            raise
         self._note_taken(products, quantities)
 
     def write(
-        self,
-        order: PlacedOrder,
-        *,
-        take_from: Mapping[int, LockedProduct] | None,
-        answer: tuple[int, int, str] | None,
+        self, order: PlacedOrder, *, take_from: Mapping[int, LockedProduct] | None, answer: KeyAnswer | None
     ) -> None:
-        """In one round trip, the transaction's last: the order's stock (unless already taken, line by line), the
-        order, and the key's answer (record id, status, body) when there is a key. The unit of work's commit
-        must follow."""
+        """The order's stock (unless already taken, line by line), the order, and the key's answer when there is a
+        key: sent with the unit of work's commit."""
         quantities = {line.product_id: line.quantity for line in order.items}
-        calls: list[Call] = [_take(quantities)] if take_from is not None else []
-        calls.append((INSERT_ORDER, _insert_parameters(order)))
-        if answer is not None:
-            calls.append((RECORD_ANSWER, answer))
         if take_from is not None:
-            self._note_taken(take_from, quantities)  # noted before the COMMIT is sent, so it is recorded with it
-        run(self.connection, *calls, *self._catalog_record(), commit=True)
+            self._statements.defer(_take(quantities))
+            self._note_taken(take_from, quantities)
+        self._statements.defer((INSERT_ORDER, _insert_parameters(order)))
+        if answer is not None:
+            self._statements.defer(_record_answer(answer))
 
-    def record_refusal(self, record_id: int, status: int, body: str, *, user_id: int, keep: int) -> None:
-        """The transaction's last statements (nothing else is written): the key's refusal, and the user's older
-        refusals beyond the newest `keep` pruned. The unit of work's commit must follow."""
-        calls: list[Call] = [(RECORD_ANSWER, (record_id, status, body)), (PRUNE_REFUSALS, (user_id, keep))]
-        run(self.connection, *calls, *self._catalog_record(), commit=True)
+    def record_refusal(self, answer: KeyAnswer, *, user_id: int, keep: int) -> None:
+        """The key's refusal, and the user's older refusals beyond the newest `keep` pruned: sent with the commit."""
+        self._statements.defer(_record_answer(answer), (PRUNE_REFUSALS, (user_id, keep)))
 
-    def _catalog_record(self) -> list[Call]:
-        """The row that records the transaction's catalog changes, sent in the last round trip with the COMMIT."""
-        record = record_statement(self.session)
-        return [record] if record is not None else []
+    def purge_keys(self, older_than_hours: int) -> int:
+        return int(self._statements.run((PURGE_KEYS, (older_than_hours,)))[0][0])
 
     def _note_taken(self, products: Mapping[int, LockedProduct], quantities: Mapping[int, int]) -> None:
         # the rows are locked, so their new versions and stock are known without reading them back
-        note_product_changes(
-            self.session,
-            {product_id: products[product_id].version + 1 for product_id in quantities},
-            # stock only goes down here, so a listing changes only when a product runs out (the in_stock filter)
-            listings=any(products[product_id].stock == taken for product_id, taken in quantities.items()),
+        changes = self.catalog_changes or StockChanges({}, listings=False)
+        for product_id in quantities:
+            changes.product_versions[product_id] = products[product_id].version + 1
+        # stock only goes down here, so a listing changes only when a product runs out (the in_stock filter)
+        changes.listings = changes.listings or any(
+            products[product_id].stock == taken for product_id, taken in quantities.items()
         )
+        self.catalog_changes = changes
 
 
 def _take(quantities: Mapping[int, int]) -> Call:
     return TAKE_STOCK, (list(quantities), list(quantities.values()))
+
+
+def _record_answer(answer: KeyAnswer) -> Call:
+    return RECORD_ANSWER, (answer.record_id, answer.status, answer.body)
 
 
 def _insert_parameters(order: PlacedOrder) -> tuple[object, ...]:

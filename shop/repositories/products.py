@@ -30,5 +30,13 @@ class ProductRepository:
         self.session.flush()
         return product
 
+    def add_all(self, products: Sequence[Product]) -> None:
+        self.session.add_all(products)
+        self.session.flush()
+
+    def save(self) -> None:
+        """Write the changes made to loaded products now (a unique SKU is checked here, not at the commit)."""
+        self.session.flush()
+
     def count(self) -> int:
         return self.session.scalar(sa.select(sa.func.count()).select_from(Product)) or 0

@@ -5,8 +5,8 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from shop.db.prepared import PreparedStatement, run
 from shop.models import ApiToken
-from shop.repositories.prepared import PreparedStatement, run
 from shop.security.principal import Principal
 
 # every authenticated request runs it: prepared, one indexed lookup, plain columns

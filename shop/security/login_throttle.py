@@ -29,7 +29,7 @@ import limits
 import redis
 from flask import current_app, request
 
-from shop.errors import DomainError
+from shop.errors import TooManyAttempts
 from shop.extensions import redis_client
 from shop.redis_client import OUTAGES
 
@@ -46,15 +46,11 @@ SETTINGS = (
 FAILURE_KEYS = slice(2, 5)
 
 
-class TooManyLogins(DomainError):
-    status = 429
-    slug = "rate-limited"
-    title = "Too Many Requests"
-
+class TooManyLogins(TooManyAttempts):
     def __init__(self, limit: str, retry_after: int) -> None:
         super().__init__(
             f"Too many sign-in attempts ({limit}). Retry after the number of seconds in Retry-After.",
-            headers={"Retry-After": str(retry_after)},
+            retry_after=retry_after,
         )
 
 

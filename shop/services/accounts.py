@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from flask import current_app
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
-from shop.errors import Conflict, DomainError
+from shop.errors import Conflict, NotAuthenticated
 from shop.extensions import db, passwords
 from shop.models import ApiToken, Role, User
 from shop.repositories import TokenRepository
 from shop.security.principal import Principal
 from shop.security.tokens import MAX_TOKEN_LENGTH, new_token, token_digest
-from shop.services.unit_of_work import UnitOfWork
+from shop.services.unit_of_work import AbstractUnitOfWork, UnitOfWork
 
 
 class EmailTaken(Conflict):
@@ -22,14 +23,13 @@ class EmailTaken(Conflict):
     title = "Email already registered"
 
 
-class InvalidCredentials(DomainError):
-    status = 401
+class InvalidCredentials(NotAuthenticated):
     slug = "invalid-credentials"
     title = "Invalid credentials"
 
     def __init__(self) -> None:
         # one message for every bad credential: which part was wrong is not revealed
-        super().__init__("The email or password is incorrect.", headers={"WWW-Authenticate": 'Bearer realm="shop"'})
+        super().__init__("The email or password is incorrect.")
 
 
 @dataclass(frozen=True)
@@ -43,8 +43,15 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def register_user(email: str, password: str, name: str, role: Role = Role.CUSTOMER) -> User:
-    with UnitOfWork() as uow:
+def register_user(
+    email: str,
+    password: str,
+    name: str,
+    role: Role = Role.CUSTOMER,
+    *,
+    unit_of_work: Callable[[], AbstractUnitOfWork] = UnitOfWork,
+) -> User:
+    with unit_of_work() as uow:
         if uow.users.get_by_email(email) is not None:
             raise EmailTaken(f"An account with the email {email} already exists.")
         user = User(email=email, name=name, password_hash=passwords.hash(password), role=role.value)
@@ -59,9 +66,11 @@ def register_user(email: str, password: str, name: str, role: Role = Role.CUSTOM
     return user
 
 
-def issue_token(email: str, password: str) -> IssuedToken:
+def issue_token(
+    email: str, password: str, *, unit_of_work: Callable[[], AbstractUnitOfWork] = UnitOfWork
+) -> IssuedToken:
     """Check the credentials and return a new bearer token; rehash the password if the parameters changed."""
-    with UnitOfWork() as uow:
+    with unit_of_work() as uow:
         found = uow.users.get_by_email(email)
         user = found if found is not None and found.is_active else None
         if user is None:
@@ -103,14 +112,14 @@ def find_token_owner(token: str) -> Principal | None:
         return TokenRepository(session).find_live(digest, now)
 
 
-def revoke_token(token_id: int) -> None:
-    with UnitOfWork() as uow:
+def revoke_token(token_id: int, *, unit_of_work: Callable[[], AbstractUnitOfWork] = UnitOfWork) -> None:
+    with unit_of_work() as uow:
         uow.tokens.delete(token_id)
         uow.commit()
 
 
-def purge_expired_tokens() -> int:
-    with UnitOfWork() as uow:
+def purge_expired_tokens(*, unit_of_work: Callable[[], AbstractUnitOfWork] = UnitOfWork) -> int:
+    with unit_of_work() as uow:
         purged = uow.tokens.delete_expired(utcnow())
         uow.commit()
     return purged

@@ -13,16 +13,16 @@ deadlocking.
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from dataclasses import dataclass
 
-import sqlalchemy as sa
-
-from shop.errors import Conflict, ResourceNotFound
+from shop.db.transactions import run_transaction
+from shop.errors import Conflict
 from shop.models import Order, OrderStatus, OrderStatusChange, Role
 from shop.models.order import COUNTED_STATUSES
 from shop.security.principal import Principal
-from shop.services.transactions import run_transaction
-from shop.services.unit_of_work import UnitOfWork
+from shop.services.order_reads import OrderNotFound, ensure_visible
+from shop.services.unit_of_work import AbstractUnitOfWork, UnitOfWork
 
 
 class Action(enum.StrEnum):
@@ -54,14 +54,6 @@ RULES = {
 MAY_RECOUNT = frozenset({Action.PAY, Action.CANCEL})
 
 
-class OrderNotFound(ResourceNotFound):
-    slug = "order-not-found"
-    title = "Order not found"
-
-    def __init__(self, order_id: int) -> None:
-        super().__init__(f"There is no order {order_id}.")
-
-
 class IllegalTransition(Conflict):
     slug = "illegal-transition"
     title = "Not possible in the order's status"
@@ -78,24 +70,29 @@ class Transitioned:
 
 
 def transition(
-    order_id: int, actor: Principal, action: Action, *, payment_reference: str | None = None, reason: str | None = None
+    order_id: int,
+    actor: Principal,
+    action: Action,
+    *,
+    payment_reference: str | None = None,
+    reason: str | None = None,
+    unit_of_work: Callable[[], AbstractUnitOfWork] = UnitOfWork,
 ) -> Transitioned:
     """Apply `action` to the order; staff may act on any order, a customer only on their own (else 404)."""
     rule = RULES[action]
     is_staff = actor.is_at_least(Role.STAFF)
 
-    def work(uow: UnitOfWork) -> Transitioned:
+    def work(uow: AbstractUnitOfWork) -> Transitioned:
         if not is_staff:
             # before any lock: a customer never locks (or waits on) another customer's rows
-            owner = uow.orders.owner_of(order_id)
-            if owner is None or not actor.may_see_order_of(owner):
-                raise OrderNotFound(order_id)
+            ensure_visible(order_id, uow.orders.owner_of(order_id), actor)
         if action in MAY_RECOUNT:
             # the customer first, then the order: the same lock order as every recount, so none deadlock
             uow.orders.lock_customer_of(order_id)
         order = uow.orders.get(order_id, for_update=True)
-        if order is None or not actor.may_see_order_of(order.user_id):
+        if order is None:
             raise OrderNotFound(order_id)
+        ensure_visible(order_id, order.user_id, actor)
         current = OrderStatus(order.status)
         if current not in rule.allowed_from:
             raise IllegalTransition(
@@ -108,24 +105,21 @@ def transition(
             order.cancel_reason = reason
         if action is Action.PAY:
             order.payment_reference = payment_reference
-        setattr(order, rule.timestamp, sa.func.now())
         order.status = rule.to.value
+        change = OrderStatusChange(
+            order_id=order.id,
+            from_status=current.value,
+            to_status=rule.to.value,
+            changed_by=actor.id,
+            note=reason if action is Action.CANCEL else payment_reference,
+        )
+        uow.orders.save_transition(order, change, stamped=rule.timestamp)
         if (current in COUNTED_STATUSES) != (rule.to in COUNTED_STATUSES):
             uow.orders.recount(order, counted=rule.to in COUNTED_STATUSES)
-        uow.session.add(
-            OrderStatusChange(
-                order_id=order.id,
-                from_status=current.value,
-                to_status=rule.to.value,
-                changed_by=actor.id,
-                note=reason if action is Action.CANCEL else payment_reference,
-            )
-        )
-        uow.session.flush()
-        # the timestamps were set by the database clock (now()): read them back before COMMIT, not after
-        uow.session.refresh(order, attribute_names=[rule.timestamp, "updated_at"])
+        # the timestamps were set by the database clock: read back before COMMIT, not after
+        uow.orders.read_back(order, [rule.timestamp, "updated_at"])
         history = uow.orders.history(order.id) if is_staff else None
         uow.commit()
         return Transitioned(order, history)
 
-    return run_transaction(work)
+    return run_transaction(work, unit_of_work=unit_of_work)

@@ -8,32 +8,38 @@
     order, its lines (price and name snapshots) and first history entry, store the answer with the key
     commit
 
-An out-of-stock answer writes nothing but the key's record of that answer, so a retry gets it again.
-The statements are in shop/repositories/placement.py: prepared, two round trips with BEGIN and COMMIT (the hottest
-transaction).
+The outcome is the order placed, or refused for stock with the short lines, either one perhaps replayed from
+the key's record; the API renders it. An out-of-stock outcome writes nothing but the key's record of it, so a
+retry gets it again. The statements are in shop/repositories/placement.py (two round trips, BEGIN and COMMIT
+included: see shop/db/statements.py).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
 
-import sqlalchemy as sa
 from flask import current_app
-from sqlalchemy.exc import IntegrityError
 
-from shop.errors import PROBLEM_TYPE_PREFIX, DomainError, ValidationFailed
-from shop.models import IdempotencyRecord
+from shop.db.transactions import run_transaction
+from shop.errors import Conflict, Unprocessable, ValidationFailed
 from shop.observability.metrics import ORDERS_PLACED, OUT_OF_STOCK
-from shop.repositories.placement import ClaimedKey, Locked, LockedProduct, PlacedLine, PlacedOrder, PlacementRepository
+from shop.repositories.placement import (
+    ClaimedKey,
+    KeyAnswer,
+    KeyClaim,
+    Locked,
+    LockedProduct,
+    NotEnoughStock,
+    PlacedLine,
+    PlacedOrder,
+)
 from shop.security.principal import Principal
 from shop.services.order_documents import order_document
-from shop.services.transactions import bounded_waits, run_transaction
-from shop.services.unit_of_work import UnitOfWork
+from shop.services.unit_of_work import AbstractUnitOfWork, UnitOfWork
 
 
 @dataclass(frozen=True)
@@ -58,46 +64,78 @@ class OrderRequest:
 
 
 @dataclass(frozen=True)
-class OrderAnswer:
-    """What the client is told, as JSON text: an order (201) or an out-of-stock problem (409); replayed or not."""
+class OrderPlaced:
+    """The order was placed (or had been, by the first request with this Idempotency-Key: `replayed`).
 
-    status: int
-    body: str
+    `document` is the order's JSON text (shop/services/order_documents.py), made once: it is the answer, and
+    the key's record keeps it for replays."""
+
+    order_id: int
+    document: str
     replayed: bool = False
 
-    @classmethod
-    def of(cls, status: int, document: dict[str, Any]) -> OrderAnswer:
-        return cls(status, json.dumps(document))
 
-    @property
-    def order_id(self) -> int | None:
-        return int(json.loads(self.body)["id"]) if self.status == 201 else None
+@dataclass(frozen=True)
+class OutOfStock:
+    """Nothing was ordered: these lines are short (each `product_id`, `requested`, `available`)."""
+
+    detail: str
+    lines: list[dict[str, int]]
+    replayed: bool = False
+
+    def to_json(self) -> str:
+        return json.dumps({"detail": self.detail, "lines": self.lines})
 
 
-class IdempotencyKeyReused(DomainError):
-    status = 422
+PlacementOutcome = OrderPlaced | OutOfStock
+
+# the key's record keeps an outcome as a code and a JSON text: the code is the HTTP status its first answer had,
+# as records written by earlier versions say (a refusal's text is then a whole problem document, which holds
+# the same detail and lines)
+PLACED_CODE, OUT_OF_STOCK_CODE = 201, 409
+
+
+def _kept(outcome: PlacementOutcome) -> tuple[int, str]:
+    if isinstance(outcome, OrderPlaced):
+        return PLACED_CODE, outcome.document
+    return OUT_OF_STOCK_CODE, outcome.to_json()
+
+
+def _replayed(record: ClaimedKey) -> PlacementOutcome:
+    body = json.loads(record.response_body or "{}")
+    if record.response_status == PLACED_CODE:
+        return OrderPlaced(int(body["id"]), record.response_body or "{}", replayed=True)
+    return OutOfStock(body["detail"], body["lines"], replayed=True)
+
+
+class NotEnoughStockForOrder(Conflict):
+    """An OutOfStock outcome, told as a problem: its detail and its short `lines`."""
+
+    slug = "out-of-stock"
+    title = "Out of stock"
+
+
+class IdempotencyKeyReused(Unprocessable):
     slug = "idempotency-key-reused"
     title = "Idempotency-Key reused"
 
 
-def place_order(user: Principal, request: OrderRequest, idempotency_key: str | None = None) -> OrderAnswer:
-    answer = run_transaction(lambda uow: _place(uow, user, request, idempotency_key), work_sends_waits=True)
-    if not answer.replayed:
-        if answer.status == 201:
-            ORDERS_PLACED.inc()
-        elif answer.status == 409:
-            OUT_OF_STOCK.inc()
-    return answer
+def place_order(
+    user: Principal,
+    request: OrderRequest,
+    idempotency_key: str | None = None,
+    *,
+    unit_of_work: Callable[[], AbstractUnitOfWork] = UnitOfWork,
+) -> PlacementOutcome:
+    outcome = run_transaction(lambda uow: _place(uow, user, request, idempotency_key), unit_of_work=unit_of_work)
+    if not outcome.replayed:
+        (ORDERS_PLACED if isinstance(outcome, OrderPlaced) else OUT_OF_STOCK).inc()
+    return outcome
 
 
-def _place(uow: UnitOfWork, user: Principal, request: OrderRequest, key: str | None) -> OrderAnswer:
-    placement = uow.placement
-    fingerprint = request.fingerprint() if key is not None else ""
-    locked = placement.claim_and_lock(
-        bounded_waits(),
-        [line.product_id for line in request.lines],
-        (user.id, key, fingerprint) if key is not None else None,
-    )
+def _place(uow: AbstractUnitOfWork, user: Principal, request: OrderRequest, key: str | None) -> PlacementOutcome:
+    claim = KeyClaim(user.id, key, request.fingerprint()) if key is not None else None
+    locked = uow.placement.claim_and_lock([line.product_id for line in request.lines], claim)
     products = locked.products if locked is not None else {}
     unknown = {
         f"items.{index}.product_id": ["No such product, or it is not for sale."]
@@ -105,40 +143,39 @@ def _place(uow: UnitOfWork, user: Principal, request: OrderRequest, key: str | N
         if line.product_id not in products or not products[line.product_id].is_active
     }
     record = locked.key_record if locked is not None else None
-    if record is not None:
-        if record.request_fingerprint != fingerprint:
+    if record is not None and claim is not None:
+        if record.request_fingerprint != claim.fingerprint:
             raise IdempotencyKeyReused(
                 "This Idempotency-Key was already used for a different request; use a new key for a new order."
             )
         if record.response_status is not None:
             # the first request's answer; nothing was written here (the claim found the key taken)
-            return OrderAnswer(record.response_status, record.response_body or "{}", replayed=True)
+            return _replayed(record)
     if unknown or locked is None:
         raise ValidationFailed(unknown)
-    if key is not None and record is None:
+    if claim is not None and record is None:
         raise RuntimeError("the Idempotency-Key was claimed but its record was not read back")
 
     # nothing is written before the stock is known to suffice (allow_partial lines have savepoints of their
     # own), so an out-of-stock answer leaves only the key's record of it
-    answer = _take_stock_and_write(uow, user, request, locked, record)
+    outcome = _take_stock_and_write(uow, user, request, locked, record)
     uow.commit()
-    return answer
+    return outcome
 
 
 def _take_stock_and_write(
-    uow: UnitOfWork, user: Principal, request: OrderRequest, locked: Locked, record: ClaimedKey | None
-) -> OrderAnswer:
-    placement = uow.placement
+    uow: AbstractUnitOfWork, user: Principal, request: OrderRequest, locked: Locked, record: ClaimedKey | None
+) -> PlacementOutcome:
     products = locked.products
     if request.allow_partial:
         kept, dropped = _take_each_in_a_savepoint(uow, products, request.lines)
         if not kept:
-            return _refused(placement, user, record, _out_of_stock(dropped, "None of the lines can be filled."))
+            return _refused(uow, user, record, OutOfStock("None of the lines can be filled.", dropped))
     else:
         short = [_shortfall(line, products[line.product_id]) for line in request.lines]
         if any(short):
             detail = "Not enough stock for some lines; nothing was ordered."
-            return _refused(placement, user, record, _out_of_stock([s for s in short if s], detail))
+            return _refused(uow, user, record, OutOfStock(detail, [s for s in short if s]))
         kept, dropped = list(request.lines), []
 
     categories_seen: set[str] = set()
@@ -154,23 +191,21 @@ def _take_stock_and_write(
         dropped_lines=dropped,
         created_at=locked.placed_at,
     )
-    # the answer is known before anything is written (the id was reserved), so it goes in the same round trip
-    answer = OrderAnswer.of(201, order_document(order))
-    placement.write(
+    # the answer is known before anything is written (the id was reserved), so it is written with the order
+    placed = OrderPlaced(order.id, json.dumps(order_document(order)))
+    uow.placement.write(
         order,
         take_from=None if request.allow_partial else products,
-        answer=(record.id, answer.status, answer.body) if record is not None else None,
+        answer=KeyAnswer(record.id, *_kept(placed)) if record is not None else None,
     )
-    return answer
+    return placed
 
 
-def _refused(
-    placement: PlacementRepository, user: Principal, record: ClaimedKey | None, answer: OrderAnswer
-) -> OrderAnswer:
+def _refused(uow: AbstractUnitOfWork, user: Principal, record: ClaimedKey | None, refusal: OutOfStock) -> OutOfStock:
     if record is not None:
         keep = current_app.config["IDEMPOTENCY_REFUSALS_PER_USER"]
-        placement.record_refusal(record.id, answer.status, answer.body, user_id=user.id, keep=keep)
-    return answer
+        uow.placement.record_refusal(KeyAnswer(record.id, *_kept(refusal)), user_id=user.id, keep=keep)
+    return refusal
 
 
 def _order_line(product: LockedProduct, quantity: int, categories_seen: set[str]) -> PlacedLine:
@@ -196,7 +231,7 @@ def _shortfall(line: OrderLine, product: LockedProduct) -> dict[str, int] | None
 
 
 def _take_each_in_a_savepoint(
-    uow: UnitOfWork, products: dict[int, LockedProduct], lines: Sequence[OrderLine]
+    uow: AbstractUnitOfWork, products: dict[int, LockedProduct], lines: Sequence[OrderLine]
 ) -> tuple[list[OrderLine], list[dict[str, int]]]:
     """Each line's stock step alone: the stock >= 0 CHECK refuses a short one, and only that savepoint rolls back.
 
@@ -204,36 +239,20 @@ def _take_each_in_a_savepoint(
     """
     kept, dropped = [], []
     for line in lines:
-        savepoint = uow.session.begin_nested()
         try:
-            uow.placement.take_stock(products, {line.product_id: line.quantity})
-        except IntegrityError:
-            savepoint.rollback()
+            with uow.savepoint():
+                uow.placement.take_stock(products, {line.product_id: line.quantity})
+        except NotEnoughStock:
             available = products[line.product_id].stock
             dropped.append({"product_id": line.product_id, "requested": line.quantity, "available": available})
         else:
-            savepoint.commit()
             kept.append(line)
     return kept, dropped
 
 
-def _out_of_stock(lines: list[dict[str, int]], detail: str) -> OrderAnswer:
-    return OrderAnswer.of(
-        409,
-        {
-            "type": PROBLEM_TYPE_PREFIX + "out-of-stock",
-            "title": "Out of stock",
-            "status": 409,
-            "detail": detail,
-            "lines": lines,
-        },
-    )
-
-
 def purge_idempotency_records(older_than_hours: int) -> int:
     """Forget keys older than this; a retry with one of them after that is a new order."""
-    cutoff = sa.func.now() - sa.func.make_interval(0, 0, 0, 0, older_than_hours)
     with UnitOfWork() as uow:
-        result = uow.session.execute(sa.delete(IdempotencyRecord).where(IdempotencyRecord.created_at < cutoff))
+        purged = uow.placement.purge_keys(older_than_hours)
         uow.commit()
-    return int(getattr(result, "rowcount", 0) or 0)
+    return purged

@@ -73,7 +73,7 @@ def update_product(product_id: int, changes: ProductChanges) -> Product:
         for name, value in changes.items():
             setattr(product, name, value)
         try:
-            uow.session.flush()
+            uow.products.save()
         except IntegrityError as error:
             raise (_sku_taken(error, changes.get("sku")) or error) from None
         uow.commit()

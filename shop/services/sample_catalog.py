@@ -32,11 +32,12 @@ def load_sample_catalog(product_count: int, seed: int = 42) -> int:
         if uow.products.count() > 0:
             return 0
         categories = list(CATEGORY_PRICES)
+        products = []
         for number in range(1, product_count + 1):
             category = categories[number % len(categories)]
             low, high = CATEGORY_PRICES[category]
             cents = rng.randint(low * 100, high * 100)
-            uow.session.add(
+            products.append(
                 Product(
                     sku=f"SKU-{number:06d}",
                     name=fake.catch_phrase()[:200],
@@ -47,6 +48,6 @@ def load_sample_catalog(product_count: int, seed: int = 42) -> int:
                     stock=rng.choice([0, 3, 10, 25, 50, 100, 250]),
                 )
             )
-        uow.session.flush()
+        uow.products.add_all(products)
         uow.commit()
     return product_count

@@ -1,34 +1,82 @@
-"""The unit of work: one transaction, its repositories, and a rollback unless `commit()` was called."""
+"""The unit of work: one transaction, its repositories, and a rollback unless `commit()` was called.
 
-from __future__ import annotations
-
-from types import TracebackType
-
-from sqlalchemy.orm import Session
-
-from shop.extensions import db
-from shop.repositories import OrderRepository, ProductRepository, TokenRepository, UserRepository
-from shop.repositories.placement import PlacementRepository
-
-
-class UnitOfWork:
-    """
     with UnitOfWork() as uow:
         product = uow.products.get(1)
         ...
         uow.commit()          # without this line, everything above is rolled back on exit
-    """
 
+Use cases take the unit of work they run in (`unit_of_work=UnitOfWork` by default), so tests/unit can run them
+on an in-memory one. The unit of work owns the transaction: repositories never begin, commit or roll back, and
+never touch the catalog cache. It owns the after-commit step too: what the transaction changed in the catalog
+is recorded with its COMMIT (so the relay can repeat it) and told to Redis after it (shop/catalog/invalidation.py),
+for ORM writers and statement writers alike.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
+from types import TracebackType
+from typing import Protocol, Self
+
+from sqlalchemy.orm import Session
+
+from shop.catalog.invalidation import note_product_changes, record_statement
+from shop.db.statements import Statements, open_with
+from shop.db.transactions import bounded_waits
+from shop.extensions import db
+from shop.repositories import OrderRepository, ProductRepository, TokenRepository, UserRepository
+from shop.repositories.placement import PlacementRepository
+from shop.repositories.protocols import Orders, Placement, Products, Tokens, Users
+
+
+class AbstractUnitOfWork(Protocol):
+    """What the use cases rely on; `UnitOfWork` is the PostgreSQL one, tests/unit has one in memory."""
+
+    @property
+    def users(self) -> Users: ...
+
+    @property
+    def products(self) -> Products: ...
+
+    @property
+    def orders(self) -> Orders: ...
+
+    @property
+    def tokens(self) -> Tokens: ...
+
+    @property
+    def placement(self) -> Placement: ...
+
+    def __enter__(self) -> Self: ...
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
+    ) -> None: ...
+
+    def bound_waits(self, lock_timeout_ms: int, statement_timeout_ms: int) -> None: ...
+
+    def savepoint(self) -> AbstractContextManager[None]:
+        """A step that may fail alone: an exception inside undoes only that step, and goes on out."""
+        ...
+
+    def commit(self) -> None: ...
+
+    def rollback(self) -> None: ...
+
+
+class UnitOfWork:
     def __init__(self, session: Session | None = None) -> None:
         self._session = session
 
-    def __enter__(self) -> UnitOfWork:
+    def __enter__(self) -> Self:
         self.session: Session = self._session if self._session is not None else db.session()
+        self.statements = Statements(self.session)
         self.users = UserRepository(self.session)
         self.products = ProductRepository(self.session)
         self.orders = OrderRepository(self.session)
         self.tokens = TokenRepository(self.session)
-        self.placement = PlacementRepository(self.session)
+        self.placement = PlacementRepository(self.statements)
         return self
 
     def __exit__(
@@ -40,7 +88,27 @@ class UnitOfWork:
         # after a commit there is nothing left to roll back; otherwise this discards the whole use case
         self.session.rollback()
 
+    def bound_waits(self, lock_timeout_ms: int, statement_timeout_ms: int) -> None:
+        """Bound this transaction's lock and statement waits; sent with its first statement, whatever that is."""
+        open_with(self.session, bounded_waits(lock_timeout_ms, statement_timeout_ms))
+
+    @contextmanager
+    def savepoint(self) -> Iterator[None]:
+        """A step that may fail alone: an exception inside rolls back to here, and goes on out."""
+        with self.session.begin_nested():
+            yield
+
     def commit(self) -> None:
+        if self.statements.used:
+            # this transaction's last round trip: what the repositories deferred, the record of the catalog's
+            # changes, and COMMIT
+            self.session.flush()
+            changes = self.placement.catalog_changes
+            if changes is not None:
+                note_product_changes(self.session, changes.product_versions, listings=changes.listings)
+            record = record_statement(self.session)
+            self.statements.commit([record] if record is not None else [])
+        # ends the ORM's transaction (COMMIT, unless it went above), then tells the catalog (its after_commit hook)
         self.session.commit()
 
     def rollback(self) -> None:

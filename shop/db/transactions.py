@@ -12,15 +12,15 @@ import logging
 import random
 import time
 from collections.abc import Callable
-from typing import TypeVar
+from types import TracebackType
+from typing import Protocol, Self, TypeVar
 
 from flask import current_app
 from sqlalchemy.exc import DBAPIError
 
+from shop.db import prepared
 from shop.errors import ServiceBusy
 from shop.observability.metrics import TRANSACTION_RETRIES
-from shop.repositories import prepared
-from shop.services.unit_of_work import UnitOfWork
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -36,29 +36,40 @@ BOUND_WAITS = prepared.PreparedStatement(
 )
 
 
+class Transaction(Protocol):
+    """What run_transaction needs of a unit of work: a context that rolls back unless committed, whose
+    transaction can be told its bounds before it begins."""
+
+    def __enter__(self) -> Self: ...
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
+    ) -> None: ...
+
+    def bound_waits(self, lock_timeout_ms: int, statement_timeout_ms: int) -> None: ...
+
+
+U = TypeVar("U", bound=Transaction)
+
+
 def _sqlstate(error: DBAPIError) -> str | None:
     return getattr(error.orig, "pgcode", None)
 
 
-def bounded_waits() -> prepared.Call:
-    """The statement that bounds this transaction's lock and statement waits (is_local: this transaction only)."""
-    config = current_app.config
-    return BOUND_WAITS, (f"{int(config['TX_LOCK_TIMEOUT_MS'])}ms", f"{int(config['TX_STATEMENT_TIMEOUT_MS'])}ms")
+def bounded_waits(lock_timeout_ms: int, statement_timeout_ms: int) -> prepared.Call:
+    """The statement that bounds a transaction's lock and statement waits (is_local: that transaction only)."""
+    return BOUND_WAITS, (f"{lock_timeout_ms}ms", f"{statement_timeout_ms}ms")
 
 
-def run_transaction(work: Callable[[UnitOfWork], T], *, work_sends_waits: bool = False) -> T:
-    """Run `work` (which commits through its unit of work) until it succeeds or may not be retried.
-
-    `work_sends_waits`: the work sends `bounded_waits()` itself, ahead of its own first statement and in the
-    same round trip (order placement does); otherwise they are sent before the work starts.
-    """
+def run_transaction(work: Callable[[U], T], *, unit_of_work: Callable[[], U]) -> T:
+    """Run `work` (which commits through its unit of work) in a new `unit_of_work()` until it succeeds or may not
+    be retried. The work's first statement carries the transaction's bounds (lock and statement timeouts)."""
     config = current_app.config
     attempts = config["TX_ATTEMPTS"]
     for attempt in range(1, attempts + 1):
         try:
-            with UnitOfWork() as uow:
-                if not work_sends_waits:
-                    prepared.run(uow.session, bounded_waits())
+            with unit_of_work() as uow:
+                uow.bound_waits(int(config["TX_LOCK_TIMEOUT_MS"]), int(config["TX_STATEMENT_TIMEOUT_MS"]))
                 return work(uow)
         except DBAPIError as error:
             state = _sqlstate(error)
