@@ -13,6 +13,7 @@ from flask.testing import FlaskClient
 
 from shop.extensions import db
 from shop.models import Order, Product
+from shop.models.order import COUNTED_SQL, counted_sql
 from tests.conftest import AuthActions
 from tests.helpers import (
     ADDRESS,
@@ -213,17 +214,17 @@ def test_a_double_cancel_restocks_once(committing_app: Flask) -> None:
 # --- the facts the revenue reports read, kept by every transition ---------------------------------------------
 
 CHAIN_TRUTH = sa.text(
-    """
+    f"""
     SELECT id, previous_counted_at,
-           CASE WHEN status IN ('paid', 'shipped', 'delivered')
-                THEN lag(created_at) OVER (PARTITION BY status IN ('paid', 'shipped', 'delivered')
+           CASE WHEN {COUNTED_SQL}
+                THEN lag(created_at) OVER (PARTITION BY {COUNTED_SQL}
                                            ORDER BY created_at, id)
            END AS truth,
-           status IN ('paid', 'shipped', 'delivered') AS counted,
-           (SELECT bool_and(i.counted = (o.status IN ('paid', 'shipped', 'delivered')))
+           {COUNTED_SQL} AS counted,
+           (SELECT bool_and(i.counted = ({counted_sql("o.status")}))
               FROM order_items i WHERE i.order_id = o.id) AS lines_agree
       FROM orders o WHERE user_id = :user_id ORDER BY created_at, id
-    """
+    """  # noqa: S608 - the counted statuses, our constant
 )
 
 

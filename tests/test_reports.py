@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,8 +16,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from shop.models import Order, OrderItem, Product, User
-from shop.models.order import COUNTED_STATUSES
-from shop.reports.queries import shares
+from shop.models.order import COUNTED_STATUSES, counted_sql
+from shop.reports.queries import shares, statement
 from shop.repositories import OrderRepository
 from tests.conftest import AuthActions
 from tests.helpers import add_product
@@ -404,3 +406,17 @@ def test_shares_always_add_up_to_exactly_one(amounts: list[Decimal]) -> None:
             abs(share - amount / sum(amounts)) < Decimal("0.0001")
             for share, amount in zip(result, amounts, strict=True)
         )
+
+
+def test_the_statuses_that_count_as_revenue_are_written_once() -> None:
+    """shop/models/order.py defines them; SQL anywhere else uses COUNTED_SQL, or $COUNTED_STATUSES in a report."""
+    root = Path(__file__).resolve().parents[1]
+    spelled = re.compile(r"'paid',\s*'shipped',\s*'delivered'")
+    sources = [
+        p for folder in ("shop", "scripts", "tests") for p in (root / folder).rglob("*") if p.suffix in {".py", ".sql"}
+    ]
+    assert [str(p.relative_to(root)) for p in sources if spelled.search(p.read_text(encoding="utf-8"))] == []
+    for name in ("revenue", "top_customers"):
+        text = str(statement(name))
+        assert "$COUNTED_STATUSES" not in text
+        assert counted_sql("o.status") in text

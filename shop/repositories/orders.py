@@ -4,6 +4,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session, selectinload
 
 from shop.models import Order, OrderStatusChange
+from shop.models.order import COUNTED_SQL, counted_sql
 
 # The reports' facts, kept as an order moves into or out of the revenue (migration 0006 checks them at commit).
 COUNT_LINES = sa.text("UPDATE order_items SET counted = :counted WHERE order_id = :order_id AND counted <> :counted")
@@ -12,18 +13,18 @@ COUNT_LINES = sa.text("UPDATE order_items SET counted = :counted WHERE order_id 
 # rows, found by ix_orders_customer_counted whatever the customer's history. The caller holds the customer's
 # lock (lock_customer_of), so these never interleave for one customer.
 RELINK = sa.text(
-    """
+    f"""
     WITH this AS (
-        SELECT id, user_id, created_at, status IN ('paid', 'shipped', 'delivered') AS counted
+        SELECT id, user_id, created_at, {COUNTED_SQL} AS counted
           FROM orders WHERE id = :order_id
     ), before_this AS (
         SELECT o.created_at FROM orders o, this
-         WHERE o.user_id = this.user_id AND o.status IN ('paid', 'shipped', 'delivered')
+         WHERE o.user_id = this.user_id AND {counted_sql("o.status")}
            AND (o.created_at, o.id) < (this.created_at, this.id)
          ORDER BY o.created_at DESC, o.id DESC LIMIT 1
     ), after_this AS (
         SELECT o.id FROM orders o, this
-         WHERE o.user_id = this.user_id AND o.status IN ('paid', 'shipped', 'delivered')
+         WHERE o.user_id = this.user_id AND {counted_sql("o.status")}
            AND (o.created_at, o.id) > (this.created_at, this.id)
          ORDER BY o.created_at, o.id LIMIT 1
     )
@@ -35,7 +36,7 @@ RELINK = sa.text(
            END
       FROM this
      WHERE o.id = this.id OR o.id = (SELECT id FROM after_this)
-    """
+    """  # noqa: S608 - the counted statuses, our constant
 )
 # NO KEY UPDATE: placing an order takes KEY SHARE on its customer (the foreign key), which this does not block
 LOCK_CUSTOMER = sa.text(

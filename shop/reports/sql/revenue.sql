@@ -26,7 +26,7 @@ WITH bounds AS (
       JOIN unnest(CAST(:starts AS timestamptz[])) WITH ORDINALITY AS p (starts_at, position)
         ON p.position = width_bucket(o.created_at, CAST(:starts AS timestamptz[]))
      WHERE o.created_at >= b.from_utc AND o.created_at < b.until_utc
-       AND o.status IN ('paid', 'shipped', 'delivered')
+       AND o.status IN ($COUNTED_STATUSES)
      GROUP BY p.position
 )
 SELECT period.day AS period,

@@ -12,7 +12,7 @@ WITH bounds AS (
     SELECT o.user_id, count(*) AS orders, sum(o.total) AS revenue
       FROM orders o, bounds b
      WHERE o.created_at >= b.from_utc AND o.created_at < b.until_utc
-       AND o.status IN ('paid', 'shipped', 'delivered')
+       AND o.status IN ($COUNTED_STATUSES)
      GROUP BY o.user_id
      ORDER BY revenue DESC, orders DESC, o.user_id
      LIMIT :limit
