@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, get_type_hints
 
 import pytest
 import sqlalchemy as sa
 from flask.testing import FlaskClient
 
+from shop.api.products import ProductCreateSchema, ProductPatchSchema, ProductSchema
+from shop.catalog.documents import ProductDocument
 from shop.models import Product
+from shop.services import products as product_service
 from tests.conftest import AuthActions
 from tests.helpers import add_product
 
@@ -186,3 +189,19 @@ def test_deactivating_hides_the_product_but_keeps_the_row(
 
 def test_deactivating_an_unknown_product_is_a_404(client: FlaskClient, staff: dict[str, str]) -> None:
     assert client.delete("/api/v1/products/424242", headers=staff).status_code == 404
+
+
+def test_the_product_fields_are_one_list(db_session: Any) -> None:
+    """The response document, its OpenAPI schema, the create and patch schemas and the service's field types name
+    the same fields: adding one to a product means adding it everywhere, or this fails."""
+    product = add_product(db_session, "FIELDS")
+    document = ProductDocument.of(product).as_dict()
+    new_product = set(get_type_hints(product_service.NewProduct))
+
+    assert set(ProductSchema().fields) == set(document)
+    assert set(ProductCreateSchema().fields) == new_product
+    assert set(ProductPatchSchema().fields) == new_product | {"is_active"}
+    assert get_type_hints(product_service.ProductChanges) == get_type_hints(product_service.NewProduct) | {
+        "is_active": bool
+    }
+    assert new_product | {"is_active"} <= set(document)

@@ -102,12 +102,9 @@ class ProductCreateSchema(InputSchema):
 
 
 class ProductPatchSchema(ProductCreateSchema):
-    sku = ma.fields.String(validate=SKU)
-    name = ma.fields.String(validate=ma.validate.Length(min=1, max=200))
-    description = ma.fields.String(validate=ma.validate.Length(max=10_000))
-    category = ma.fields.String(validate=ma.validate.Length(min=1, max=100))
-    price = price_field()
-    stock = ma.fields.Integer(strict=True, validate=ma.validate.Range(min=0, max=MAX_STOCK))
+    """The fields of a new product, each optional (loaded with partial=True: no defaults, nothing required), and
+    is_active."""
+
     is_active = ma.fields.Boolean()
 
     @ma.validates_schema
@@ -189,7 +186,7 @@ def create_product(fields: dict[str, Any]) -> Response:
 
 @blp.patch("/<product_id>")
 @authenticated(Role.STAFF)
-@blp.arguments(ProductPatchSchema())
+@blp.arguments(ProductPatchSchema(partial=True))
 @blp.response(200, ProductSchema)
 @blp.alt_response(404, description="No such product")
 @blp.alt_response(409, description="SKU already in use")

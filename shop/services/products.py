@@ -35,6 +35,9 @@ class NewProduct(TypedDict):
 
 
 class ProductChanges(TypedDict, total=False):
+    """Any of a NewProduct's fields (the names and types are NewProduct's: a test holds them together), and
+    is_active."""
+
     sku: str
     name: str
     description: str
