@@ -99,10 +99,9 @@ def configure_json(app: Flask) -> None:
 
 def register_extensions(app: Flask) -> None:
     from shop import models  # noqa: F401  (registers every table before migrations or queries)
-    from shop.catalog.cache import JsonSerializer
     from shop.catalog.invalidation import register_catalog_invalidation
     from shop.catalog.relay import register_catalog_relay
-    from shop.extensions import api, cache, cors, db, limiter, migrate, passwords, redis_client
+    from shop.extensions import api, cors, db, limiter, migrate, passwords, redis_client
     from shop.openapi import json_numbers
 
     db.init_app(app)
@@ -115,17 +114,6 @@ def register_extensions(app: Flask) -> None:
         compare_server_default=True,
     )
     redis_client.init_app(app)
-    cache.init_app(
-        app,
-        config={
-            "CACHE_TYPE": "RedisCache",
-            # share the one client (its pool and its short timeouts) with the rest of the app
-            "CACHE_REDIS_HOST": app.extensions["redis"],
-            "CACHE_KEY_PREFIX": app.config["CACHE_KEY_PREFIX"],
-            "CACHE_DEFAULT_TIMEOUT": app.config["CACHE_DEFAULT_TIMEOUT"],
-        },
-    )
-    app.extensions["cache"][cache].serializer = JsonSerializer()
     register_catalog_invalidation()
     register_catalog_relay(app)
     api.init_app(app)

@@ -6,7 +6,6 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
 
-from flask_caching import Cache
 from flask_cors import CORS
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
@@ -24,7 +23,6 @@ SESSION_OPTIONS: Mapping[str, Any] = MappingProxyType({"expire_on_commit": False
 # a copy: Flask-SQLAlchemy adds its own defaults to the dict it is given
 db = SQLAlchemy(model_class=Base, session_options=dict(SESSION_OPTIONS))
 migrate = Migrate()
-cache = Cache()
 redis_client = RedisClient()
 api = ProblemApi()
 passwords = Passwords()

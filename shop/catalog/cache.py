@@ -11,9 +11,10 @@ Keys, all under CACHE_KEY_PREFIX and a format version (bump CACHE_FORMAT when a 
 Products: a writer, after its commit, stores a tombstone carrying the product's new row version; a reader
 stores what it read with the version it read. A Lua script keeps whichever is newer (a reader's document
 replaces a tombstone of the same version), so a reader that read before a commit and writes after it cannot
-bring an old document back, whatever order the writes reach Redis in. Flask-Caching has no conditional
-write, so product documents go through that script on the same client; pages, categories and the
-generation go through Flask-Caching.
+bring an old document back, whatever order the writes reach Redis in.
+
+Every key is read and written here, through one redis-py client and its breaker (shop/redis_client.py), as
+JSON text that this module writes and the Lua scripts read: no other library's storage format in between.
 
 Listings hold product ids only: an order that changes stock invalidates the products it touched, and the
 listings only when a product goes in or out of stock (the in_stock filter). Staff edits bump the
@@ -40,7 +41,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib.resources import files
-from typing import Any, TypeVar, cast
+from typing import TypeVar, cast
 
 import redis
 from flask import current_app
@@ -48,7 +49,7 @@ from redis.commands.core import Script
 
 from shop.catalog.documents import ProductDocument
 from shop.catalog.queries import ProductFilters
-from shop.extensions import cache, redis_client
+from shop.extensions import redis_client
 from shop.redis_client import BreakerOpen
 
 CACHE_FORMAT = "v1"
@@ -66,16 +67,6 @@ log = logging.getLogger(__name__)
 # the Redis scripts; each file says what its KEYS and ARGV are and what it returns
 SET_IF_NEWER = _lua("set_if_newer.lua")  # store each offered document or tombstone unless Redis holds a newer one
 READ_PAGE = _lua("read_page.lua")  # a cached list page, its generation and its documents in one round trip
-
-
-class JsonSerializer:
-    """Flask-Caching (cachelib) pickles values by default; the catalog stores JSON and never unpickles."""
-
-    def dumps(self, value: Any, protocol: int | None = None) -> bytes:
-        return json.dumps(value, separators=(",", ":")).encode()
-
-    def loads(self, value: bytes | None) -> Any:
-        return None if value is None else json.loads(value)
 
 
 class RedisWarnings:
@@ -111,14 +102,14 @@ def _safely(operation: str, action: Callable[[], T], fallback: T) -> T:
         return fallback
 
 
-def _key(*parts: object) -> str:
-    return ":".join(["catalog", CACHE_FORMAT, *(str(part) for part in parts)])
-
-
 def _raw_key(*parts: object) -> str:
-    """The key as Redis sees it: what Flask-Caching would prefix, prefixed by hand for the raw client."""
+    """The key as Redis sees it: CACHE_KEY_PREFIX, then catalog:<format>:<parts>."""
     prefix: str = current_app.config["CACHE_KEY_PREFIX"]
-    return prefix + _key(*parts)
+    return prefix + ":".join(["catalog", CACHE_FORMAT, *(str(part) for part in parts)])
+
+
+def _json(value: object) -> str:
+    return json.dumps(value, separators=(",", ":"))
 
 
 def tracked_keys() -> tuple[str, str]:
@@ -219,13 +210,13 @@ def forget_everything() -> bool:
 
 
 def generation() -> int:
-    value = _safely("generation", lambda: cache.get(_key("generation")), None)
+    value = _safely("generation", lambda: cast(bytes | None, redis_client.client.get(_raw_key("generation"))), None)
     return int(value or 0)
 
 
 def retire_listings(*, strict: bool = False) -> None:
     """After a commit that may change any listing or count: every cached page and count is retired at once."""
-    _call("retire listings", lambda: cache.cache.inc(_key("generation")), strict=strict)
+    _call("retire listings", lambda: redis_client.client.incr(_raw_key("generation")), strict=strict)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -234,7 +225,7 @@ def _page_digest(filters: ProductFilters) -> str:
 
 
 def _list_key(current_generation: int, filters: ProductFilters) -> str:
-    return _key("list", current_generation, _page_digest(filters))
+    return _raw_key("list", current_generation, _page_digest(filters))
 
 
 @dataclass(frozen=True)
@@ -302,18 +293,19 @@ def read_page(filters: ProductFilters, held: PageFingerprint | None = None) -> C
 def put_page(current_generation: int, filters: ProductFilters, ids: list[int], total: int) -> None:
     # stored under the generation read before the database was: if a commit retired it meanwhile, nobody reads it
     if enabled():
-        key = _list_key(current_generation, filters)
-        _safely("put page", lambda: cache.set(key, {"ids": ids, "total": total}, timeout=_timeout()), None)
+        key, page = _list_key(current_generation, filters), _json({"ids": ids, "total": total})
+        _safely("put page", lambda: redis_client.client.set(key, page, ex=_timeout()), None)
 
 
 def get_categories(current_generation: int) -> list[tuple[str, int]] | None:
     if not enabled():
         return None
-    cached = _safely("get categories", lambda: cache.get(_key("categories", current_generation)), None)
-    return [(name, count) for name, count in cached] if cached is not None else None
+    key = _raw_key("categories", current_generation)
+    cached = _safely("get categories", lambda: cast(bytes | None, redis_client.client.get(key)), None)
+    return [(name, count) for name, count in json.loads(cached)] if cached is not None else None
 
 
 def put_categories(current_generation: int, counts: list[tuple[str, int]]) -> None:
     if enabled():
-        key = _key("categories", current_generation)
-        _safely("put categories", lambda: cache.set(key, counts, timeout=_timeout()), None)
+        key, value = _raw_key("categories", current_generation), _json(counts)
+        _safely("put categories", lambda: redis_client.client.set(key, value, ex=_timeout()), None)
