@@ -155,7 +155,8 @@ LOCK_PRODUCTS = PreparedStatement(
     )
     SELECT p.id, p.sku, p.name, p.price, p.stock, p.is_active, p.version, p.category,
            next_order.id AS order_id, next_order.placed_at,
-           key_record.id, key_record.request_fingerprint, key_record.response_status, key_record.response_body
+           key_record.id AS key_record_id, key_record.request_fingerprint AS key_fingerprint,
+           key_record.response_status AS key_status, key_record.response_body AS key_body
       FROM products p CROSS JOIN next_order LEFT JOIN key_record ON true
      WHERE p.id = ANY($1)
      ORDER BY p.id
