@@ -27,9 +27,11 @@ import re
 import resource
 import secrets
 import shutil
+import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from collections.abc import Callable, Iterator, Sequence
@@ -236,6 +238,73 @@ def wrk_load(wrk: str, port: int, scenario: Scenario, connections: int, seconds:
     errors = int(non_2xx.group(1)) if non_2xx else 0
     errors += sum(int(n) for n in socket_errors.groups()) if socket_errors else 0
     return Result(scenario.name, requests, errors, seconds, ms(latency["50"]), ms(latency["99"]), "wrk")
+
+
+# --- nginx in front, as deployed ---------------------------------------------------------------
+
+NGINX_MAIN = """\
+{user}daemon off;
+worker_processes 1;
+pid {folder}/nginx.pid;
+error_log {folder}/error.log warn;
+events {{ worker_connections 4096; }}
+http {{
+    access_log off;
+    client_body_temp_path {folder}/body;
+    proxy_temp_path {folder}/proxy;
+    fastcgi_temp_path {folder}/fastcgi;
+    uwsgi_temp_path {folder}/uwsgi;
+    scgi_temp_path {folder}/scgi;
+    include {folder}/shop.conf;
+}}
+"""
+
+
+def nginx_site(app_port: int, proxy_port: int) -> str:
+    """deploy/nginx.conf itself, pointed at the loopback gunicorn: only the addresses change."""
+    site = (PROJECT_ROOT / "deploy" / "nginx.conf").read_text(encoding="utf-8")
+    replacements = {
+        "server app:8000 resolve;": f"server 127.0.0.1:{app_port};",
+        "listen 80 default_server;": f"listen 127.0.0.1:{proxy_port} default_server;",
+    }
+    for old, new in replacements.items():
+        if old not in site:
+            raise SystemExit(f"deploy/nginx.conf no longer says {old!r}: update scripts/bench.py's nginx_site")
+        site = site.replace(old, new)
+    return re.sub(r"(?m)^resolver .*;$", "", site)  # Docker's DNS is not here, and nothing needs resolving
+
+
+@contextlib.contextmanager
+def nginx_proxy(app_port: int) -> Iterator[int]:
+    """nginx with deploy/nginx.conf in front of gunicorn on a free loopback port until the block ends."""
+    binary = shutil.which("nginx") or "/usr/sbin/nginx"
+    folder = Path(tempfile.mkdtemp(prefix="shop-bench-nginx-"))
+    proxy_port = _free_port()
+    (folder / "shop.conf").write_text(nginx_site(app_port, proxy_port), encoding="utf-8")
+    user = "user root;\n" if os.geteuid() == 0 else ""  # else its workers could not write the temporary folder
+    (folder / "nginx.conf").write_text(NGINX_MAIN.format(folder=folder, user=user), encoding="utf-8")
+    process = subprocess.Popen([binary, "-c", str(folder / "nginx.conf"), "-e", str(folder / "error.log")])
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{proxy_port}/healthz", timeout=1):
+                    break
+            except OSError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise SystemExit(f"nginx did not start: {(folder / 'error.log').read_text()[-2000:]}") from None
+                time.sleep(0.1)
+        yield proxy_port
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 # --- CPU per order, from /proc ------------------------------------------------------------------
@@ -564,6 +633,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--products", type=int, default=10_000, help="catalog size (default 10,000)")
     parser.add_argument("--scenario", action="append", choices=[s.name for s in SCENARIOS], help="run only these")
     parser.add_argument("--python-load", action="store_true", help="use the Python load generator even if wrk exists")
+    parser.add_argument(
+        "--proxy", choices=["nginx"], help="load through nginx with deploy/nginx.conf, as deployed (needs nginx)"
+    )
     args = parser.parse_args(argv)
 
     missing = [name for name in ("DATABASE_URL", "REDIS_URL") if not os.environ.get(name)]
@@ -604,10 +676,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             scenarios = [s for s in chosen if s.server == server_name]
             if not scenarios:
                 continue
-            with gunicorn_server(environ | settings) as url:
+            with gunicorn_server(environ | settings) as url, contextlib.ExitStack() as in_front:
                 if ordering and run.token is None:
                     run.token = bench_token(url, environ)
-                results.extend(run_rounds(int(url.rsplit(":", 1)[1]), scenarios, run))
+                port = int(url.rsplit(":", 1)[1])
+                if args.proxy == "nginx":
+                    port = in_front.enter_context(nginx_proxy(port))
+                results.extend(run_rounds(port, scenarios, run))
     finally:
         drop_bench_database(database_url)
     print_table(results, args.connections, run)
@@ -615,7 +690,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print_order_summary(results, run)
         print_cpu(run)
     workers = environ.get("WEB_CONCURRENCY", "CPUs + 1")
-    print(f"\n{os.cpu_count()} CPUs, gunicorn workers: {workers}; the load generator shares the CPUs")
+    worker_class = environ.get("GUNICORN_WORKER_CLASS", "shop.gunicorn_worker.BalancedThreadWorker")
+    proxy = ", through nginx (deploy/nginx.conf)" if args.proxy else ""
+    print(
+        f"\n{os.cpu_count()} CPUs, gunicorn workers: {workers} ({worker_class}){proxy};"
+        " the load generator shares the CPUs"
+    )
     return 0
 
 
