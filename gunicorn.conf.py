@@ -57,9 +57,8 @@ def _int(name: str, default: int) -> int:
 
 bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
 # gthread: requests wait on PostgreSQL and Redis, and a worker's threads share one connection pool. CPUs + 1
-# workers of 2 threads, chosen by measurement (docs/benchmarks.md, "Worker shapes"). Keep-alive connections are
-# spread evenly over the workers (shop/gunicorn_worker.py): with plain gthread one worker could hold 20 of 32
-# benchmark connections and another 3, and the p99 followed the crowded one.
+# workers of 2 threads, and keep-alive connections spread evenly over the workers (shop/gunicorn_worker.py),
+# both chosen by measurement: docs/benchmarks.md, "Worker shapes" and "Through nginx".
 worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "shop.gunicorn_worker.BalancedThreadWorker")
 # CPUs + 1, counting the CPUs the container's cgroup allows (a 1-CPU replica on a big host gets 2, not 17)
 workers = _int("WEB_CONCURRENCY", available_cpus() + 1)
@@ -68,7 +67,7 @@ timeout = _int("GUNICORN_TIMEOUT", 30)
 graceful_timeout = _int("GUNICORN_GRACEFUL_TIMEOUT", 30)
 keepalive = _int("GUNICORN_KEEPALIVE", 5)
 # recycle workers now and then so a slow leak cannot grow forever; jitter keeps them from restarting together.
-# Rarely: at 2,000 a worker restarted every few seconds under load, and the restarts set the p99.
+# Rarely: frequent restarts set the p99 (docs/benchmarks.md, "Worker shapes").
 max_requests = _int("GUNICORN_MAX_REQUESTS", 50_000)
 max_requests_jitter = _int("GUNICORN_MAX_REQUESTS_JITTER", 5_000)
 # load the app once in the master: a broken configuration fails the start, not every worker
@@ -112,10 +111,9 @@ def child_exit(server: Any, worker: Any) -> None:
 def post_fork(server: Any, worker: Any) -> None:
     """Each worker opens its own database connections; none may be inherited from the master.
 
-    Then the objects the worker starts with (the app loaded once in the master: about 130,000 of them) are moved out
-    of the garbage collector's sight, since they live as long as the worker. Without it, each full collection walked
-    all of them: measured under order load, one per worker every minute or so, 90-150 ms with the worker's GIL
-    held, which was the p99.9 (200-320 ms against 80-100 with the freeze).
+    Then the objects the worker starts with (the app loaded once in the master) are moved out of the garbage
+    collector's sight, since they live as long as the worker: otherwise every full collection walks them all, with
+    the worker's GIL held (docs/benchmarks.md, "Garbage collection").
     """
     from shop.extensions import db
 
