@@ -34,6 +34,10 @@ run: venv  ## run the service with sample data on http://127.0.0.1:8000
 test: venv  ## run the test suite (embedded PostgreSQL and Redis unless DATABASE_URL / REDIS_URL are set)
 	$(BIN)/pytest $(PYTEST_ARGS)
 
+.PHONY: test-unit
+test-unit: venv  ## the use cases on an in-memory unit of work: no database, no Redis, a few seconds
+	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
+
 .PHONY: lint
 lint: venv  ## ruff and mypy
 	$(BIN)/ruff check .
