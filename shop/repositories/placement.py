@@ -21,7 +21,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import NamedTuple
 
 from psycopg2 import errors as pg_errors
 from sqlalchemy.exc import IntegrityError
@@ -223,28 +222,17 @@ PRUNE_REFUSALS = PreparedStatement(
 )
 
 
-class LockedRow(NamedTuple):
-    """A row of LOCK_PRODUCTS, in its column order."""
+@dataclass(frozen=True)
+class LockedRow(LockedProduct):
+    """A row of LOCK_PRODUCTS, in its column order: the product's fields, then the id and time reserved for the
+    order and the key's record (the same on every row)."""
 
-    id: int
-    sku: str
-    name: str
-    price: Decimal
-    stock: int
-    is_active: bool
-    version: int
-    category: str
     order_id: int
     placed_at: datetime
     key_record_id: int | None
     key_fingerprint: str | None
     key_status: int | None
     key_body: str | None
-
-    def product(self) -> LockedProduct:
-        return LockedProduct(
-            self.id, self.sku, self.name, self.price, self.stock, self.is_active, self.version, self.category
-        )
 
     def key_record(self) -> ClaimedKey | None:
         if self.key_record_id is None or self.key_fingerprint is None:
@@ -283,7 +271,7 @@ class PlacementRepository:
             return None
         first = rows[0]
         return Locked(
-            {row.id: row.product() for row in rows},
+            {row.id: row for row in rows},
             order_id=first.order_id,
             placed_at=first.placed_at,
             key_record=first.key_record(),
