@@ -84,3 +84,32 @@ def test_when_the_attempts_run_out_the_answer_is_a_503(committing_app: Flask, ma
     assert stocks(committing_app, ids) == {"A": 1, "B": 1}, "the victim's half was rolled back"
     with single_try.app_context():
         db.engine.dispose()
+
+
+def test_a_transaction_the_orm_begins_is_bounded_before_its_first_statement(committing_app: Flask) -> None:
+    """The bounded waits go ahead of whatever the work runs first, here an ORM statement, and hold inside it."""
+
+    def work(uow: UnitOfWork) -> tuple[int, int]:
+        # pg_settings gives both in milliseconds (current_setting would say "2s")
+        in_ms = "SELECT setting::int FROM pg_settings WHERE name = '{}'"
+        lock = uow.session.execute(sa.text(in_ms.format("lock_timeout"))).scalar_one()
+        statement = uow.session.execute(sa.text(in_ms.format("statement_timeout"))).scalar_one()
+        return lock, statement
+
+    with committing_app.app_context():
+        settings = run_transaction(work, unit_of_work=UnitOfWork)
+        config = committing_app.config
+
+    assert settings == (config["TX_LOCK_TIMEOUT_MS"], config["TX_STATEMENT_TIMEOUT_MS"])
+
+
+def test_waits_not_sent_by_a_unit_of_work_are_not_left_for_the_next_transaction(committing_app: Flask) -> None:
+    def nothing(uow: UnitOfWork) -> None:
+        return None  # ends before its transaction ever began
+
+    with committing_app.app_context():
+        run_transaction(nothing, unit_of_work=UnitOfWork)
+        after = db.session.execute(sa.text("SELECT current_setting('lock_timeout')")).scalar_one()
+        db.session.rollback()
+
+    assert after == "0"  # the server's default: nothing was carried over

@@ -33,6 +33,11 @@ def open_with(session: Session, *calls: Call) -> None:
     session.info[OPENING] = list(calls)
 
 
+def discard_opening(session: Session) -> None:
+    """The unit of work ended before its transaction began: its opening statements are not the next one's."""
+    session.info.pop(OPENING, None)
+
+
 def _take_opening(session: Session) -> list[Call]:
     opening: list[Call] = session.info.pop(OPENING, [])
     return opening

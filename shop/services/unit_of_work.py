@@ -22,7 +22,7 @@ from typing import Protocol, Self
 from sqlalchemy.orm import Session
 
 from shop.catalog.invalidation import note_product_changes, record_statement
-from shop.db.statements import Statements, open_with
+from shop.db.statements import Statements, discard_opening, open_with
 from shop.db.transactions import bounded_waits
 from shop.extensions import db
 from shop.repositories import OrderRepository, ProductRepository, TokenRepository, UserRepository
@@ -86,6 +86,7 @@ class UnitOfWork:
         traceback: TracebackType | None,
     ) -> None:
         # after a commit there is nothing left to roll back; otherwise this discards the whole use case
+        discard_opening(self.session)
         self.session.rollback()
 
     def bound_waits(self, lock_timeout_ms: int, statement_timeout_ms: int) -> None:
