@@ -12,6 +12,7 @@ service's. tests/test_pgbench.py fails when the file is stale, or when the servi
 
 from __future__ import annotations
 
+import json
 import re
 import sys
 from pathlib import Path
@@ -26,6 +27,7 @@ from shop.repositories.placement import (
     INSERT_ORDER,
     LOCK_PRODUCTS,
     RECORD_ANSWER,
+    RECORD_PLACED,
     TAKE_STOCK,
 )
 
@@ -40,6 +42,18 @@ ORDER = (
     "ARRAY[10.00, 10.00, 10.00]", "ARRAY[10.00, 10.00, 10.00]", "ARRAY['X', 'Y', 'Z']", "ARRAY[true, true, true]",
 )  # fmt: skip
 
+# the order.placed event's document: an order's JSON of the size the service writes (3 lines)
+_LINE = {"product_id": 1, "sku": "SKU-000001", "name": "Ergonomic Desk Lamp", "quantity": 1, "unit_price": "10.00",
+         "line_total": "10.00"}  # fmt: skip
+_ADDRESS = {"name": "Bench", "line1": "1 Load St", "city": "Loopback", "postal_code": "12700", "country": "US"}
+_MOMENT = "2026-12-02T10:00:00.000000+00:00"
+_DOCUMENT = {
+    "id": 1, "user_id": 1, "status": "pending", "currency": "USD", "items": [_LINE, _LINE, _LINE], "total": "30.00",
+    "shipping_address": _ADDRESS, "created_at": _MOMENT, "updated_at": _MOMENT, "paid_at": None, "shipped_at": None,
+    "delivered_at": None, "cancelled_at": None,
+}  # fmt: skip
+DOCUMENT = "'" + json.dumps(_DOCUMENT) + "'"
+
 # (statement, its parameters as pgbench expressions, whether its rows are kept in variables): the order of a
 # placement's two messages, BEGIN and COMMIT around them
 TRANSACTION: list[tuple[PreparedStatement, tuple[str, ...], bool]] = [
@@ -48,6 +62,7 @@ TRANSACTION: list[tuple[PreparedStatement, tuple[str, ...], bool]] = [
     (LOCK_PRODUCTS, (PRODUCTS, ":uid", KEY), True),  # \aset: order_id, key_record_id, ... (the same on every row)
     (TAKE_STOCK, (PRODUCTS, "ARRAY[1, 1, 1]"), False),
     (INSERT_ORDER, ORDER, False),
+    (RECORD_PLACED, (":order_id", DOCUMENT), False),
     (RECORD_ANSWER, (":key_record_id", "201", "'{}'"), False),
     (RECORD_CHANGES, (PRODUCTS, "ARRAY[1, 1, 1]", "false"), False),
 ]

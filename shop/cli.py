@@ -17,6 +17,7 @@ from shop.models import Role
 from shop.seeding.generate import DEMO_ACCOUNTS, SeedPlan
 from shop.seeding.load import NOT_EMPTY, SeedRefused, seed_store, shop_is_empty
 from shop.services.accounts import EmailTaken, purge_expired_tokens, register_user
+from shop.services.events import KEEP_DAYS, purge_events
 from shop.services.ordering import purge_idempotency_records
 from shop.services.sample_catalog import load_sample_catalog
 
@@ -186,9 +187,29 @@ def purge_idempotency_keys_command(older_than_hours: int | None) -> None:
     click.echo(f"Deleted {purge_idempotency_records(hours)} idempotency records older than {hours} hours.")
 
 
+@click.group("events")
+def events_group() -> None:
+    """The event outbox."""
+
+
+@events_group.command("purge")
+@click.option(
+    "--older-than-days",
+    type=click.IntRange(min=KEEP_DAYS),
+    default=KEEP_DAYS,
+    show_default=True,
+    help=f"never less than {KEEP_DAYS}: followers may catch up for a month",
+)
+@with_appcontext
+def purge_events_command(older_than_days: int) -> None:
+    """Delete events older than the retention period. Safe to run from cron."""
+    click.echo(f"Deleted {purge_events(older_than_days)} events older than {older_than_days} days.")
+
+
 def register_commands(app: Flask) -> None:
     app.cli.add_command(seed_db_command)
     app.cli.add_command(load_sample_data_command)
     app.cli.add_command(create_user_command)
     app.cli.add_command(purge_expired_tokens_command)
     app.cli.add_command(purge_idempotency_keys_command)
+    app.cli.add_command(events_group)

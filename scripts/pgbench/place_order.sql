@@ -35,8 +35,9 @@ UPDATE products
  WHERE products.id = taken.product_id;
 -- shop_insert_order
 WITH new_order AS (
-    INSERT INTO orders (id, user_id, status, currency, total, units, shipping_address, dropped_lines)
-    VALUES (CAST(:order_id AS bigint), CAST(:uid AS bigint), 'pending', CAST('USD' AS text), CAST(30.00 AS numeric), CAST(3 AS integer), CAST('{"name": "pgbench"}' AS jsonb), CAST('[]' AS jsonb))
+    INSERT INTO orders (id, user_id, status, currency, total, units, shipping_address, dropped_lines,
+                        event_sequence)
+    VALUES (CAST(:order_id AS bigint), CAST(:uid AS bigint), 'pending', CAST('USD' AS text), CAST(30.00 AS numeric), CAST(3 AS integer), CAST('{"name": "pgbench"}' AS jsonb), CAST('[]' AS jsonb), 1)
     RETURNING id, user_id
 ), new_lines AS (
     INSERT INTO order_items (order_id, product_id, sku, name, quantity, unit_price, line_total, category,
@@ -50,6 +51,8 @@ WITH new_order AS (
 )
 INSERT INTO order_status_changes (order_id, from_status, to_status, changed_by)
 SELECT id, NULL, 'pending', user_id FROM new_order;
+-- shop_record_order_placed
+INSERT INTO events (type, resource_type, resource_id, sequence, data) VALUES ('order.placed', 'order', CAST(:order_id AS bigint), 1, CAST('{"id": 1, "user_id": 1, "status": "pending", "currency": "USD", "items": [{"product_id": 1, "sku": "SKU-000001", "name": "Ergonomic Desk Lamp", "quantity": 1, "unit_price": "10.00", "line_total": "10.00"}, {"product_id": 1, "sku": "SKU-000001", "name": "Ergonomic Desk Lamp", "quantity": 1, "unit_price": "10.00", "line_total": "10.00"}, {"product_id": 1, "sku": "SKU-000001", "name": "Ergonomic Desk Lamp", "quantity": 1, "unit_price": "10.00", "line_total": "10.00"}], "total": "30.00", "shipping_address": {"name": "Bench", "line1": "1 Load St", "city": "Loopback", "postal_code": "12700", "country": "US"}, "created_at": "2026-12-02T10:00:00.000000+00:00", "updated_at": "2026-12-02T10:00:00.000000+00:00", "paid_at": null, "shipped_at": null, "delivered_at": null, "cancelled_at": null}' AS jsonb));
 -- shop_record_answer
 UPDATE idempotency_records SET response_status = CAST(201 AS integer), response_body = CAST('{}' AS text) WHERE id = CAST(:key_record_id AS bigint);
 -- shop_record_catalog_changes

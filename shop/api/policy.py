@@ -63,15 +63,17 @@ def require_at_least(user: Principal | None, role: Role, what: str) -> None:
         raise NotPermitted(f"{what} is for {role.value} accounts; yours is {user.role}.")
 
 
-def authenticated(minimum_role: Role = Role.CUSTOMER) -> Callable[[View], View]:
-    """Require a live bearer token whose user has at least `minimum_role`; 401 without one, 403 below it."""
+def authenticated(minimum_role: Role = Role.CUSTOMER, *, also: Role | None = None) -> Callable[[View], View]:
+    """Require a live bearer token whose user has at least `minimum_role` (or is exactly `also`: an integration on
+    the routes made for it); 401 without one, 403 otherwise."""
 
     def decorator(view: View) -> View:
         @functools.wraps(view)
         def guarded(*args: Any, **kwargs: Any) -> Any:
             user = authenticate_request()
-            if not is_at_least(user, minimum_role):
-                raise NotPermitted(f"This route is for {minimum_role.value} accounts; yours is {user.role}.")
+            if not is_at_least(user, minimum_role) and (also is None or user.role != also.value):
+                allowed = minimum_role.value + (f" or {also.value}" if also is not None else "")
+                raise NotPermitted(f"This route is for {allowed} accounts; yours is {user.role}.")
             g.current_user = user
             return view(*args, **kwargs)
 

@@ -6,6 +6,7 @@ import marshmallow as ma
 
 from shop.api.policy import authenticated, current_user
 from shop.api.schemas import Blueprint
+from shop.models import Role
 from shop.security.principal import Principal
 
 blp = Blueprint("users", __name__, url_prefix="/api/v1/users", description="Accounts")
@@ -15,7 +16,7 @@ class UserSchema(ma.Schema):
     id = ma.fields.Integer(dump_only=True)
     email = ma.fields.String()
     name = ma.fields.String()
-    role = ma.fields.String(metadata={"enum": ["customer", "staff", "admin"]})
+    role = ma.fields.String(metadata={"enum": [role.value for role in Role]})
     created_at = ma.fields.AwareDateTime(format="iso")
 
 

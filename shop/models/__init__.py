@@ -2,6 +2,7 @@
 
 from shop.models.base import Base
 from shop.models.catalog_change import CatalogChange
+from shop.models.event import Event, EventType, ResourceType
 from shop.models.idempotency import IdempotencyRecord
 from shop.models.order import Order, OrderItem, OrderStatus
 from shop.models.order_history import OrderStatusChange
@@ -13,12 +14,15 @@ __all__ = [
     "ApiToken",
     "Base",
     "CatalogChange",
+    "Event",
+    "EventType",
     "IdempotencyRecord",
     "Order",
     "OrderItem",
     "OrderStatus",
     "OrderStatusChange",
     "Product",
+    "ResourceType",
     "Role",
     "User",
 ]

@@ -91,6 +91,8 @@ class Order(Timestamps, Base):
     # for the reports, kept by the order code and checked at commit (migration 0006): when this customer's
     # previous counted order was placed; NULL for their first, and for an order that does not count
     previous_counted_at: Mapped[datetime | None]
+    # the sequence of the order's newest event (shop.models.event): the next one is this + 1
+    event_sequence: Mapped[int] = mapped_column(server_default=sa.text("0"))
 
     user: Mapped[User] = relationship(lazy="raise")
     items: Mapped[list[OrderItem]] = relationship(

@@ -12,11 +12,16 @@ class Role(enum.StrEnum):
     CUSTOMER = "customer"
     STAFF = "staff"
     ADMIN = "admin"
+    # another system (a warehouse, an e-mail sender): may read the event feed and nothing else
+    INTEGRATION = "integration"
 
     @property
     def rank(self) -> int:
-        """Each role may do what the roles before it may."""
-        return list(Role).index(self)
+        """Each role on the ladder may do what the roles before it may; an integration is on no rung (-1)."""
+        return LADDER.index(self) if self in LADDER else -1
+
+
+LADDER = (Role.CUSTOMER, Role.STAFF, Role.ADMIN)
 
 
 class User(Timestamps, Base):

@@ -184,8 +184,9 @@ INSERT_ORDER = PreparedStatement(
     ),
     """
     WITH new_order AS (
-        INSERT INTO orders (id, user_id, status, currency, total, units, shipping_address, dropped_lines)
-        VALUES ($1, $2, 'pending', $3, $4, $5, $6, $7)
+        INSERT INTO orders (id, user_id, status, currency, total, units, shipping_address, dropped_lines,
+                            event_sequence)
+        VALUES ($1, $2, 'pending', $3, $4, $5, $6, $7, 1)
         RETURNING id, user_id
     ), new_lines AS (
         INSERT INTO order_items (order_id, product_id, sku, name, quantity, unit_price, line_total, category,
@@ -201,6 +202,12 @@ INSERT_ORDER = PreparedStatement(
     SELECT id, NULL, 'pending', user_id FROM new_order
     """,
 )  # fmt: skip
+# the order's first event (sequence 1, as INSERT_ORDER set the order's event_sequence), its document as answered
+RECORD_PLACED = PreparedStatement(
+    "shop_record_order_placed",
+    ("bigint", "jsonb"),
+    "INSERT INTO events (type, resource_type, resource_id, sequence, data) VALUES ('order.placed', 'order', $1, 1, $2)",
+)
 RECORD_ANSWER = PreparedStatement(
     "shop_record_answer",
     ("bigint", "integer", "text"),
@@ -289,15 +296,20 @@ class PlacementRepository:
         self._note_taken(products, quantities)
 
     def write(
-        self, order: PlacedOrder, *, take_from: Mapping[int, LockedProduct] | None, answer: KeyAnswer | None
+        self,
+        order: PlacedOrder,
+        document: str,
+        *,
+        take_from: Mapping[int, LockedProduct] | None,
+        answer: KeyAnswer | None,
     ) -> None:
-        """The order's stock (unless already taken, line by line), the order, and the key's answer when there is a
-        key: sent with the unit of work's commit."""
+        """The order's stock (unless already taken, line by line), the order, its `order.placed` event carrying
+        `document` (its JSON), and the key's answer when there is a key: sent with the unit of work's commit."""
         quantities = {line.product_id: line.quantity for line in order.items}
         if take_from is not None:
             self._statements.defer(_take(quantities))
             self._note_taken(take_from, quantities)
-        self._statements.defer((INSERT_ORDER, _insert_parameters(order)))
+        self._statements.defer((INSERT_ORDER, _insert_parameters(order)), (RECORD_PLACED, (order.id, document)))
         if answer is not None:
             self._statements.defer(_record_answer(answer))
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
-from shop.models import ApiToken, Order, OrderStatusChange, Product, User
+from shop.models import ApiToken, EventType, Order, OrderStatusChange, Product, ResourceType, User
 from shop.repositories.placement import KeyAnswer, KeyClaim, Locked, LockedProduct, PlacedOrder, StockChanges
 
 
@@ -59,6 +59,12 @@ class Orders(Protocol):
     def history(self, order_id: int) -> list[OrderStatusChange]: ...
 
 
+class Events(Protocol):
+    def record(
+        self, type_: EventType, resource_type: ResourceType, resource_id: int, sequence: int, data: dict[str, Any]
+    ) -> None: ...
+
+
 class Placement(Protocol):
     catalog_changes: StockChanges | None
 
@@ -67,7 +73,12 @@ class Placement(Protocol):
     def take_stock(self, products: Mapping[int, LockedProduct], quantities: Mapping[int, int]) -> None: ...
 
     def write(
-        self, order: PlacedOrder, *, take_from: Mapping[int, LockedProduct] | None, answer: KeyAnswer | None
+        self,
+        order: PlacedOrder,
+        document: str,
+        *,
+        take_from: Mapping[int, LockedProduct] | None,
+        answer: KeyAnswer | None,
     ) -> None: ...
 
     def record_refusal(self, answer: KeyAnswer, *, user_id: int, keep: int) -> None: ...

@@ -18,9 +18,10 @@ from dataclasses import dataclass
 
 from shop.db.transactions import run_transaction
 from shop.errors import Conflict
-from shop.models import Order, OrderStatus, OrderStatusChange, Role
+from shop.models import EventType, Order, OrderStatus, OrderStatusChange, ResourceType, Role
 from shop.models.order import COUNTED_STATUSES
 from shop.security.principal import Principal
+from shop.services.order_documents import order_document
 from shop.services.order_reads import OrderNotFound, ensure_visible
 from shop.services.unit_of_work import AbstractUnitOfWork, UnitOfWork
 
@@ -38,14 +39,23 @@ class Rule:
     to: OrderStatus
     timestamp: str
     past_tense: str
+    event: EventType
 
 
 RULES = {
-    Action.PAY: Rule(frozenset({OrderStatus.PENDING}), OrderStatus.PAID, "paid_at", "paid"),
-    Action.SHIP: Rule(frozenset({OrderStatus.PAID}), OrderStatus.SHIPPED, "shipped_at", "shipped"),
-    Action.DELIVER: Rule(frozenset({OrderStatus.SHIPPED}), OrderStatus.DELIVERED, "delivered_at", "delivered"),
+    Action.PAY: Rule(frozenset({OrderStatus.PENDING}), OrderStatus.PAID, "paid_at", "paid", EventType.ORDER_PAID),
+    Action.SHIP: Rule(
+        frozenset({OrderStatus.PAID}), OrderStatus.SHIPPED, "shipped_at", "shipped", EventType.ORDER_SHIPPED
+    ),
+    Action.DELIVER: Rule(
+        frozenset({OrderStatus.SHIPPED}), OrderStatus.DELIVERED, "delivered_at", "delivered", EventType.ORDER_DELIVERED
+    ),
     Action.CANCEL: Rule(
-        frozenset({OrderStatus.PENDING, OrderStatus.PAID}), OrderStatus.CANCELLED, "cancelled_at", "cancelled"
+        frozenset({OrderStatus.PENDING, OrderStatus.PAID}),
+        OrderStatus.CANCELLED,
+        "cancelled_at",
+        "cancelled",
+        EventType.ORDER_CANCELLED,
     ),
 }
 
@@ -106,6 +116,7 @@ def transition(
         if action is Action.PAY:
             order.payment_reference = payment_reference
         order.status = rule.to.value
+        order.event_sequence += 1
         change = OrderStatusChange(
             order_id=order.id,
             from_status=current.value,
@@ -118,6 +129,8 @@ def transition(
             uow.orders.recount(order, counted=rule.to in COUNTED_STATUSES)
         # the timestamps were set by the database clock: read back before COMMIT, not after
         uow.orders.read_back(order, [rule.timestamp, "updated_at"])
+        # the event, with the order as this transaction left it, is written with the commit: both or neither
+        uow.events.record(rule.event, ResourceType.ORDER, order.id, order.event_sequence, order_document(order))
         history = uow.orders.history(order.id) if is_staff else None
         uow.commit()
         return Transitioned(order, history)

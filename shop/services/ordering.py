@@ -195,6 +195,7 @@ def _take_stock_and_write(
     placed = OrderPlaced(order.id, json.dumps(order_document(order)))
     uow.placement.write(
         order,
+        placed.document,
         take_from=None if request.allow_partial else products,
         answer=KeyAnswer(record.id, *_kept(placed)) if record is not None else None,
     )

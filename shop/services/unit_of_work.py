@@ -25,9 +25,9 @@ from shop.catalog.invalidation import note_product_changes, record_statement
 from shop.db.statements import Statements, discard_opening, open_with
 from shop.db.transactions import bounded_waits
 from shop.extensions import db
-from shop.repositories import OrderRepository, ProductRepository, TokenRepository, UserRepository
+from shop.repositories import EventRepository, OrderRepository, ProductRepository, TokenRepository, UserRepository
 from shop.repositories.placement import PlacementRepository
-from shop.repositories.protocols import Orders, Placement, Products, Tokens, Users
+from shop.repositories.protocols import Events, Orders, Placement, Products, Tokens, Users
 
 
 class AbstractUnitOfWork(Protocol):
@@ -47,6 +47,9 @@ class AbstractUnitOfWork(Protocol):
 
     @property
     def placement(self) -> Placement: ...
+
+    @property
+    def events(self) -> Events: ...
 
     def __enter__(self) -> Self: ...
 
@@ -77,6 +80,7 @@ class UnitOfWork:
         self.orders = OrderRepository(self.session)
         self.tokens = TokenRepository(self.session)
         self.placement = PlacementRepository(self.statements)
+        self.events = EventRepository(self.session)
         return self
 
     def __exit__(

@@ -9,6 +9,7 @@ what only PostgreSQL can show (locks, concurrency, constraints) stays in the dat
 from __future__ import annotations
 
 import itertools
+import json
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -19,7 +20,18 @@ from typing import Any, Self
 
 import sqlalchemy as sa
 
-from shop.models import ApiToken, Order, OrderItem, OrderStatusChange, Product, Role, User
+from shop.models import (
+    ApiToken,
+    Event,
+    EventType,
+    Order,
+    OrderItem,
+    OrderStatusChange,
+    Product,
+    ResourceType,
+    Role,
+    User,
+)
 from shop.repositories.placement import (
     ClaimedKey,
     KeyAnswer,
@@ -47,6 +59,7 @@ class MemoryDatabase:
     users: dict[int, User] = field(default_factory=dict)
     tokens: dict[int, ApiToken] = field(default_factory=dict)
     keys: dict[tuple[int, str], ClaimedKey] = field(default_factory=dict)
+    events: list[Event] = field(default_factory=list)
     ids: Iterator[int] = field(default_factory=lambda: itertools.count(1))
     now: datetime = field(default_factory=lambda: datetime(2026, 3, 1, 12, 0, tzinfo=UTC))
     commits: int = 0
@@ -64,6 +77,7 @@ class MemoryDatabase:
         rows = [*self.products.values(), *self.orders.values(), *self.users.values(), *self.tokens.values()]
         rows += [item for order in self.orders.values() for item in order.items]
         return {
+            "events": list(self.events),
             "containers": {
                 name: dict(getattr(self, name)) for name in ("products", "orders", "users", "tokens", "keys")
             },
@@ -75,6 +89,7 @@ class MemoryDatabase:
         for name, contents in snapshot["containers"].items():
             setattr(self, name, contents)
         self.history = snapshot["history"]
+        self.events = snapshot["events"]
         for row, columns in snapshot["rows"]:
             for key, value in columns.items():
                 setattr(row, key, value)
@@ -175,7 +190,12 @@ class MemoryPlacement:
         self.catalog_changes = changes
 
     def write(
-        self, order: PlacedOrder, *, take_from: Mapping[int, LockedProduct] | None, answer: KeyAnswer | None
+        self,
+        order: PlacedOrder,
+        document: str,
+        *,
+        take_from: Mapping[int, LockedProduct] | None,
+        answer: KeyAnswer | None,
     ) -> None:
         if take_from is not None:
             self.take_stock(take_from, {line.product_id: line.quantity for line in order.items})
@@ -198,6 +218,11 @@ class MemoryPlacement:
                 id=self.db.next_id(), order_id=order.id, from_status=None, to_status="pending",
                 changed_by=order.user_id, changed_at=order.created_at,
             )
+        )  # fmt: skip
+        self.db.orders[order.id].event_sequence = 1
+        self.db.events.append(
+            Event(type=EventType.ORDER_PLACED.value, resource_type=ResourceType.ORDER.value, resource_id=order.id,
+                  sequence=1, data=json.loads(document))
         )  # fmt: skip
         if answer is not None:
             self._answer(answer)
@@ -222,6 +247,19 @@ class MemoryPlacement:
     def _answer(self, answer: KeyAnswer) -> None:
         slot = next(slot for slot, record in self.db.keys.items() if record.id == answer.record_id)
         self.db.keys[slot] = replace(self.db.keys[slot], response_status=answer.status, response_body=answer.body)
+
+
+class MemoryEvents:
+    def __init__(self, database: MemoryDatabase) -> None:
+        self.db = database
+
+    def record(
+        self, type_: EventType, resource_type: ResourceType, resource_id: int, sequence: int, data: dict[str, Any]
+    ) -> None:
+        self.db.events.append(
+            Event(type=type_.value, resource_type=resource_type.value, resource_id=resource_id, sequence=sequence,
+                  data=json.loads(json.dumps(data)))
+        )  # fmt: skip
 
 
 class MemoryUsers:
@@ -278,6 +316,7 @@ class MemoryUnitOfWork:
         self.orders = MemoryOrders(self.db)
         self.tokens = MemoryTokens(self.db)
         self.placement = MemoryPlacement(self.db)
+        self.events = MemoryEvents(self.db)
         return self
 
     def __exit__(
