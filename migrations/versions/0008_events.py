@@ -33,16 +33,14 @@ def upgrade():
         sa.Column("resource_id", sa.BigInteger(), nullable=False),
         sa.Column("sequence", sa.Integer(), nullable=False),
         sa.Column("occurred_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),
-        sa.Column("data", postgresql.JSONB(astext_type=sa.Text()), nullable=False),
+        sa.Column("data", postgresql.JSON(astext_type=sa.Text()), nullable=False),
         sa.CheckConstraint(f"type IN ({EVENT_TYPES})", name=op.f("ck_events_type_allowed")),
         sa.CheckConstraint("resource_type IN ('order')", name=op.f("ck_events_resource_type_allowed")),
         sa.CheckConstraint("sequence > 0", name=op.f("ck_events_sequence_positive")),
         sa.PrimaryKeyConstraint("position", name=op.f("pk_events")),
-        sa.UniqueConstraint("id", name=op.f("uq_events_id")),
         sa.UniqueConstraint("resource_type", "resource_id", "sequence", name="uq_events_resource_sequence"),
     )
     op.create_index("ix_events_feed", "events", ["transaction_id", "position"])
-    op.create_index("ix_events_occurred_at", "events", ["occurred_at"])
     op.add_column("orders", sa.Column("event_sequence", sa.Integer(), server_default=sa.text("0"), nullable=False))
     op.drop_constraint(op.f("ck_users_role_allowed"), "users", type_="check")
     op.create_check_constraint(
@@ -54,6 +52,5 @@ def downgrade():
     op.drop_constraint(op.f("ck_users_role_allowed"), "users", type_="check")
     op.create_check_constraint(op.f("ck_users_role_allowed"), "users", "role IN ('customer', 'staff', 'admin')")
     op.drop_column("orders", "event_sequence")
-    op.drop_index("ix_events_occurred_at", table_name="events")
     op.drop_index("ix_events_feed", table_name="events")
     op.drop_table("events")

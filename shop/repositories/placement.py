@@ -205,7 +205,7 @@ INSERT_ORDER = PreparedStatement(
 # the order's first event (sequence 1, as INSERT_ORDER set the order's event_sequence), its document as answered
 RECORD_PLACED = PreparedStatement(
     "shop_record_order_placed",
-    ("bigint", "jsonb"),
+    ("bigint", "json"),
     "INSERT INTO events (type, resource_type, resource_id, sequence, data) VALUES ('order.placed', 'order', $1, 1, $2)",
 )
 RECORD_ANSWER = PreparedStatement(
