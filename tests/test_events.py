@@ -67,12 +67,13 @@ def test_an_order_and_its_transitions_are_events_numbered_per_order(
 def test_refusals_replays_and_failures_write_no_event(committing_app: Flask, shop: dict[str, Any]) -> None:
     client: FlaskClient = shop["client"]
     keyed = shop["ann"] | {"Idempotency-Key": "once"}
-    assert client.post("/api/v1/orders", json=order_body(shop["ids"]["MUG"]), headers=keyed).status_code == 201
-    assert client.post("/api/v1/orders", json=order_body(shop["ids"]["MUG"]), headers=keyed).status_code == 201
-    assert client.post("/api/v1/orders", json=order_body(shop["ids"]["MUG"]), headers=shop["ann"]).status_code == 409
-    partial = order_body(shop["ids"]["MUG"], 3, allow_partial=True)  # its one savepoint rolls back: all short
+    lamp = shop["ids"]["LAMP"]  # 5 in stock
+    assert client.post("/api/v1/orders", json=order_body(lamp), headers=keyed).status_code == 201
+    assert client.post("/api/v1/orders", json=order_body(lamp), headers=keyed).status_code == 201
+    assert client.post("/api/v1/orders", json=order_body(lamp, 9), headers=shop["ann"]).status_code == 409
+    partial = order_body(lamp, 9, allow_partial=True)  # its one savepoint rolls back: all short
     assert client.post("/api/v1/orders", json=partial, headers=shop["ann"]).status_code == 409
-    reused = order_body(shop["ids"]["LAMP"])
+    reused = order_body(lamp, 2)
     assert client.post("/api/v1/orders", json=reused, headers=keyed).status_code == 422
     order_id = events(committing_app)[0][1]
     assert client.post(f"/api/v1/orders/{order_id}/ship", json={}, headers=shop["staff"]).status_code == 409
@@ -248,3 +249,48 @@ def test_purge_keeps_a_month_at_least(committing_app: Flask, shop: dict[str, Any
     assert purged.exit_code == 0, purged.output
     assert "Deleted 1 events older than 30 days." in purged.output
     assert len(events(committing_app)) == 1
+
+
+def product_events(app: Flask) -> list[tuple[str, int, int]]:
+    return [event for event in events(app) if event[0].startswith("product.")]
+
+
+def test_stock_crossing_zero_and_a_new_price_are_product_events_with_the_products_document(
+    committing_app: Flask, shop: dict[str, Any]
+) -> None:
+    client: FlaskClient = shop["client"]
+    mug = shop["ids"]["MUG"]  # 1 in stock
+    order = client.post("/api/v1/orders", json=order_body(mug), headers=shop["ann"]).get_json()
+    sold_out = client.get(f"/api/v1/products/{mug}").get_json()
+    client.post(f"/api/v1/orders/{order['id']}/cancel", json={}, headers=shop["ann"])
+    back = client.get(f"/api/v1/products/{mug}").get_json()
+    client.patch(f"/api/v1/products/{mug}", json={"name": "Big mug"}, headers=shop["staff"])  # no event
+    client.patch(f"/api/v1/products/{mug}", json={"price": "4.50", "stock": 0}, headers=shop["staff"])
+    repriced = client.get(f"/api/v1/products/{mug}", headers=shop["staff"]).get_json()
+
+    assert product_events(committing_app) == [
+        ("product.out_of_stock", mug, 1),
+        ("product.back_in_stock", mug, 2),
+        ("product.price_changed", mug, 3),
+        ("product.out_of_stock", mug, 4),
+    ]
+    feed = client.get("/api/v1/events?type=product.out_of_stock&type=product.back_in_stock", headers=shop["feed"])
+    documents = [event["data"] for event in feed.get_json()["items"]]
+    assert documents == [sold_out, back, repriced]
+    assert (sold_out["stock"], sold_out["in_stock"], back["stock"], repriced["price"]) == (0, False, 1, "4.50")
+
+
+def test_an_order_that_takes_the_last_units_of_a_line_with_allow_partial_announces_it(
+    committing_app: Flask, shop: dict[str, Any]
+) -> None:
+    client: FlaskClient = shop["client"]
+    lamp, mug = shop["ids"]["LAMP"], shop["ids"]["MUG"]
+    body = {
+        "items": [{"product_id": lamp, "quantity": 9}, {"product_id": mug, "quantity": 1}],
+        "shipping_address": ADDRESS,
+        "allow_partial": True,
+    }
+    placed = client.post("/api/v1/orders", json=body, headers=shop["ann"]).get_json()
+
+    assert [line["product_id"] for line in placed["items"]] == [mug]  # the lamps were short, and dropped
+    assert product_events(committing_app) == [("product.out_of_stock", mug, 1)]

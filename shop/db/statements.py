@@ -82,6 +82,11 @@ class Statements:
     def defer(self, *calls: Call) -> None:
         self._deferred.extend(calls)
 
+    def send_deferred(self) -> None:
+        """Send what was deferred now, in one round trip (nothing if nothing was)."""
+        if self._deferred:
+            self.run()
+
     def commit(self, last: Sequence[Call]) -> None:
         """The transaction's last round trip: what was deferred and `last`, with COMMIT when this transaction's
         BEGIN was sent with its statements. The session's commit must follow at once (it finishes the rest)."""

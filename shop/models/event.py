@@ -18,10 +18,14 @@ class EventType(enum.StrEnum):
     ORDER_SHIPPED = "order.shipped"
     ORDER_DELIVERED = "order.delivered"
     ORDER_CANCELLED = "order.cancelled"
+    PRODUCT_OUT_OF_STOCK = "product.out_of_stock"
+    PRODUCT_BACK_IN_STOCK = "product.back_in_stock"
+    PRODUCT_PRICE_CHANGED = "product.price_changed"
 
 
 class ResourceType(enum.StrEnum):
     ORDER = "order"
+    PRODUCT = "product"
 
 
 # the transaction writing the row: ordering the feed by it, and releasing only transactions older than every one

@@ -47,6 +47,9 @@ class Product(Timestamps, Base):
         deferred=True,
     )
 
+    # the sequence of the product's newest event (shop.models.event), bumped in SQL by the statement writing it
+    event_sequence: Mapped[int] = mapped_column(server_default=sa.text("0"))
+
     __mapper_args__ = {"version_id_col": version}  # noqa: RUF012 - read once by the mapper
 
     @property

@@ -25,6 +25,11 @@ class ProductRepository:
         )
         return self.session.scalars(statement).all()
 
+    def current(self, product_ids: Collection[int]) -> Sequence[Product]:
+        """The products as this transaction has left them so far (read again: changed by SQL, or by the database)."""
+        statement = sa.select(Product).where(Product.id.in_(sorted(set(product_ids)))).order_by(Product.id)
+        return self.session.scalars(statement.execution_options(populate_existing=True)).all()
+
     def add(self, product: Product) -> Product:
         self.session.add(product)
         self.session.flush()

@@ -23,6 +23,7 @@ from shop.models.order import COUNTED_STATUSES
 from shop.security.principal import Principal
 from shop.services.order_documents import order_document
 from shop.services.order_reads import OrderNotFound, ensure_visible
+from shop.services.product_events import record_product_events
 from shop.services.unit_of_work import AbstractUnitOfWork, UnitOfWork
 
 
@@ -108,8 +109,10 @@ def transition(
             raise IllegalTransition(
                 f"Order {order_id} is {current.value}; it cannot be {rule.past_tense}.", current_status=current.value
             )
+        restocked: list[tuple[EventType, int]] = []
         if action is Action.CANCEL:
             products = {p.id: p for p in uow.products.lock_for_update([item.product_id for item in order.items])}
+            restocked = [(EventType.PRODUCT_BACK_IN_STOCK, p.id) for p in products.values() if p.stock == 0]
             for item in order.items:
                 products[item.product_id].stock += item.quantity
             order.cancel_reason = reason
@@ -131,6 +134,7 @@ def transition(
         uow.orders.read_back(order, [rule.timestamp, "updated_at"])
         # the event, with the order as this transaction left it, is written with the commit: both or neither
         uow.events.record(rule.event, ResourceType.ORDER, order.id, order.event_sequence, order_document(order))
+        record_product_events(uow, restocked)
         history = uow.orders.history(order.id) if is_staff else None
         uow.commit()
         return Transitioned(order, history)

@@ -26,6 +26,7 @@ from flask import current_app
 
 from shop.db.transactions import run_transaction
 from shop.errors import Conflict, Unprocessable, ValidationFailed
+from shop.models import EventType
 from shop.observability.metrics import ORDERS_PLACED, OUT_OF_STOCK
 from shop.repositories.placement import (
     ClaimedKey,
@@ -39,6 +40,7 @@ from shop.repositories.placement import (
 )
 from shop.security.principal import Principal
 from shop.services.order_documents import order_document
+from shop.services.product_events import record_product_events
 from shop.services.unit_of_work import AbstractUnitOfWork, UnitOfWork
 
 
@@ -199,6 +201,9 @@ def _take_stock_and_write(
         take_from=None if request.allow_partial else products,
         answer=KeyAnswer(record.id, *_kept(placed)) if record is not None else None,
     )
+    # rare: the order took a product's last units
+    ran_out = [item.product_id for item in items if products[item.product_id].stock == item.quantity]
+    record_product_events(uow, [(EventType.PRODUCT_OUT_OF_STOCK, product_id) for product_id in ran_out])
     return placed
 
 

@@ -8,7 +8,8 @@ from typing import TypedDict
 from sqlalchemy.exc import IntegrityError
 
 from shop.errors import Conflict, ResourceNotFound
-from shop.models import Product
+from shop.models import EventType, Product
+from shop.services.product_events import record_product_events, stock_event
 from shop.services.unit_of_work import UnitOfWork
 
 
@@ -73,14 +74,26 @@ def update_product(product_id: int, changes: ProductChanges) -> Product:
         if not locked:
             raise ProductNotFound(product_id)
         product = locked[0]
+        events = _events_of(product, changes)
         for name, value in changes.items():
             setattr(product, name, value)
         try:
             uow.products.save()
         except IntegrityError as error:
             raise (_sku_taken(error, changes.get("sku")) or error) from None
+        record_product_events(uow, events)
         uow.commit()
     return product
+
+
+def _events_of(product: Product, changes: ProductChanges) -> list[tuple[EventType, int]]:
+    events = []
+    if "price" in changes and changes["price"] != product.price:
+        events.append((EventType.PRODUCT_PRICE_CHANGED, product.id))
+    stock = stock_event(product.stock, changes["stock"]) if "stock" in changes else None
+    if stock is not None:
+        events.append((stock, product.id))
+    return events
 
 
 def deactivate_product(product_id: int) -> None:

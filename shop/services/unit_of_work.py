@@ -63,6 +63,10 @@ class AbstractUnitOfWork(Protocol):
         """A step that may fail alone: an exception inside undoes only that step, and goes on out."""
         ...
 
+    def flush(self) -> None:
+        """Send the writes waiting for the commit now (what follows reads them)."""
+        ...
+
     def commit(self) -> None: ...
 
     def rollback(self) -> None: ...
@@ -102,6 +106,10 @@ class UnitOfWork:
         """A step that may fail alone: an exception inside rolls back to here, and goes on out."""
         with self.session.begin_nested():
             yield
+
+    def flush(self) -> None:
+        self.statements.send_deferred()
+        self.session.flush()
 
     def commit(self) -> None:
         if self.statements.used:

@@ -69,7 +69,10 @@ class MemoryDatabase:
 
     def add_product(self, sku: str, *, price: str = "10.00", stock: int = 5, **fields: Any) -> Product:
         values = {"name": sku.title(), "description": "", "category": "Home", "is_active": True} | fields
-        product = Product(id=self.next_id(), sku=sku, price=Decimal(price), stock=stock, version=1, **values)
+        product = Product(
+            id=self.next_id(), sku=sku, price=Decimal(price), stock=stock, version=1, event_sequence=0,
+            created_at=self.now, updated_at=self.now, **values,
+        )  # fmt: skip
         self.products[product.id] = product
         return product
 
@@ -107,6 +110,9 @@ class MemoryProducts:
 
     def lock_for_update(self, product_ids: Collection[int]) -> Sequence[Product]:
         return [self.db.products[i] for i in sorted(set(product_ids)) if i in self.db.products]
+
+    def current(self, product_ids: Collection[int]) -> Sequence[Product]:
+        return self.lock_for_update(product_ids)
 
     def add(self, product: Product) -> Product:
         product.id = product.id or self.db.next_id()
@@ -261,6 +267,14 @@ class MemoryEvents:
                   data=json.loads(json.dumps(data)))
         )  # fmt: skip
 
+    def record_for_product(self, type_: EventType, product_id: int, data: str) -> None:
+        product = self.db.products[product_id]
+        product.event_sequence += 1
+        self.db.events.append(
+            Event(type=type_.value, resource_type=ResourceType.PRODUCT.value, resource_id=product_id,
+                  sequence=product.event_sequence, data=json.loads(data))
+        )  # fmt: skip
+
 
 class MemoryUsers:
     def __init__(self, database: MemoryDatabase) -> None:
@@ -336,6 +350,9 @@ class MemoryUnitOfWork:
         except BaseException:
             self.db.restore(before)
             raise
+
+    def flush(self) -> None:
+        return None  # every write is in place already
 
     def commit(self) -> None:
         self._committed = True

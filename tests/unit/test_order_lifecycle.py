@@ -120,3 +120,35 @@ def test_staff_may_move_any_order_and_see_its_history(database: MemoryDatabase, 
     assert done.history is not None
     assert [c.to_status for c in done.history][-1] == "delivered"
     assert json.loads(json.dumps([c.changed_by for c in done.history])) == [ANN.id, STAFF.id, STAFF.id, STAFF.id]
+
+
+def test_each_transition_is_an_event_numbered_after_the_last(
+    database: MemoryDatabase, uow: Factory, order_id: int
+) -> None:
+    transition(order_id, STAFF, Action.PAY, unit_of_work=uow)
+    with pytest.raises(IllegalTransition):
+        transition(order_id, STAFF, Action.DELIVER, unit_of_work=uow)
+    transition(order_id, STAFF, Action.CANCEL, unit_of_work=uow)
+
+    assert [(e.type, e.sequence) for e in database.events] == [
+        ("order.placed", 1),
+        ("order.paid", 2),
+        ("order.cancelled", 3),
+    ]
+    assert database.events[-1].data["status"] == "cancelled"
+
+
+def test_cancelling_the_order_that_sold_a_product_out_brings_it_back_in_stock(
+    database: MemoryDatabase, uow: Factory
+) -> None:
+    mug = database.add_product("MUG", stock=2)
+    placed = place_order(ANN, OrderRequest([OrderLine(mug.id, 2)], ADDRESS), unit_of_work=uow)
+    assert isinstance(placed, OrderPlaced)
+
+    transition(placed.order_id, ANN, Action.CANCEL, unit_of_work=uow)
+
+    assert [(e.type, e.sequence) for e in database.events if e.resource_type == "product"] == [
+        ("product.out_of_stock", 1),
+        ("product.back_in_stock", 2),
+    ]
+    assert database.events[-1].data["stock"] == 2

@@ -181,3 +181,26 @@ def test_the_transaction_is_bounded_by_the_configured_waits(database: MemoryData
     place_order(ANN, request((lamp.id, 1)), unit_of_work=tracked)
 
     assert [u.waits for u in used] == [(2000, 5000)]
+
+
+def test_an_order_writes_its_event_and_one_for_a_product_it_sold_out(database: MemoryDatabase, uow: Factory) -> None:
+    lamp = database.add_product("LAMP", stock=5)
+    mug = database.add_product("MUG", stock=2)
+
+    outcome = place_order(ANN, request((lamp.id, 1), (mug.id, 2)), unit_of_work=uow)
+
+    assert isinstance(outcome, OrderPlaced)
+    assert [(e.type, e.resource_id, e.sequence) for e in database.events] == [
+        ("order.placed", outcome.order_id, 1),
+        ("product.out_of_stock", mug.id, 1),
+    ]
+    assert database.events[0].data == json.loads(outcome.document)
+    assert (database.events[1].data["stock"], database.events[1].data["in_stock"]) == (0, False)
+
+
+def test_a_refusal_writes_no_event(database: MemoryDatabase, uow: Factory) -> None:
+    mug = database.add_product("MUG", stock=1)
+
+    place_order(ANN, request((mug.id, 2)), "key", unit_of_work=uow)
+
+    assert database.events == []
