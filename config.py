@@ -7,6 +7,9 @@ Every variable is listed in docs/configuration.md.
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hashlib
 import re
 from collections.abc import Mapping
 from typing import Any, TypeVar
@@ -19,6 +22,23 @@ Number = TypeVar("Number", int, float)
 MIN_SECRET_KEY_LENGTH = 32
 # A database whose name starts or ends with "test" (test, test_shop, shop_test, shop-test) belongs to a test suite.
 TEST_DATABASE_NAME = re.compile(r"(^test([_-]|$))|([_-]test$)", re.IGNORECASE)
+
+
+def derived_fernet_key(secret_key: str) -> str:
+    """A Fernet key (32 bytes, URL-safe base64) from SECRET_KEY: outside production only."""
+    digest = hashlib.sha256(b"shop-webhook-secrets:" + secret_key.encode()).digest()
+    return base64.urlsafe_b64encode(digest).decode()
+
+
+def fernet_key_problem(keys: str) -> str | None:
+    for key in (part.strip() for part in keys.split(",")):
+        try:
+            if len(base64.urlsafe_b64decode(key.encode())) == 32:
+                continue
+        except (ValueError, binascii.Error):
+            pass
+        return "WEBHOOK_SECRETS_KEY must be Fernet keys (32 bytes in URL-safe base64), comma-separated"
+    return None
 
 
 class ConfigError(RuntimeError):
@@ -53,6 +73,8 @@ class BaseConfig:
     APP_ENV = "base"
     DEBUG = False
     TESTING = False
+    # webhooks to http:// and to this machine's or this network's addresses (a receiver under development)
+    LOCAL_WEBHOOKS = False
 
     def __init__(self, environ: Mapping[str, str]) -> None:
         env = environ.get
@@ -134,6 +156,14 @@ class BaseConfig:
         # every process re-applies recorded catalog changes this often, so the cache hears of every commit even
         # when the invalidation after it failed or never ran (shop/catalog/relay.py); 0 turns the relay off
         self.CATALOG_RELAY_SECONDS = _number(environ, "CATALOG_RELAY_SECONDS", 1.0, float)
+        # webhooks (shop/webhooks/): the Fernet key(s) their signing secrets are encrypted with, comma-separated, the
+        # first encrypting (docs/configuration.md says how to make one); unset: derived from SECRET_KEY
+        self.WEBHOOK_SECRETS_KEY: str | None = env("WEBHOOK_SECRETS_KEY") or None
+        # addresses a webhook may point at: in production never loopback, private, link-local or metadata ones
+        self.WEBHOOK_ALLOW_PRIVATE_ADDRESSES = _bool(env("WEBHOOK_ALLOW_PRIVATE_ADDRESSES"), type(self).LOCAL_WEBHOOKS)
+        self.WEBHOOK_REQUIRE_HTTPS = _bool(env("WEBHOOK_REQUIRE_HTTPS"), not type(self).LOCAL_WEBHOOKS)
+        # after a secret is rotated, the previous one still signs deliveries this long (receivers switch meanwhile)
+        self.WEBHOOK_ROTATION_HOURS = _number(environ, "WEBHOOK_ROTATION_HOURS", 24, int)
         self.LOG_LEVEL = env("LOG_LEVEL", "INFO").upper()
         # proxies in front that append to X-Forwarded-For/-Proto/-Host (0: trust none, the client address is the peer's)
         self.TRUSTED_PROXIES = _number(environ, "TRUSTED_PROXIES", 0, int)
@@ -172,6 +202,10 @@ class BaseConfig:
             "socket_timeout": self.REDIS_SOCKET_TIMEOUT,
             "socket_connect_timeout": self.REDIS_SOCKET_TIMEOUT,
         }
+        if not self.WEBHOOK_SECRETS_KEY and self.SECRET_KEY:
+            # a key of its own is better (SECRET_KEY may be rotated for other reasons), but this one is not in the
+            # database either
+            self.WEBHOOK_SECRETS_KEY = derived_fernet_key(self.SECRET_KEY)
         self.RATELIMIT_HEADERS_ENABLED = True
         self.RATELIMIT_SWALLOW_ERRORS = True
         self.RATELIMIT_IN_MEMORY_FALLBACK_ENABLED = True
@@ -196,6 +230,8 @@ class BaseConfig:
             found.append("REDIS_URL is not set: point it at Redis (redis://host:6379/0 or unix:///path.sock)")
         if "*" in self.CORS_ORIGINS:
             found.append("CORS_ORIGINS must list storefront origins, not '*'")
+        if self.WEBHOOK_SECRETS_KEY and (problem := fernet_key_problem(self.WEBHOOK_SECRETS_KEY)):
+            found.append(problem)
         if self.CURRENCY and not re.fullmatch(r"[A-Z]{3}", self.CURRENCY):
             found.append(f"CURRENCY must be a three-letter ISO 4217 code, got {self.CURRENCY!r}")
         return found
@@ -207,6 +243,7 @@ class BaseConfig:
 class DevelopmentConfig(BaseConfig):
     APP_ENV = "development"
     DEBUG = True
+    LOCAL_WEBHOOKS = True
 
     def default_secret_key(self) -> str:
         return "development-only-secret-key-never-use-in-production"
@@ -215,6 +252,7 @@ class DevelopmentConfig(BaseConfig):
 class TestingConfig(BaseConfig):
     APP_ENV = "testing"
     TESTING = True
+    LOCAL_WEBHOOKS = True
 
     def __init__(self, environ: Mapping[str, str]) -> None:
         super().__init__(environ)
