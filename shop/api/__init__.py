@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Flask, request
 from werkzeug.exceptions import UnsupportedMediaType
 
-from shop.api import auth, categories, docs, events, health, orders, products, reports, users
+from shop.api import auth, categories, docs, events, health, orders, products, reports, users, webhooks
 from shop.extensions import api
 
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
@@ -32,4 +32,5 @@ def register_blueprints(app: Flask) -> None:
     api.register_blueprint(orders.blp)
     api.register_blueprint(reports.blp)
     api.register_blueprint(events.blp)
+    api.register_blueprint(webhooks.blp)
     app.register_blueprint(docs.blp)  # a plain Flask blueprint: the docs page is not part of the API it documents

@@ -9,6 +9,7 @@ from shop.models.order_history import OrderStatusChange
 from shop.models.product import Product
 from shop.models.token import ApiToken
 from shop.models.user import Role, User
+from shop.models.webhook import WebhookEndpoint
 
 __all__ = [
     "ApiToken",
@@ -25,4 +26,5 @@ __all__ = [
     "ResourceType",
     "Role",
     "User",
+    "WebhookEndpoint",
 ]
