@@ -164,6 +164,16 @@ class BaseConfig:
         self.WEBHOOK_REQUIRE_HTTPS = _bool(env("WEBHOOK_REQUIRE_HTTPS"), not type(self).LOCAL_WEBHOOKS)
         # after a secret is rotated, the previous one still signs deliveries this long (receivers switch meanwhile)
         self.WEBHOOK_ROTATION_HOURS = _number(environ, "WEBHOOK_ROTATION_HOURS", 24, int)
+        # delivery (shop/webhooks/worker.py): the answer's deadline, retries for about a day with exponential backoff
+        # and jitter from WEBHOOK_RETRY_BASE_SECONDS up to WEBHOOK_RETRY_MAX_SECONDS apart, then dead; an endpoint
+        # with no success for WEBHOOK_DISABLE_AFTER_HOURS is turned off
+        self.WEBHOOK_TIMEOUT_SECONDS = _number(environ, "WEBHOOK_TIMEOUT_SECONDS", 5.0, float)
+        # wake the delivery workers after commits that wrote events (shop/webhooks/notifier.py)
+        self.WEBHOOK_NOTIFY = _bool(env("WEBHOOK_NOTIFY"), True)
+        self.WEBHOOK_RETRY_HOURS = _number(environ, "WEBHOOK_RETRY_HOURS", 24.0, float)
+        self.WEBHOOK_RETRY_BASE_SECONDS = _number(environ, "WEBHOOK_RETRY_BASE_SECONDS", 10.0, float)
+        self.WEBHOOK_RETRY_MAX_SECONDS = _number(environ, "WEBHOOK_RETRY_MAX_SECONDS", 3600.0, float)
+        self.WEBHOOK_DISABLE_AFTER_HOURS = _number(environ, "WEBHOOK_DISABLE_AFTER_HOURS", 72.0, float)
         self.LOG_LEVEL = env("LOG_LEVEL", "INFO").upper()
         # proxies in front that append to X-Forwarded-For/-Proto/-Host (0: trust none, the client address is the peer's)
         self.TRUSTED_PROXIES = _number(environ, "TRUSTED_PROXIES", 0, int)
@@ -262,6 +272,8 @@ class TestingConfig(BaseConfig):
         self.ARGON2_PARALLELISM = 1
         # the tests that need the relay turn it on: a thread polling the database would show in statement counts
         self.CATALOG_RELAY_SECONDS = _number(environ, "CATALOG_RELAY_SECONDS", 0.0, float)
+        # likewise the webhook workers' wake-up NOTIFY (the tests of the workers turn it on)
+        self.WEBHOOK_NOTIFY = _bool(environ.get("WEBHOOK_NOTIFY"), False)
 
     def default_secret_key(self) -> str:
         return "testing-only-secret-key-never-use-in-production"

@@ -119,6 +119,7 @@ def register_extensions(app: Flask) -> None:
     from shop.catalog.relay import register_catalog_relay
     from shop.extensions import api, cors, db, limiter, migrate, passwords, redis_client
     from shop.openapi import json_numbers
+    from shop.webhooks.notifier import register_notifier
 
     db.init_app(app)
     migrate.init_app(
@@ -132,6 +133,7 @@ def register_extensions(app: Flask) -> None:
     redis_client.init_app(app)
     register_catalog_invalidation()
     register_catalog_relay(app)
+    register_notifier(app)
     api.init_app(app)
     api.ma_plugin.converter.add_attribute_function(json_numbers)
     api.spec.components.security_scheme("bearerAuth", {"type": "http", "scheme": "bearer"})

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import signal
 import sys
+import threading
 from datetime import UTC, date, datetime
 
 import click
@@ -20,6 +22,7 @@ from shop.services.accounts import EmailTaken, purge_expired_tokens, register_us
 from shop.services.events import KEEP_DAYS, purge_events
 from shop.services.ordering import purge_idempotency_records
 from shop.services.sample_catalog import load_sample_catalog
+from shop.webhooks.worker import Settings, run_round, serve
 
 _valid_email = ma.validate.Email()
 
@@ -204,6 +207,24 @@ def events_group() -> None:
 def purge_events_command(older_than_days: int) -> None:
     """Delete events older than the retention period. Safe to run from cron."""
     click.echo(f"Deleted {purge_events(older_than_days)} events older than {older_than_days} days.")
+
+
+@events_group.command("deliver")
+@click.option("--once", is_flag=True, help="one round (dispatch, then one batch of deliveries), then exit")
+@with_appcontext
+def deliver_events_command(once: bool) -> None:
+    """Deliver events to the webhook endpoints until SIGTERM or SIGINT (the current round finishes first).
+    Run as many as you like: they never send one attempt twice."""
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    if once:
+        click.echo(f"{run_round(Settings.of(app))} events read and deliveries attempted.")
+        return
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    click.echo("delivering events; SIGTERM stops after the current round")
+    serve(app, stop)
+    click.echo("stopped")
 
 
 def register_commands(app: Flask) -> None:

@@ -3,6 +3,7 @@ threads started together, the stock invariant, a private redis-server, an order 
 
 from __future__ import annotations
 
+import http.server
 import json
 import socket
 import subprocess
@@ -157,3 +158,43 @@ def post_order(base_url: str, token: str, product_id: int) -> tuple[int, dict[st
             return response.status, json.loads(response.read())
     except urllib.error.HTTPError as error:
         return error.code, json.loads(error.read())
+
+
+class Receiver:
+    """A webhook receiver on 127.0.0.1 for the length of a `with`: it keeps every request (headers and body) and
+    answers each with the next status of `answers` (then 200s), after `delay_seconds`."""
+
+    def __init__(self, answers: list[int] | None = None, delay_seconds: float = 0.0) -> None:
+        self.requests: list[tuple[dict[str, str], bytes]] = []
+        self._answers = list(answers or [])
+        self._lock = threading.Lock()
+        receiver = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                time.sleep(delay_seconds)  # a receiver that takes its time: a worker killed mid-send
+                with receiver._lock:
+                    receiver.requests.append((dict(self.headers.items()), body))
+                    status = receiver._answers.pop(0) if receiver._answers else 200
+                self.send_response(status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, format: str, *args: Any) -> None:
+                return None
+
+        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}/hooks"
+
+    def __enter__(self) -> Receiver:
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def events(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return [json.loads(body) for _, body in self.requests]

@@ -2,6 +2,7 @@
 
 from shop.models.base import Base
 from shop.models.catalog_change import CatalogChange
+from shop.models.delivery import WebhookAttempt, WebhookDelivery, WebhookDispatch
 from shop.models.event import Event, EventType, ResourceType
 from shop.models.idempotency import IdempotencyRecord
 from shop.models.order import Order, OrderItem, OrderStatus
@@ -26,5 +27,8 @@ __all__ = [
     "ResourceType",
     "Role",
     "User",
+    "WebhookAttempt",
+    "WebhookDelivery",
+    "WebhookDispatch",
     "WebhookEndpoint",
 ]

@@ -30,4 +30,6 @@ class WebhookEndpoint(Timestamps, Base):
     previous_secret_until: Mapped[datetime | None]
     # set when shop stopped delivering to it by itself (it failed too long); staff re-activate it
     disabled_reason: Mapped[str | None] = mapped_column(sa.Text)
+    # when the failures began that have not been followed by a success since (None while it answers)
+    failing_since: Mapped[datetime | None]
     created_by: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id", ondelete="SET NULL"))

@@ -25,10 +25,12 @@ class EventRepository:
 
     def __init__(self, session: Session) -> None:
         self.session = session
+        self.written = False
 
     def record(
         self, type_: EventType, resource_type: ResourceType, resource_id: int, sequence: int, data: dict[str, Any]
     ) -> None:
+        self.written = True
         self.session.add(
             Event(type=type_.value, resource_type=resource_type.value, resource_id=resource_id, sequence=sequence,
                   data=data)
@@ -36,4 +38,5 @@ class EventRepository:
 
     def record_for_product(self, type_: EventType, product_id: int, data: str) -> None:
         """A product's event, numbered next in its sequence; `data` is its document's JSON text."""
+        self.written = True
         self.session.execute(RECORD_PRODUCT_EVENT, {"type": type_.value, "product_id": product_id, "data": data})

@@ -264,6 +264,7 @@ class PlacementRepository:
     def __init__(self, statements: Statements) -> None:
         self._statements = statements
         self.catalog_changes: StockChanges | None = None
+        self.wrote_events = False
 
     def claim_and_lock(self, product_ids: Sequence[int], claim: KeyClaim | None) -> Locked | None:
         """The claim of the key, when there is one, and the locks, read at once. None if none of the products
@@ -310,6 +311,7 @@ class PlacementRepository:
             self._statements.defer(_take(quantities))
             self._note_taken(take_from, quantities)
         self._statements.defer((INSERT_ORDER, _insert_parameters(order)), (RECORD_PLACED, (order.id, document)))
+        self.wrote_events = True
         if answer is not None:
             self._statements.defer(_record_answer(answer))
 

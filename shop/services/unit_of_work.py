@@ -28,6 +28,7 @@ from shop.extensions import db
 from shop.repositories import EventRepository, OrderRepository, ProductRepository, TokenRepository, UserRepository
 from shop.repositories.placement import PlacementRepository
 from shop.repositories.protocols import Events, Orders, Placement, Products, Tokens, Users
+from shop.webhooks.notifier import events_committed
 
 
 class AbstractUnitOfWork(Protocol):
@@ -123,6 +124,8 @@ class UnitOfWork:
             self.statements.commit([record] if record is not None else [])
         # ends the ORM's transaction (COMMIT, unless it went above), then tells the catalog (its after_commit hook)
         self.session.commit()
+        if self.events.written or self.placement.wrote_events:
+            events_committed()  # the delivery workers look soon (a flag for this process's notifier; no I/O here)
 
     def rollback(self) -> None:
         self.session.rollback()

@@ -35,6 +35,7 @@ class Target:
     host: str
     port: int
     addresses: tuple[str, ...]
+    path: str = "/"  # with the query, as the request line names it
 
 
 def resolve(host: str, port: int) -> list[str]:
@@ -78,4 +79,5 @@ def check_url(url: str, *, allow_private: bool, require_https: bool, resolver: R
                 f"The host {parts.hostname} resolves to {', '.join(refused)}: not a public address (loopback, "
                 "private, link-local and metadata addresses are refused)."
             )
-    return Target(url, parts.scheme, parts.hostname, port, tuple(addresses))
+    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    return Target(url, parts.scheme, parts.hostname, port, tuple(addresses), path)

@@ -1,0 +1,334 @@
+"""The delivery worker (`flask events deliver`): events to webhook endpoints, at least once, in order per resource.
+
+A round, each step its own short transaction (none is open while an endpoint is being waited for):
+
+    dispatch   read the event feed from the workers' cursor (webhook_dispatch; the same never-skip rule as
+               GET /api/v1/events), make a delivery for each active endpoint that wants the event's type and
+               existed when it occurred, and move the cursor. One worker at a time (the cursor row is locked
+               with SKIP LOCKED: the others go on to deliver).
+    claim      take due deliveries of active endpoints (FOR UPDATE SKIP LOCKED: workers never take the same one),
+               skipping any whose resource has an earlier pending delivery to the same endpoint, so one order's
+               events reach an endpoint in sequence order; mark them held for a while and count the attempt.
+    send       POST each, signed, to the addresses its URL checks out as now (the SSRF check again).
+    record     a 2xx is delivered; 5xx, 408, 429, a timeout or a refused connection is retried after an
+               exponential, jittered delay until about a day has passed, then dead; any other answer is dead at
+               once. Every attempt is kept. An endpoint with no success for WEBHOOK_DISABLE_AFTER_HOURS is turned
+               off, with the reason.
+
+A worker killed anywhere loses nothing: a delivery it held is taken again once its hold passes, and sent again (the
+receiver drops the duplicate by Shop-Event-Id). Between rounds the worker sleeps until a NOTIFY on `shop_events`
+(sent by the app after commits that wrote events: shop/webhooks/notifier.py) or a second has passed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import select
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg2
+import sqlalchemy as sa
+from flask import Flask
+from sqlalchemy import Connection
+
+from shop.extensions import db
+from shop.services.events import Cursor, FeedEvent
+from shop.webhooks.secrets import unseal
+from shop.webhooks.sender import Answer, post
+from shop.webhooks.signing import signature_header
+from shop.webhooks.urls import UnsafeUrl, check_url
+
+log = logging.getLogger(__name__)
+
+CHANNEL = "shop_events"
+BATCH = 100
+DISPATCH_BATCH = 1000
+USER_AGENT = "shop-webhooks/1"
+
+ENSURE_CURSOR = sa.text(
+    "INSERT INTO webhook_dispatch (id, transaction_id, position) VALUES (1, 0, 0) ON CONFLICT (id) DO NOTHING"
+)
+DISPATCH = sa.text(
+    """
+    WITH place AS (SELECT transaction_id, position FROM webhook_dispatch WHERE id = 1 FOR UPDATE SKIP LOCKED),
+    horizon AS (SELECT (pg_snapshot_xmin(pg_current_snapshot())::text)::bigint AS xmin),
+    batch AS (
+        SELECT e.position, e.id, e.transaction_id, e.type, e.resource_type, e.resource_id, e.sequence, e.occurred_at
+          FROM events e, place, horizon
+         WHERE (e.transaction_id, e.position) > (place.transaction_id, place.position)
+           AND e.transaction_id < horizon.xmin
+         ORDER BY e.transaction_id, e.position
+         LIMIT :batch
+    ), made AS (
+        INSERT INTO webhook_deliveries (endpoint_id, event_position, event_id, resource_type, resource_id, sequence,
+                                        give_up_at)
+        SELECT w.id, b.position, b.id, b.resource_type, b.resource_id, b.sequence,
+               now() + make_interval(secs => :retry_seconds)
+          FROM batch b JOIN webhook_endpoints w
+            ON w.is_active AND b.type = ANY(w.event_types) AND b.occurred_at >= w.created_at
+        ON CONFLICT (endpoint_id, event_position) DO NOTHING
+        RETURNING 1
+    ), last AS (
+        SELECT transaction_id, position FROM batch ORDER BY transaction_id DESC, position DESC LIMIT 1
+    ), moved AS (
+        UPDATE webhook_dispatch SET transaction_id = last.transaction_id, position = last.position
+          FROM last WHERE webhook_dispatch.id = 1
+        RETURNING 1
+    )
+    SELECT (SELECT count(*) FROM batch) AS events, (SELECT count(*) FROM made) AS deliveries,
+           (SELECT count(*) FROM moved) AS moved
+    """
+)
+CLAIM = sa.text(
+    """
+    UPDATE webhook_deliveries d
+       SET claimed_until = now() + make_interval(secs => :hold_seconds), attempts = d.attempts + 1
+     WHERE d.id IN (
+        SELECT c.id FROM webhook_deliveries c
+         WHERE c.status = 'pending' AND c.next_attempt_at <= now()
+           AND (c.claimed_until IS NULL OR c.claimed_until < now())
+           AND EXISTS (SELECT FROM webhook_endpoints w WHERE w.id = c.endpoint_id AND w.is_active)
+           AND NOT EXISTS (
+               SELECT FROM webhook_deliveries earlier
+                WHERE earlier.endpoint_id = c.endpoint_id AND earlier.resource_type = c.resource_type
+                  AND earlier.resource_id = c.resource_id AND earlier.status = 'pending'
+                  AND earlier.sequence < c.sequence)
+         ORDER BY c.next_attempt_at, c.id
+         LIMIT :batch
+           FOR UPDATE SKIP LOCKED)
+    RETURNING d.id
+    """
+)
+CLAIMED = sa.text(
+    """
+    SELECT d.id AS delivery_id, d.attempts, d.give_up_at, w.id AS endpoint_id, w.url, w.secret, w.previous_secret,
+           w.previous_secret_until > now() AS rotating, e.position, e.id, e.transaction_id, e.type,
+           e.resource_type, e.resource_id, e.sequence, e.occurred_at, e.data
+      FROM webhook_deliveries d
+      JOIN webhook_endpoints w ON w.id = d.endpoint_id
+      JOIN events e ON e.position = d.event_position
+     WHERE d.id = ANY(:ids)
+     ORDER BY d.id
+    """
+)
+DELIVERED = sa.text(
+    """
+    UPDATE webhook_deliveries
+       SET status = 'delivered', delivered_at = now(), claimed_until = NULL, last_status_code = :status,
+           last_error = NULL
+     WHERE id = :delivery_id
+    """
+)
+RETRY_LATER = sa.text(
+    """
+    UPDATE webhook_deliveries
+       SET status = CASE WHEN :dead OR now() >= give_up_at THEN 'dead' ELSE 'pending' END,
+           next_attempt_at = now() + make_interval(secs => :delay), claimed_until = NULL,
+           last_status_code = :status, last_error = :error
+     WHERE id = :delivery_id
+    """
+)
+ATTEMPTED = sa.text(
+    "INSERT INTO webhook_attempts (delivery_id, status_code, error, duration_ms)"
+    " VALUES (:delivery_id, :status, :error, :duration_ms)"
+)
+ANSWERED = sa.text(
+    "UPDATE webhook_endpoints SET failing_since = NULL WHERE id = :endpoint_id AND failing_since IS NOT NULL"
+)
+FAILING = sa.text(
+    """
+    UPDATE webhook_endpoints
+       SET failing_since = coalesce(failing_since, now()),
+           is_active = is_active AND coalesce(failing_since, now()) > now() - make_interval(secs => :disable_after),
+           disabled_reason = CASE WHEN coalesce(failing_since, now()) > now() - make_interval(secs => :disable_after)
+                                  THEN disabled_reason
+                                  ELSE 'no delivery succeeded since ' || coalesce(failing_since, now())::text END
+     WHERE id = :endpoint_id
+    """
+)
+
+
+@dataclass(frozen=True)
+class Settings:
+    timeout_seconds: float
+    retry_seconds: float
+    retry_base_seconds: float
+    retry_max_seconds: float
+    disable_after_seconds: float
+    allow_private: bool
+    require_https: bool
+
+    @classmethod
+    def of(cls, app: Flask) -> Settings:
+        config = app.config
+        return cls(
+            timeout_seconds=float(config["WEBHOOK_TIMEOUT_SECONDS"]),
+            retry_seconds=float(config["WEBHOOK_RETRY_HOURS"]) * 3600,
+            retry_base_seconds=float(config["WEBHOOK_RETRY_BASE_SECONDS"]),
+            retry_max_seconds=float(config["WEBHOOK_RETRY_MAX_SECONDS"]),
+            disable_after_seconds=float(config["WEBHOOK_DISABLE_AFTER_HOURS"]) * 3600,
+            allow_private=bool(config["WEBHOOK_ALLOW_PRIVATE_ADDRESSES"]),
+            require_https=bool(config["WEBHOOK_REQUIRE_HTTPS"]),
+        )
+
+    @property
+    def hold_seconds(self) -> float:
+        """How long a claimed delivery is held: past the send's deadline, with room."""
+        return 2 * self.timeout_seconds + 5
+
+    def backoff(self, attempts: int) -> float:
+        """Seconds before the next try after `attempts` tries: exponential, capped, jittered (so endpoints that come
+        back are not hit by every waiting delivery at once)."""
+        ceiling = min(self.retry_max_seconds, self.retry_base_seconds * 2 ** (attempts - 1))
+        return random.uniform(ceiling / 2, ceiling)  # noqa: S311 - spreading retries, not a secret
+
+
+@dataclass(frozen=True)
+class Outcome:
+    delivery_id: int
+    endpoint_id: int
+    attempts: int
+    answer: Answer
+
+
+@contextmanager
+def _transaction() -> Iterator[Connection]:
+    with db.engine.begin() as connection:
+        yield connection
+
+
+def dispatch(settings: Settings) -> int:
+    """Deliveries for the events released since the workers' cursor; how many events that read."""
+    with _transaction() as connection:
+        connection.execute(ENSURE_CURSOR)
+    with _transaction() as connection:
+        row = connection.execute(DISPATCH, {"batch": DISPATCH_BATCH, "retry_seconds": settings.retry_seconds}).one()
+    return int(row.events)
+
+
+def _document(row: Any) -> bytes:
+    event = FeedEvent(
+        row.id, row.type, row.resource_type, row.resource_id, row.sequence, row.occurred_at, row.data,
+        Cursor(row.transaction_id, row.position),
+    )  # fmt: skip
+    return json.dumps(event.document()).encode()
+
+
+def _send(row: Any, settings: Settings) -> Answer:
+    try:
+        target = check_url(row.url, allow_private=settings.allow_private, require_https=settings.require_https)
+    except UnsafeUrl as unsafe:
+        return Answer(status=None, error=f"refused: {unsafe}", duration_ms=0)
+    secrets = [unseal(row.secret)]
+    if row.rotating and row.previous_secret is not None:
+        secrets.append(unseal(row.previous_secret))
+    body = _document(row)
+    headers = {
+        "Content-Type": "application/json",
+        "User-Agent": USER_AGENT,
+        "Shop-Event-Id": str(row.id),
+        "Shop-Delivery-Id": str(row.delivery_id),
+        "Shop-Signature": signature_header(secrets, body),
+    }
+    return post(target, body, headers, settings.timeout_seconds)
+
+
+def _record(outcomes: list[Outcome], settings: Settings) -> None:
+    with _transaction() as connection:
+        for outcome in outcomes:
+            answer = outcome.answer
+            ids = {"delivery_id": outcome.delivery_id, "endpoint_id": outcome.endpoint_id}
+            connection.execute(
+                ATTEMPTED, ids | {"status": answer.status, "error": answer.error, "duration_ms": answer.duration_ms}
+            )
+            if answer.delivered:
+                connection.execute(DELIVERED, ids | {"status": answer.status})
+                connection.execute(ANSWERED, ids)
+                continue
+            refused = answer.error is not None and answer.error.startswith("refused:")
+            dead = refused or not answer.worth_retrying  # a 4xx says trying again would not help
+            connection.execute(
+                RETRY_LATER,
+                ids
+                | {
+                    "dead": dead,
+                    "delay": settings.backoff(outcome.attempts),
+                    "status": answer.status,
+                    "error": answer.error,
+                },
+            )
+            connection.execute(FAILING, ids | {"disable_after": settings.disable_after_seconds})
+
+
+def deliver_due(settings: Settings) -> int:
+    """Claim, send and record one batch of due deliveries; how many were attempted."""
+    with _transaction() as connection:
+        ids = list(connection.scalars(CLAIM, {"hold_seconds": settings.hold_seconds, "batch": BATCH}))
+        if not ids:
+            return 0
+        rows = connection.execute(CLAIMED, {"ids": ids}).all()
+    outcomes = [Outcome(row.delivery_id, row.endpoint_id, row.attempts, _send(row, settings)) for row in rows]
+    _record(outcomes, settings)
+    return len(outcomes)
+
+
+def run_round(settings: Settings) -> int:
+    """Dispatch what is new, then deliver what is due; how much there was to do."""
+    return dispatch(settings) + deliver_due(settings)
+
+
+class Wakeup:
+    """LISTEN on the channel the app NOTIFYs after commits that wrote events, on a connection of its own."""
+
+    def __init__(self, dsn: str) -> None:
+        self._connection = psycopg2.connect(dsn)
+        self._connection.autocommit = True
+        with self._connection.cursor() as cursor:
+            cursor.execute(f"LISTEN {CHANNEL}")
+
+    def wait(self, seconds: float) -> None:
+        if not self._connection.notifies:
+            select.select([self._connection], [], [], seconds)
+        self._connection.poll()
+        self._connection.notifies.clear()
+
+    def close(self) -> None:
+        self._connection.close()
+
+
+def serve(app: Flask, stop: threading.Event, idle_seconds: float = 1.0) -> None:
+    """Rounds until `stop` is set; between rounds with nothing to do, sleep until woken or `idle_seconds` pass."""
+    with app.app_context():
+        settings = Settings.of(app)
+        dsn = db.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+        wakeup = Wakeup(dsn)
+        try:
+            while not stop.is_set():
+                try:
+                    if run_round(settings):
+                        continue
+                except Exception:
+                    log.exception("webhook delivery round failed; trying again")
+                    stop.wait(idle_seconds)
+                    continue
+                wakeup.wait(idle_seconds)
+        finally:
+            wakeup.close()
+
+
+def pending_summary() -> dict[str, Any]:
+    """For /metrics and the CLI: deliveries waiting, and the age of the oldest undelivered event."""
+    with _transaction() as connection:
+        row = connection.execute(
+            sa.text(
+                "SELECT count(*) AS waiting, extract(epoch FROM now() - min(created_at)) AS oldest"
+                " FROM webhook_deliveries WHERE status = 'pending'"
+            )
+        ).one()
+    return {"waiting": int(row.waiting), "oldest_seconds": float(row.oldest) if row.oldest is not None else 0.0}

@@ -1,0 +1,230 @@
+"""Delivering events to webhook endpoints: signed, retried when a retry can help, in order per order, at least once
+through a worker killed again and again."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from collections import defaultdict
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from flask import Flask
+
+from shop.extensions import db
+from shop.webhooks import verify
+from shop.webhooks.worker import Settings, run_round
+from tests.conftest import AuthActions
+from tests.helpers import ADDRESS, Receiver, make_products, tokens
+
+pytestmark = pytest.mark.commits
+PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def order_body(product_id: int) -> dict[str, Any]:
+    return {"items": [{"product_id": product_id, "quantity": 1}], "shipping_address": ADDRESS}
+
+
+@pytest.fixture
+def shop(committing_app: Flask) -> dict[str, Any]:
+    auth = AuthActions(committing_app.test_client())
+    return {
+        "ids": make_products(committing_app, {"LAMP": 1000}),
+        "ann": auth.headers("ann@example.com"),
+        "staff": auth.headers("staff@example.com", "staff"),
+        "client": committing_app.test_client(),
+    }
+
+
+def register(shop: dict[str, Any], url: str, *types: str) -> dict[str, Any]:
+    made = shop["client"].post("/api/v1/webhooks", json={"url": url, "event_types": list(types)}, headers=shop["staff"])
+    assert made.status_code == 201, made.get_json()
+    endpoint: dict[str, Any] = made.get_json()
+    return endpoint
+
+
+def rounds(app: Flask, times: int = 3) -> None:
+    with app.app_context():
+        settings = Settings.of(app)
+        for _ in range(times):
+            run_round(settings)
+
+
+def deliveries(app: Flask) -> list[Any]:
+    with app.app_context(), db.engine.connect() as connection:
+        return list(connection.execute(
+            sa.text("SELECT id, status, attempts, last_status_code, next_attempt_at - now() AS wait"
+                    " FROM webhook_deliveries ORDER BY id")
+        ))  # fmt: skip
+
+
+def due_now(app: Flask) -> None:
+    """As if the retry delay had passed."""
+    with app.app_context(), db.engine.begin() as connection:
+        connection.execute(sa.text("UPDATE webhook_deliveries SET next_attempt_at = now() WHERE status = 'pending'"))
+
+
+def test_an_order_is_delivered_once_signed_with_its_event_and_delivery_ids(
+    committing_app: Flask, shop: dict[str, Any]
+) -> None:
+    with Receiver() as receiver:
+        endpoint = register(shop, receiver.url, "order.placed")
+        order = shop["client"].post("/api/v1/orders", json=order_body(shop["ids"]["LAMP"]), headers=shop["ann"])
+        rounds(committing_app)
+
+    [(headers, body)] = receiver.requests
+    feed = shop["client"].get("/api/v1/events", headers=shop["staff"]).get_json()["items"]
+    assert receiver.events() == feed  # the event exactly as the feed has it
+    assert receiver.events()[0]["data"] == order.get_json()
+    assert headers["Shop-Event-Id"] == feed[0]["id"]
+    assert verify(headers["Shop-Signature"], body, [endpoint["secret"]]) > 0
+    [delivery] = deliveries(committing_app)
+    assert (delivery.status, delivery.attempts, delivery.last_status_code) == ("delivered", 1, 200)
+    assert headers["Shop-Delivery-Id"] == str(delivery.id)
+
+
+def test_a_500_is_retried_later_with_the_same_ids_and_a_400_is_not(committing_app: Flask, shop: dict[str, Any]) -> None:
+    with Receiver(answers=[500, 200]) as flaky, Receiver(answers=[400]) as strict:
+        register(shop, flaky.url, "order.placed")
+        register(shop, strict.url, "order.placed")
+        shop["client"].post("/api/v1/orders", json=order_body(shop["ids"]["LAMP"]), headers=shop["ann"])
+        rounds(committing_app)
+        first = {row.last_status_code: row for row in deliveries(committing_app)}
+        due_now(committing_app)
+        rounds(committing_app)
+
+    assert first[500].status == "pending"
+    assert first[500].wait.total_seconds() >= 5  # WEBHOOK_RETRY_BASE_SECONDS (10) halved at most by the jitter
+    assert first[400].status == "dead"
+    assert [row.status for row in deliveries(committing_app)] == ["delivered", "dead"]
+    assert [h["Shop-Event-Id"] for h, _ in flaky.requests] == [flaky.requests[0][0]["Shop-Event-Id"]] * 2
+    assert len({h["Shop-Delivery-Id"] for h, _ in flaky.requests}) == 1
+    assert len(strict.requests) == 1
+
+
+def test_one_orders_events_reach_an_endpoint_in_sequence_order(committing_app: Flask, shop: dict[str, Any]) -> None:
+    with Receiver(answers=[503]) as receiver:
+        register(shop, receiver.url, "order.placed", "order.paid", "order.cancelled")
+        order = shop["client"].post("/api/v1/orders", json=order_body(shop["ids"]["LAMP"]), headers=shop["ann"])
+        path = f"/api/v1/orders/{order.get_json()['id']}"
+        shop["client"].post(f"{path}/pay", json={}, headers=shop["ann"])
+        shop["client"].post(f"{path}/cancel", json={}, headers=shop["ann"])
+        rounds(committing_app)  # order.placed fails: the two after it wait for it
+        assert [(e["type"], e["sequence"]) for e in receiver.events()] == [("order.placed", 1)]
+        due_now(committing_app)
+        rounds(committing_app, times=4)
+
+    assert [(e["type"], e["sequence"]) for e in receiver.events()] == [
+        ("order.placed", 1),
+        ("order.placed", 1),
+        ("order.paid", 2),
+        ("order.cancelled", 3),
+    ]
+
+
+def test_an_endpoint_that_fails_too_long_is_turned_off_with_the_reason(
+    committing_app: Flask, shop: dict[str, Any]
+) -> None:
+    with Receiver(answers=[500, 500]) as receiver:
+        endpoint = register(shop, receiver.url, "order.placed")
+        shop["client"].post("/api/v1/orders", json=order_body(shop["ids"]["LAMP"]), headers=shop["ann"])
+        with committing_app.app_context():
+            settings = Settings.of(committing_app)
+            run_round(settings)
+            run_round(settings)
+            with db.engine.begin() as connection:  # as if it had failed for three days
+                connection.execute(sa.text("UPDATE webhook_endpoints SET failing_since = now() - interval '73 hours'"))
+            due_now(committing_app)
+            run_round(settings)
+
+    shown = shop["client"].get(f"/api/v1/webhooks/{endpoint['id']}", headers=shop["staff"]).get_json()
+    assert shown["is_active"] is False
+    assert shown["disabled_reason"].startswith("no delivery succeeded since")
+
+
+def test_a_url_that_now_reaches_inside_is_not_sent_to(
+    committing_app: Flask, shop: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with Receiver() as receiver:
+        register(shop, receiver.url, "order.placed")
+        shop["client"].post("/api/v1/orders", json=order_body(shop["ids"]["LAMP"]), headers=shop["ann"])
+        monkeypatch.setitem(committing_app.config, "WEBHOOK_ALLOW_PRIVATE_ADDRESSES", False)  # production's rule
+        rounds(committing_app)
+
+    assert receiver.requests == []
+    assert [row.status for row in deliveries(committing_app)] == ["dead"]
+
+
+def test_every_event_arrives_through_a_worker_killed_again_and_again(
+    committing_app: Flask, server_environ: dict[str, str]
+) -> None:
+    """SIGKILL the worker process while it delivers; restart it. Every event arrives at least once, a duplicate
+    carries the same Shop-Event-Id, and each order's events arrive in sequence order."""
+    ids = make_products(committing_app, {"A": 100_000})
+    buyers = tokens(committing_app, 4)
+    staff = AuthActions(committing_app.test_client()).headers("staff@example.com", "staff")
+    client = committing_app.test_client()
+    with Receiver(delay_seconds=0.005) as receiver:
+        made = client.post(
+            "/api/v1/webhooks", json={"url": receiver.url, "event_types": ["order.placed", "order.paid"]}, headers=staff
+        )
+        assert made.status_code == 201
+        for n in range(400):
+            order = client.post("/api/v1/orders", json=order_body(ids["A"]), headers=buyers[n % 4]).get_json()
+            if n % 2 == 0:
+                client.post(f"/api/v1/orders/{order['id']}/pay", json={}, headers=buyers[n % 4])
+        environ = server_environ | {"WEBHOOK_RETRY_BASE_SECONDS": "0.2", "WEBHOOK_TIMEOUT_SECONDS": "2"}
+        command = [sys.executable, "-m", "flask", "--app", "shop", "events", "deliver"]
+        kills, killed_while_sending = 0, 0
+        for life in range(8):  # seven lives cut short at a random moment of their work, then one to the end
+            worker = subprocess.Popen(command, cwd=PROJECT_ROOT, env=environ, stdout=subprocess.DEVNULL)
+            if life < 7:
+                before = len(receiver.requests)
+                time.sleep(random.uniform(1.2, 2.0))  # its start (about a second), then some deliveries
+                killed_while_sending += len(receiver.requests) > before
+                os.kill(worker.pid, signal.SIGKILL)
+                kills += 1
+            else:
+                deadline = time.monotonic() + 60
+                while not _all_delivered(committing_app) and time.monotonic() < deadline:
+                    time.sleep(0.2)
+                os.kill(worker.pid, signal.SIGTERM)
+                assert worker.wait(timeout=30) == 0  # SIGTERM: it finishes its round and exits cleanly
+            worker.wait(timeout=30)
+        received = receiver.events()
+
+    with committing_app.app_context(), db.engine.connect() as connection:
+        written = {str(i) for i in connection.scalars(sa.text("SELECT id FROM events WHERE type LIKE 'order.%'"))}
+    assert kills == 7
+    assert killed_while_sending >= 3, "the worker was rarely killed while it delivered"
+    assert len(written) == 600
+    assert {event["id"] for event in received} == written  # every event, at least once
+    by_id: dict[str, set[str]] = defaultdict(set)
+    for event in received:
+        by_id[event["id"]].add(repr(sorted(event.items())))
+    assert all(len(copies) == 1 for copies in by_id.values())  # a duplicate is the same event, with the same id
+    per_order: dict[int, list[int]] = defaultdict(list)
+    for event in received:
+        per_order[event["resource"]["id"]].append(event["sequence"])
+    assert all(_in_order(sequences) for sequences in per_order.values())
+
+
+def _in_order(sequences: list[int]) -> bool:
+    """Each sequence's first arrival comes after every earlier sequence's first arrival (repeats allowed)."""
+    firsts = list(dict.fromkeys(sequences))
+    return firsts == sorted(firsts)
+
+
+def _all_delivered(app: Flask) -> bool:
+    with app.app_context(), db.engine.connect() as connection:
+        return (
+            connection.scalar(
+                sa.text("SELECT count(*) = 600 AND bool_and(status = 'delivered') FROM webhook_deliveries")
+            )
+            is True
+        )
