@@ -228,3 +228,78 @@ def _all_delivered(app: Flask) -> bool:
             )
             is True
         )
+
+
+def test_staff_see_deliveries_with_their_attempts_and_bring_a_dead_one_back(
+    committing_app: Flask, shop: dict[str, Any]
+) -> None:
+    with Receiver(answers=[410]) as receiver:
+        endpoint = register(shop, receiver.url, "order.placed")
+        shop["client"].post("/api/v1/orders", json=order_body(shop["ids"]["LAMP"]), headers=shop["ann"])
+        rounds(committing_app)
+        path = f"/api/v1/webhooks/{endpoint['id']}/deliveries"
+        dead = shop["client"].get(f"{path}?status=dead", headers=shop["staff"]).get_json()
+        [delivery] = dead["items"]
+        again = shop["client"].post(f"{path}/{delivery['id']}/redeliver", headers=shop["staff"])
+        rounds(committing_app)
+        after = shop["client"].get(path, headers=shop["staff"]).get_json()["items"]
+
+    assert dead["total"] == 1
+    assert [a["status_code"] for a in delivery["attempts"]] == [410]
+    assert again.status_code == 200
+    assert again.get_json()["status"] == "pending"
+    assert [(d["status"], [a["status_code"] for a in d["attempts"]]) for d in after] == [("delivered", [410, 200])]
+    assert len(receiver.requests) == 2
+
+
+@pytest.mark.parametrize(
+    ("path", "status"),
+    [
+        ("/api/v1/webhooks/999999/deliveries", 404),
+        ("/api/v1/webhooks/{id}/deliveries?status=lost", 422),
+        ("/api/v1/webhooks/{id}/deliveries?per_page=1000", 422),
+    ],
+)
+def test_delivery_lists_refuse_bad_requests(shop: dict[str, Any], path: str, status: int) -> None:
+    endpoint = register(shop, "http://127.0.0.1:9/hooks", "order.placed")
+
+    assert shop["client"].get(path.format(id=endpoint["id"]), headers=shop["staff"]).status_code == status
+
+
+def test_redelivering_what_is_not_there_is_a_404(shop: dict[str, Any]) -> None:
+    endpoint = register(shop, "http://127.0.0.1:9/hooks", "order.placed")
+    other = register(shop, "http://127.0.0.1:9/other", "order.placed")
+
+    assert (
+        shop["client"]
+        .post(f"/api/v1/webhooks/{endpoint['id']}/deliveries/12345/redeliver", headers=shop["staff"])
+        .status_code
+        == 404
+    )
+    assert (
+        shop["client"]
+        .post(f"/api/v1/webhooks/{other['id']}/deliveries/abc/redeliver", headers=shop["staff"])
+        .status_code
+        == 422
+    )
+
+
+def metric(text: str, line_start: str) -> float:
+    return next(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(line_start))
+
+
+def test_metrics_show_what_waits_what_died_and_how_attempts_went(committing_app: Flask, shop: dict[str, Any]) -> None:
+    with Receiver(answers=[503, 404]) as receiver:
+        register(shop, receiver.url, "order.placed")
+        for _ in range(3):
+            shop["client"].post("/api/v1/orders", json=order_body(shop["ids"]["LAMP"]), headers=shop["ann"])
+        rounds(committing_app, times=1)
+        text = shop["client"].get("/metrics").get_data(as_text=True)
+
+    assert metric(text, 'shop_webhook_deliveries{status="pending"}') == 1  # the 503, to be tried again
+    assert metric(text, 'shop_webhook_deliveries{status="dead"}') == 1  # the 404
+    assert metric(text, 'shop_webhook_attempts_last_5m{result="delivered"}') == 1
+    assert metric(text, 'shop_webhook_attempts_last_5m{result="retryable"}') == 1
+    assert metric(text, 'shop_webhook_attempts_last_5m{result="refused"}') == 1
+    assert metric(text, "shop_webhook_oldest_pending_seconds") >= 0
+    assert metric(text, "shop_webhook_events_undispatched") == 0

@@ -65,6 +65,9 @@ def upgrade():
         postgresql_where=sa.text("status = 'pending'"),
     )
     op.create_index("ix_webhook_deliveries_endpoint", "webhook_deliveries", ["endpoint_id", "id"])
+    op.create_index(
+        "ix_webhook_deliveries_dead", "webhook_deliveries", ["id"], postgresql_where=sa.text("status = 'dead'")
+    )
     op.create_table(
         "webhook_attempts",
         sa.Column("id", sa.BigInteger(), sa.Identity(always=False), nullable=False),
@@ -82,6 +85,7 @@ def upgrade():
         sa.PrimaryKeyConstraint("id", name=op.f("pk_webhook_attempts")),
     )
     op.create_index("ix_webhook_attempts_delivery_id", "webhook_attempts", ["delivery_id", "id"])
+    op.create_index("ix_webhook_attempts_attempted_at", "webhook_attempts", ["attempted_at"])
     op.create_table(
         "webhook_dispatch",
         sa.Column("id", sa.Integer(), autoincrement=False, nullable=False),
@@ -95,8 +99,10 @@ def upgrade():
 
 def downgrade():
     op.drop_table("webhook_dispatch")
+    op.drop_index("ix_webhook_attempts_attempted_at", table_name="webhook_attempts")
     op.drop_index("ix_webhook_attempts_delivery_id", table_name="webhook_attempts")
     op.drop_table("webhook_attempts")
+    op.drop_index("ix_webhook_deliveries_dead", table_name="webhook_deliveries")
     op.drop_index("ix_webhook_deliveries_endpoint", table_name="webhook_deliveries")
     op.drop_index("ix_webhook_deliveries_resource", table_name="webhook_deliveries")
     op.drop_index("ix_webhook_deliveries_due", table_name="webhook_deliveries")

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from typing import Any, cast
 
 import marshmallow as ma
 from flask import Response, url_for
 
-from shop.api.pagination import parse_id
+from shop.api.pagination import PageArgsSchema, envelope_json, link_header, page_schema, parse_id
 from shop.api.policy import authenticated, current_user
 from shop.api.schemas import Blueprint, InputSchema
-from shop.models import EventType, Role, WebhookEndpoint
+from shop.models import EventType, Role, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from shop.services import webhooks as service
 from shop.webhooks.urls import MAX_URL_LENGTH
 
@@ -139,3 +140,85 @@ def rotate_secret(webhook_id: str) -> Response:
     """A new signing secret, in this answer only; the previous one keeps signing beside it for a while."""
     rotated = service.rotate_secret(_id(webhook_id))
     return _json(_document(rotated.endpoint, rotated.secret))
+
+
+DELIVERY_STATUSES = ("pending", "delivered", "dead")
+
+
+class DeliveryQuerySchema(PageArgsSchema):
+    status = ma.fields.String(validate=ma.validate.OneOf(DELIVERY_STATUSES))
+
+
+class AttemptSchema(ma.Schema):
+    attempted_at = ma.fields.String(metadata={"format": "date-time"})
+    status_code = ma.fields.Integer(allow_none=True, metadata={"description": "the answer's; none: no answer"})
+    error = ma.fields.String(allow_none=True)
+    duration_ms = ma.fields.Integer()
+
+
+class DeliverySchema(ma.Schema):
+    id = ma.fields.Integer()
+    event_id = ma.fields.UUID()
+    resource = ma.fields.Dict(metadata={"example": {"type": "order", "id": 42}})
+    sequence = ma.fields.Integer()
+    status = ma.fields.String(metadata={"enum": list(DELIVERY_STATUSES)})
+    next_attempt_at = ma.fields.String(allow_none=True, metadata={"format": "date-time"})
+    give_up_at = ma.fields.String(metadata={"format": "date-time"})
+    delivered_at = ma.fields.String(allow_none=True, metadata={"format": "date-time"})
+    attempts = ma.fields.List(ma.fields.Nested(AttemptSchema))
+
+
+DeliveryPageSchema = page_schema("DeliveryPage", DeliverySchema)
+
+
+def _when(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment is not None else None
+
+
+def _delivery(delivery: WebhookDelivery, attempts: list[WebhookAttempt]) -> dict[str, Any]:
+    return {
+        "id": delivery.id,
+        "event_id": str(delivery.event_id),
+        "resource": {"type": delivery.resource_type, "id": delivery.resource_id},
+        "sequence": delivery.sequence,
+        "status": delivery.status,
+        "next_attempt_at": _when(delivery.next_attempt_at) if delivery.status == "pending" else None,
+        "give_up_at": _when(delivery.give_up_at),
+        "delivered_at": _when(delivery.delivered_at),
+        "attempts": [
+            {
+                "attempted_at": _when(attempt.attempted_at),
+                "status_code": attempt.status_code,
+                "error": attempt.error,
+                "duration_ms": attempt.duration_ms,
+            }
+            for attempt in attempts
+        ],
+    }
+
+
+@blp.get("/<webhook_id>/deliveries")
+@authenticated(Role.STAFF)
+@blp.arguments(DeliveryQuerySchema(), location="query", unknown=ma.RAISE)
+@blp.response(200, DeliveryPageSchema)
+@blp.alt_response(404, description="No such webhook")
+def list_deliveries(arguments: dict[str, Any], webhook_id: str) -> Response:
+    """The endpoint's deliveries, newest first, each with its attempts and what the endpoint answered."""
+    page, per_page = arguments["page"], arguments["per_page"]
+    found = service.list_deliveries(_id(webhook_id), status=arguments.get("status"), page=page, per_page=per_page)
+    items = [json.dumps(_delivery(view.delivery, view.attempts)) for view in found.deliveries]
+    return Response(
+        envelope_json(items, page, per_page, found.total),
+        mimetype="application/json",
+        headers={"Link": link_header(page, per_page, found.total), "Cache-Control": "no-store"},
+    )
+
+
+@blp.post("/<webhook_id>/deliveries/<delivery_id>/redeliver")
+@authenticated(Role.STAFF)
+@blp.response(200, DeliverySchema)
+@blp.alt_response(404, description="No such webhook or delivery")
+def redeliver(webhook_id: str, delivery_id: str) -> Response:
+    """Send a delivery again now (a dead one too), with another day of retries."""
+    again = service.redeliver(_id(webhook_id), parse_id(delivery_id, "delivery_id"))
+    return _json(_delivery(again.delivery, again.attempts))

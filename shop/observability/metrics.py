@@ -44,7 +44,13 @@ def _registry() -> CollectorRegistry:
 
 
 def register_metrics(app: Flask) -> None:
+    from shop.webhooks.metrics import WebhookCollector  # it reads the database: imported once the app has one
+
+    from_database = CollectorRegistry()
+    from_database.register(WebhookCollector(app))
+
     @app.get("/metrics")
     def metrics() -> Response:
         """Prometheus text format; keep it off the public internet (the proxy in front does not route it)."""
-        return Response(generate_latest(_registry()), mimetype=CONTENT_TYPE_LATEST)
+        body = generate_latest(_registry()) + generate_latest(from_database)
+        return Response(body, mimetype=CONTENT_TYPE_LATEST)

@@ -13,13 +13,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TypedDict
 
+import sqlalchemy as sa
 from flask import current_app
 
 from shop.errors import ResourceNotFound, ValidationFailed
 from shop.extensions import db
-from shop.models import EventType, WebhookEndpoint
+from shop.models import EventType, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from shop.repositories.webhooks import WebhookRepository
 from shop.services.unit_of_work import UnitOfWork
+from shop.webhooks.notifier import events_committed
 from shop.webhooks.secrets import new_signing_secret, seal
 from shop.webhooks.urls import UnsafeUrl, check_url
 
@@ -130,3 +132,70 @@ def rotate_secret(endpoint_id: int) -> WebhookView:
         webhooks.save()
         uow.commit()
     return WebhookView(endpoint, secret)
+
+
+class DeliveryNotFound(ResourceNotFound):
+    slug = "delivery-not-found"
+    title = "Delivery not found"
+
+    def __init__(self, delivery_id: int) -> None:
+        super().__init__(f"This webhook has no delivery {delivery_id}.")
+
+
+@dataclass(frozen=True)
+class DeliveryView:
+    delivery: WebhookDelivery
+    attempts: list[WebhookAttempt]
+
+
+@dataclass(frozen=True)
+class DeliveryPage:
+    deliveries: list[DeliveryView]
+    total: int
+
+
+def list_deliveries(endpoint_id: int, *, status: str | None, page: int, per_page: int) -> DeliveryPage:
+    """Newest first, each with its attempts (one more query for the page, not one per delivery)."""
+    get_webhook(endpoint_id)
+    session = db.session()
+    filtered = sa.select(WebhookDelivery).where(WebhookDelivery.endpoint_id == endpoint_id)
+    if status is not None:
+        filtered = filtered.where(WebhookDelivery.status == status)
+    total = session.scalar(sa.select(sa.func.count()).select_from(filtered.subquery())) or 0
+    found = list(
+        session.scalars(filtered.order_by(WebhookDelivery.id.desc()).limit(per_page).offset((page - 1) * per_page))
+    )
+    attempts: dict[int, list[WebhookAttempt]] = {delivery.id: [] for delivery in found}
+    if found:
+        for attempt in session.scalars(
+            sa.select(WebhookAttempt).where(WebhookAttempt.delivery_id.in_(attempts)).order_by(WebhookAttempt.id)
+        ):
+            attempts[attempt.delivery_id].append(attempt)
+    return DeliveryPage([DeliveryView(delivery, attempts[delivery.id]) for delivery in found], total)
+
+
+def redeliver(endpoint_id: int, delivery_id: int) -> DeliveryView:
+    """Send it again, whatever became of it: due now, with another day of retries (a dead one comes back)."""
+    hours = float(current_app.config["WEBHOOK_RETRY_HOURS"])
+    with UnitOfWork() as uow:
+        delivery = uow.session.scalars(
+            sa.select(WebhookDelivery)
+            .where(WebhookDelivery.id == delivery_id, WebhookDelivery.endpoint_id == endpoint_id)
+            .with_for_update()
+        ).one_or_none()
+        if delivery is None:
+            raise DeliveryNotFound(delivery_id)
+        delivery.status = "pending"
+        delivery.next_attempt_at = sa.func.now()
+        delivery.give_up_at = sa.func.now() + sa.func.make_interval(0, 0, 0, 0, 0, 0, hours * 3600)
+        delivery.claimed_until = None
+        uow.session.flush()
+        uow.session.refresh(delivery)
+        attempts = list(
+            uow.session.scalars(
+                sa.select(WebhookAttempt).where(WebhookAttempt.delivery_id == delivery.id).order_by(WebhookAttempt.id)
+            )
+        )
+        uow.commit()
+    events_committed()  # the workers look now
+    return DeliveryView(delivery, attempts)

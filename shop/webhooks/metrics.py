@@ -1,0 +1,81 @@
+"""Webhook delivery on /metrics, read from the database at each scrape, so the figures are the same whichever
+process or container serves the scrape and however many workers deliver:
+
+    shop_webhook_deliveries{status="pending"|"dead"}     deliveries waiting to be sent, and given up
+    shop_webhook_oldest_pending_seconds                   age of the oldest delivery not yet made
+    shop_webhook_events_undispatched                      events released to the workers but not yet read by them
+    shop_webhook_attempts_last_5m{result}                 attempts of the last five minutes, by outcome
+
+A database that does not answer in a second leaves them out of that scrape; /metrics itself never fails for them.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+
+import sqlalchemy as sa
+from flask import Flask
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from shop.extensions import db
+
+log = logging.getLogger(__name__)
+
+STATE = sa.text(
+    """
+    SELECT (SELECT count(*) FROM webhook_deliveries WHERE status = 'pending') AS pending,
+           (SELECT count(*) FROM webhook_deliveries WHERE status = 'dead') AS dead,
+           (SELECT coalesce(extract(epoch FROM now() - min(created_at)), 0) FROM webhook_deliveries
+             WHERE status = 'pending') AS oldest,
+           (SELECT count(*) FROM events e, webhook_dispatch d
+             WHERE (e.transaction_id, e.position) > (d.transaction_id, d.position)
+               AND e.transaction_id < (pg_snapshot_xmin(pg_current_snapshot())::text)::bigint) AS undispatched
+    """
+)
+RECENT = sa.text(
+    """
+    SELECT CASE WHEN status_code BETWEEN 200 AND 299 THEN 'delivered'
+                WHEN status_code IS NULL THEN 'no_answer'
+                WHEN status_code >= 500 OR status_code IN (408, 429) THEN 'retryable'
+                ELSE 'refused' END AS result,
+           count(*) AS attempts
+      FROM webhook_attempts WHERE attempted_at > now() - interval '5 minutes'
+     GROUP BY 1
+    """
+)
+RESULTS = ("delivered", "retryable", "refused", "no_answer")
+
+
+class WebhookCollector(Collector):
+    def __init__(self, app: Flask) -> None:
+        self._app = app
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        try:
+            with self._app.app_context(), db.engine.connect() as connection:
+                connection.execute(sa.text("SET LOCAL statement_timeout = '1s'"))
+                state = connection.execute(STATE).one()
+                recent: dict[str, int] = {row.result: int(row.attempts) for row in connection.execute(RECENT)}
+                connection.rollback()
+        except Exception as error:
+            log.warning("webhook metrics unavailable: %s", error)
+            return
+        deliveries = GaugeMetricFamily("shop_webhook_deliveries", "Webhook deliveries by status", labels=["status"])
+        deliveries.add_metric(["pending"], float(state.pending))
+        deliveries.add_metric(["dead"], float(state.dead))
+        yield deliveries
+        oldest = float(state.oldest)
+        yield GaugeMetricFamily(
+            "shop_webhook_oldest_pending_seconds", "Age of the oldest delivery not yet made", oldest
+        )
+        yield GaugeMetricFamily(
+            "shop_webhook_events_undispatched", "Events not yet read by the delivery workers", float(state.undispatched)
+        )
+        attempts = GaugeMetricFamily(
+            "shop_webhook_attempts_last_5m", "Webhook delivery attempts in the last five minutes", labels=["result"]
+        )
+        for result in RESULTS:
+            attempts.add_metric([result], float(recent.get(result, 0)))
+        yield attempts
