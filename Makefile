@@ -24,11 +24,13 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 venv: $(VENV)/.installed  ## create .venv and install the pinned dependencies
 
 .PHONY: run
-run: venv  ## run the service with sample data on http://127.0.0.1:8000
+run: venv  ## run the service with sample data on http://127.0.0.1:8000, and the webhook delivery worker
 	$(BIN)/python -m shop.devservices -- sh -c '\
 	  $(BIN)/flask db upgrade && \
 	  $(BIN)/flask seed-db --if-empty && \
-	  exec $(BIN)/flask run --host 127.0.0.1 --port $${PORT:-8000}'
+	  { $(BIN)/flask events deliver & deliverer=$$!; \
+	    trap "kill $$deliverer 2>/dev/null" EXIT INT TERM; \
+	    $(BIN)/flask run --host 127.0.0.1 --port $${PORT:-8000}; }'
 
 .PHONY: test
 test: venv  ## run the test suite (embedded PostgreSQL and Redis unless DATABASE_URL / REDIS_URL are set)
