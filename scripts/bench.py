@@ -18,6 +18,7 @@ import argparse
 import asyncio
 import contextlib
 import dataclasses
+import http.server
 import itertools
 import json
 import multiprocessing
@@ -32,10 +33,12 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -307,9 +310,69 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+# --- webhooks: the outbox delivered while orders are placed --------------------------------------
+
+
+class BenchReceiver:
+    """A webhook receiver on 127.0.0.1 that notes when each event arrived, to measure commit-to-delivery."""
+
+    def __init__(self) -> None:
+        self.latencies: list[float] = []
+        self.count = 0
+        receiver = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                arrived = time.time()
+                occurred = datetime.fromisoformat(json.loads(body)["occurred_at"]).timestamp()
+                receiver.latencies.append(arrived - occurred)
+                receiver.count += 1
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, format: str, *args: Any) -> None:
+                return None
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks"
+
+    def percentile(self, fraction: float) -> float:
+        ordered = sorted(self.latencies)
+        return 1000 * ordered[int(fraction * (len(ordered) - 1))] if ordered else float("nan")
+
+
+@contextlib.contextmanager
+def webhook_delivery(base_url: str, environ: dict[str, str]) -> Iterator[BenchReceiver]:
+    """An endpoint for order.placed on a local receiver, and one delivery worker, for the length of the block."""
+    receiver = BenchReceiver()
+    threading.Thread(target=receiver.server.serve_forever, daemon=True).start()
+    token = bench_token(base_url, environ, role="staff")
+    request = urllib.request.Request(  # noqa: S310 - the loopback server we started
+        f"{base_url}/api/v1/webhooks",
+        data=json.dumps({"url": receiver.url, "event_types": ["order.placed"]}).encode(),
+        headers={"Content-Type": "application/json", "Authorization": f"Bearer {token}"},
+    )
+    with urllib.request.urlopen(request, timeout=10):  # noqa: S310
+        pass
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "flask", "--app", "shop", "events", "deliver"],
+        cwd=PROJECT_ROOT, env=environ, stdout=subprocess.DEVNULL, start_new_session=True,
+    )  # fmt: skip
+    try:
+        yield receiver
+    finally:
+        worker.terminate()
+        worker.wait(timeout=30)
+        receiver.server.shutdown()
+
+
 # --- CPU per order, from /proc ------------------------------------------------------------------
 
-TIERS = ("gunicorn", "postgres", "redis", "load")
+TIERS = ("gunicorn", "postgres", "redis", "load", "worker")
 
 
 def _tree_seconds(root: psutil.Process) -> float:
@@ -351,18 +414,19 @@ class CpuMeter:
             client.close()
 
     @staticmethod
-    def _gunicorn() -> psutil.Process | None:
+    def _child(name: str) -> psutil.Process | None:
         for child in psutil.Process().children():
             with contextlib.suppress(psutil.Error):
-                if "gunicorn" in " ".join(child.cmdline()):
+                if name in " ".join(child.cmdline()):
                     return child
         return None
 
     def sample(self) -> dict[str, float | None]:
         own = resource.getrusage(resource.RUSAGE_CHILDREN)
-        gunicorn = self._gunicorn()
+        gunicorn, worker = self._child("gunicorn"), self._child("events deliver")
         return {
             "gunicorn": _tree_seconds(gunicorn) if gunicorn else None,
+            "worker": _tree_seconds(worker) if worker else None,
             "postgres": _tree_seconds(self.postmaster) if self.postmaster else None,
             "redis": _tree_seconds(self.redis) if self.redis else None,
             "load": own.ru_utime + own.ru_stime,
@@ -390,6 +454,15 @@ class CpuSpent:
         if tier in self.unknown or not self.units:
             return "-"
         return f"{1000 * self.seconds[tier] / self.units:.2f}"
+
+
+def print_delivery(receiver: BenchReceiver, run: Run) -> None:
+    placed = _scalar(run.database_url, "SELECT count(*) FROM orders")
+    print(
+        f"\nwebhooks: {receiver.count} order.placed deliveries received for {placed} orders placed;"
+        f" commit to delivery p50 {receiver.percentile(0.5):.0f} ms, p99 {receiver.percentile(0.99):.0f} ms"
+        f" (target p99 < 1000 ms), measured from the event's occurred_at (its transaction's start)"
+    )
 
 
 def print_cpu(run: Run) -> None:
@@ -636,6 +709,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--proxy", choices=["nginx"], help="load through nginx with deploy/nginx.conf, as deployed (needs nginx)"
     )
+    parser.add_argument(
+        "--webhooks",
+        action="store_true",
+        help="a webhook endpoint for order.placed on a local receiver and a delivery worker, during the order rounds",
+    )
     args = parser.parse_args(argv)
 
     missing = [name for name in ("DATABASE_URL", "REDIS_URL") if not os.environ.get(name)]
@@ -653,6 +731,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         # no per-request log lines, neither the app's nor gunicorn's access log (each costs every request alike)
         "LOG_LEVEL": "WARNING",
         "GUNICORN_ACCESS_LOG": "",
+        # --webhooks: the receiver is on this machine
+        "WEBHOOK_ALLOW_PRIVATE_ADDRESSES": "true",
+        "WEBHOOK_REQUIRE_HTTPS": "false",
     }
     wrk = None if args.python_load else shutil.which("wrk")
     chosen = [s for s in SCENARIOS if not args.scenario or s.name in args.scenario]
@@ -662,6 +743,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     chosen = [dataclasses.replace(s, path=s.path.replace("{product}", product)) for s in chosen]
     results: list[Result] = []
     run = Run(args, wrk, database_url)
+    receiver: BenchReceiver | None = None
     ordering = any(s.orders for s in chosen)
     if ordering:
         run.meter = CpuMeter(database_url, os.environ["REDIS_URL"])
@@ -682,7 +764,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                 port = int(url.rsplit(":", 1)[1])
                 if args.proxy == "nginx":
                     port = in_front.enter_context(nginx_proxy(port))
+                receiver = None
+                if args.webhooks and any(s.orders for s in scenarios):
+                    receiver = in_front.enter_context(webhook_delivery(url, environ | settings))
                 results.extend(run_rounds(port, scenarios, run))
+                if receiver is not None:
+                    time.sleep(2)  # the last orders' deliveries
+                    print_delivery(receiver, run)
     finally:
         drop_bench_database(database_url)
     print_table(results, args.connections, run)

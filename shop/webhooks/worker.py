@@ -22,12 +22,14 @@ receiver drops the duplicate by Shop-Event-Id). Between rounds the worker sleeps
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import random
 import select
 import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -42,12 +44,13 @@ from shop.services.events import Cursor, FeedEvent
 from shop.webhooks.secrets import unseal
 from shop.webhooks.sender import Answer, post
 from shop.webhooks.signing import signature_header
-from shop.webhooks.urls import UnsafeUrl, check_url
+from shop.webhooks.urls import Target, UnsafeUrl, check_url
 
 log = logging.getLogger(__name__)
 
 CHANNEL = "shop_events"
-BATCH = 100
+BATCH = 200
+SENDERS = 16  # a batch's sends at once: each mostly waits on an endpoint
 DISPATCH_BATCH = 1000
 USER_AGENT = "shop-webhooks/1"
 
@@ -85,15 +88,17 @@ DISPATCH = sa.text(
            (SELECT count(*) FROM moved) AS moved
     """
 )
+# claimed, with what sending needs, in one statement
 CLAIM = sa.text(
     """
     UPDATE webhook_deliveries d
        SET claimed_until = now() + make_interval(secs => :hold_seconds), attempts = d.attempts + 1
+      FROM webhook_endpoints w, events e
      WHERE d.id IN (
         SELECT c.id FROM webhook_deliveries c
          WHERE c.status = 'pending' AND c.next_attempt_at <= now()
            AND (c.claimed_until IS NULL OR c.claimed_until < now())
-           AND EXISTS (SELECT FROM webhook_endpoints w WHERE w.id = c.endpoint_id AND w.is_active)
+           AND EXISTS (SELECT FROM webhook_endpoints a WHERE a.id = c.endpoint_id AND a.is_active)
            AND NOT EXISTS (
                SELECT FROM webhook_deliveries earlier
                 WHERE earlier.endpoint_id = c.endpoint_id AND earlier.resource_type = c.resource_type
@@ -102,28 +107,31 @@ CLAIM = sa.text(
          ORDER BY c.next_attempt_at, c.id
          LIMIT :batch
            FOR UPDATE SKIP LOCKED)
-    RETURNING d.id
+       AND w.id = d.endpoint_id AND e.position = d.event_position
+    RETURNING d.id AS delivery_id, d.attempts, w.id AS endpoint_id, w.url, w.secret, w.previous_secret,
+              w.previous_secret_until > now() AS rotating, e.position, e.id, e.transaction_id, e.type,
+              e.resource_type, e.resource_id, e.sequence, e.occurred_at, e.data
     """
 )
-CLAIMED = sa.text(
+# a batch's answers in three statements, whatever its size
+ATTEMPTS = sa.text(
     """
-    SELECT d.id AS delivery_id, d.attempts, d.give_up_at, w.id AS endpoint_id, w.url, w.secret, w.previous_secret,
-           w.previous_secret_until > now() AS rotating, e.position, e.id, e.transaction_id, e.type,
-           e.resource_type, e.resource_id, e.sequence, e.occurred_at, e.data
-      FROM webhook_deliveries d
-      JOIN webhook_endpoints w ON w.id = d.endpoint_id
-      JOIN events e ON e.position = d.event_position
-     WHERE d.id = ANY(:ids)
-     ORDER BY d.id
+    INSERT INTO webhook_attempts (delivery_id, status_code, error, duration_ms)
+    SELECT * FROM unnest(CAST(:ids AS bigint[]), CAST(:statuses AS integer[]), CAST(:errors AS text[]),
+                         CAST(:durations AS integer[]))
     """
 )
 DELIVERED = sa.text(
     """
-    UPDATE webhook_deliveries
-       SET status = 'delivered', delivered_at = now(), claimed_until = NULL, last_status_code = :status,
+    UPDATE webhook_deliveries d
+       SET status = 'delivered', delivered_at = now(), claimed_until = NULL, last_status_code = t.status,
            last_error = NULL
-     WHERE id = :delivery_id
+      FROM unnest(CAST(:ids AS bigint[]), CAST(:statuses AS integer[])) AS t (id, status)
+     WHERE d.id = t.id
     """
+)
+ANSWERED = sa.text(
+    "UPDATE webhook_endpoints SET failing_since = NULL WHERE id = ANY(:endpoint_ids) AND failing_since IS NOT NULL"
 )
 RETRY_LATER = sa.text(
     """
@@ -133,13 +141,6 @@ RETRY_LATER = sa.text(
            last_status_code = :status, last_error = :error
      WHERE id = :delivery_id
     """
-)
-ATTEMPTED = sa.text(
-    "INSERT INTO webhook_attempts (delivery_id, status_code, error, duration_ms)"
-    " VALUES (:delivery_id, :status, :error, :duration_ms)"
-)
-ANSWERED = sa.text(
-    "UPDATE webhook_endpoints SET failing_since = NULL WHERE id = :endpoint_id AND failing_since IS NOT NULL"
 )
 FAILING = sa.text(
     """
@@ -220,15 +221,26 @@ def _document(row: Any) -> bytes:
     return json.dumps(event.document()).encode()
 
 
-def _send(row: Any, settings: Settings) -> Answer:
+@dataclass(frozen=True)
+class Prepared:
+    """A delivery ready to go: where, what and how signed; or why it may not go (`refusal`)."""
+
+    target: Target | None
+    body: bytes
+    headers: dict[str, str]
+    refusal: str | None = None
+
+
+def _prepare(row: Any, settings: Settings) -> Prepared:
+    """Everything that needs the app (its configuration, the secrets' key) is done here, before the sends."""
+    body = _document(row)
     try:
         target = check_url(row.url, allow_private=settings.allow_private, require_https=settings.require_https)
     except UnsafeUrl as unsafe:
-        return Answer(status=None, error=f"refused: {unsafe}", duration_ms=0)
+        return Prepared(None, body, {}, refusal=f"refused: {unsafe}")
     secrets = [unseal(row.secret)]
     if row.rotating and row.previous_secret is not None:
         secrets.append(unseal(row.previous_secret))
-    body = _document(row)
     headers = {
         "Content-Type": "application/json",
         "User-Agent": USER_AGENT,
@@ -236,21 +248,38 @@ def _send(row: Any, settings: Settings) -> Answer:
         "Shop-Delivery-Id": str(row.delivery_id),
         "Shop-Signature": signature_header(secrets, body),
     }
-    return post(target, body, headers, settings.timeout_seconds)
+    return Prepared(target, body, headers)
+
+
+def _send(prepared: Prepared, timeout_seconds: float) -> Answer:
+    if prepared.target is None:
+        return Answer(status=None, error=prepared.refusal, duration_ms=0)
+    return post(prepared.target, prepared.body, prepared.headers, timeout_seconds)
 
 
 def _record(outcomes: list[Outcome], settings: Settings) -> None:
+    delivered = [outcome for outcome in outcomes if outcome.answer.delivered]
     with _transaction() as connection:
+        connection.execute(
+            ATTEMPTS,
+            {
+                "ids": [outcome.delivery_id for outcome in outcomes],
+                "statuses": [outcome.answer.status for outcome in outcomes],
+                "errors": [outcome.answer.error for outcome in outcomes],
+                "durations": [outcome.answer.duration_ms for outcome in outcomes],
+            },
+        )
+        if delivered:
+            connection.execute(
+                DELIVERED,
+                {"ids": [o.delivery_id for o in delivered], "statuses": [o.answer.status for o in delivered]},
+            )
+            connection.execute(ANSWERED, {"endpoint_ids": sorted({o.endpoint_id for o in delivered})})
         for outcome in outcomes:
+            if outcome.answer.delivered:
+                continue
             answer = outcome.answer
             ids = {"delivery_id": outcome.delivery_id, "endpoint_id": outcome.endpoint_id}
-            connection.execute(
-                ATTEMPTED, ids | {"status": answer.status, "error": answer.error, "duration_ms": answer.duration_ms}
-            )
-            if answer.delivered:
-                connection.execute(DELIVERED, ids | {"status": answer.status})
-                connection.execute(ANSWERED, ids)
-                continue
             refused = answer.error is not None and answer.error.startswith("refused:")
             dead = refused or not answer.worth_retrying  # a 4xx says trying again would not help
             connection.execute(
@@ -266,21 +295,28 @@ def _record(outcomes: list[Outcome], settings: Settings) -> None:
             connection.execute(FAILING, ids | {"disable_after": settings.disable_after_seconds})
 
 
-def deliver_due(settings: Settings) -> int:
-    """Claim, send and record one batch of due deliveries; how many were attempted."""
+def deliver_due(settings: Settings, senders: ThreadPoolExecutor | None = None) -> int:
+    """Claim, send and record one batch of due deliveries; how many were attempted. The batch holds at most one
+    delivery per resource and endpoint (the claim skips any with an earlier one pending), so its sends may run at
+    once: `senders` runs them in parallel."""
     with _transaction() as connection:
-        ids = list(connection.scalars(CLAIM, {"hold_seconds": settings.hold_seconds, "batch": BATCH}))
-        if not ids:
-            return 0
-        rows = connection.execute(CLAIMED, {"ids": ids}).all()
-    outcomes = [Outcome(row.delivery_id, row.endpoint_id, row.attempts, _send(row, settings)) for row in rows]
+        rows = connection.execute(CLAIM, {"hold_seconds": settings.hold_seconds, "batch": BATCH}).all()
+    if not rows:
+        return 0
+    ready = [_prepare(row, settings) for row in rows]
+    send = functools.partial(_send, timeout_seconds=settings.timeout_seconds)
+    answers = list(senders.map(send, ready)) if senders is not None else [send(one) for one in ready]
+    outcomes = [
+        Outcome(row.delivery_id, row.endpoint_id, row.attempts, answer)
+        for row, answer in zip(rows, answers, strict=True)
+    ]
     _record(outcomes, settings)
     return len(outcomes)
 
 
-def run_round(settings: Settings) -> int:
+def run_round(settings: Settings, senders: ThreadPoolExecutor | None = None) -> int:
     """Dispatch what is new, then deliver what is due; how much there was to do."""
-    return dispatch(settings) + deliver_due(settings)
+    return dispatch(settings) + deliver_due(settings, senders)
 
 
 class Wakeup:
@@ -308,10 +344,11 @@ def serve(app: Flask, stop: threading.Event, idle_seconds: float = 1.0) -> None:
         settings = Settings.of(app)
         dsn = db.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
         wakeup = Wakeup(dsn)
+        senders = ThreadPoolExecutor(max_workers=SENDERS, thread_name_prefix="shop-webhook-send")
         try:
             while not stop.is_set():
                 try:
-                    if run_round(settings):
+                    if run_round(settings, senders):
                         continue
                 except Exception:
                     log.exception("webhook delivery round failed; trying again")
@@ -319,6 +356,7 @@ def serve(app: Flask, stop: threading.Event, idle_seconds: float = 1.0) -> None:
                     continue
                 wakeup.wait(idle_seconds)
         finally:
+            senders.shutdown(wait=True)
             wakeup.close()
 
 
