@@ -1,11 +1,17 @@
 """One HTTP POST to a webhook endpoint, to the addresses its URL was checked against (no DNS rebinding between the
-check and the connection), with a deadline, never following a redirect."""
+check and the connection), with a deadline, never following a redirect.
+
+Connections are kept open and reused, one set per sending thread: a receiver that keeps them alive is spared a
+TCP (and TLS) handshake per delivery, and so is the worker. A reused connection the receiver has meanwhile closed
+fails before any answer; that send is tried once more on a new connection at once (the receiver saw nothing).
+"""
 
 from __future__ import annotations
 
 import http.client
 import socket
 import ssl
+import threading
 import time
 from dataclasses import dataclass
 
@@ -13,6 +19,7 @@ from shop.webhooks.urls import Target
 
 # a retry may help: the endpoint was busy, slow or briefly broken
 RETRY_STATUSES = frozenset({408, 429})
+_kept = threading.local()
 
 
 @dataclass(frozen=True)
@@ -37,6 +44,7 @@ class _PinnedHTTPConnection(http.client.HTTPConnection):
 
     def connect(self) -> None:
         self.sock = socket.create_connection((self._address, self.port), self.timeout)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
 class _PinnedHTTPSConnection(http.client.HTTPSConnection):
@@ -46,22 +54,52 @@ class _PinnedHTTPSConnection(http.client.HTTPSConnection):
 
     def connect(self) -> None:
         raw = socket.create_connection((self._address, self.port), self.timeout)
+        raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         # the certificate is checked against the name, as if the name had been connected to
         self.sock = self._context.wrap_socket(raw, server_hostname=self.host)  # type: ignore[attr-defined]
 
 
-def post(target: Target, body: bytes, headers: dict[str, str], timeout: float) -> Answer:
-    started = time.perf_counter()
-    connection: http.client.HTTPConnection = (
+def _connection(target: Target, timeout: float) -> tuple[http.client.HTTPConnection, bool]:
+    """This thread's open connection to the target's address, or a new one; and whether it was reused."""
+    connections: dict[tuple[str, str, int, str], http.client.HTTPConnection] = _kept.__dict__.setdefault("c", {})
+    key = (target.scheme, target.host, target.port, target.addresses[0])
+    if key in connections:
+        return connections[key], True
+    made: http.client.HTTPConnection = (
         _PinnedHTTPSConnection(target, timeout) if target.scheme == "https" else _PinnedHTTPConnection(target, timeout)
     )
-    try:
-        connection.request("POST", target.path, body=body, headers=headers)
-        response = connection.getresponse()
-        response.read(64 * 1024)  # the answer's body is not kept; reading a little lets the connection close cleanly
-        status, error = response.status, None
-    except (OSError, http.client.HTTPException) as failure:
-        status, error = None, f"{type(failure).__name__}: {failure}"[:500]
-    finally:
-        connection.close()
-    return Answer(status, error, int((time.perf_counter() - started) * 1000))
+    connections[key] = made
+    return made, False
+
+
+def _forget(target: Target) -> None:
+    connections: dict[tuple[str, str, int, str], http.client.HTTPConnection] = _kept.__dict__.setdefault("c", {})
+    dropped = connections.pop((target.scheme, target.host, target.port, target.addresses[0]), None)
+    if dropped is not None:
+        dropped.close()
+
+
+def post(target: Target, body: bytes, headers: dict[str, str], timeout: float) -> Answer:
+    started = time.perf_counter()
+    for _ in range(2):
+        connection, reused = _connection(target, timeout)
+        try:
+            connection.request("POST", target.path, body=body, headers=headers)
+            response = connection.getresponse()
+            response.read(64 * 1024)  # not kept; read so the connection can carry the next request
+            if response.will_close:
+                _forget(target)
+            return Answer(response.status, None, int((time.perf_counter() - started) * 1000))
+        except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError) as failure:
+            _forget(target)
+            if reused:
+                continue  # closed by the receiver while idle: nothing was received, try a new connection
+            return _failed(failure, started)
+        except (OSError, http.client.HTTPException) as failure:
+            _forget(target)
+            return _failed(failure, started)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _failed(failure: Exception, started: float) -> Answer:
+    return Answer(None, f"{type(failure).__name__}: {failure}"[:500], int((time.perf_counter() - started) * 1000))

@@ -231,16 +231,39 @@ class Prepared:
     refusal: str | None = None
 
 
-def _prepare(row: Any, settings: Settings) -> Prepared:
+class Batch:
+    """What one batch works out once per endpoint rather than once per delivery: its URL checked, its secrets."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._targets: dict[str, Target | str] = {}
+        self._secrets: dict[tuple[str, str | None], list[str]] = {}
+
+    def target(self, url: str) -> Target | str:
+        """The checked target, or why the URL is refused."""
+        if url not in self._targets:
+            settings = self._settings
+            try:
+                self._targets[url] = check_url(
+                    url, allow_private=settings.allow_private, require_https=settings.require_https
+                )
+            except UnsafeUrl as unsafe:
+                self._targets[url] = f"refused: {unsafe}"
+        return self._targets[url]
+
+    def secrets(self, sealed: str, previous: str | None) -> list[str]:
+        if (sealed, previous) not in self._secrets:
+            self._secrets[sealed, previous] = [unseal(sealed), *([unseal(previous)] if previous else [])]
+        return self._secrets[sealed, previous]
+
+
+def _prepare(row: Any, batch: Batch) -> Prepared:
     """Everything that needs the app (its configuration, the secrets' key) is done here, before the sends."""
     body = _document(row)
-    try:
-        target = check_url(row.url, allow_private=settings.allow_private, require_https=settings.require_https)
-    except UnsafeUrl as unsafe:
-        return Prepared(None, body, {}, refusal=f"refused: {unsafe}")
-    secrets = [unseal(row.secret)]
-    if row.rotating and row.previous_secret is not None:
-        secrets.append(unseal(row.previous_secret))
+    target = batch.target(row.url)
+    if isinstance(target, str):
+        return Prepared(None, body, {}, refusal=target)
+    secrets = batch.secrets(row.secret, row.previous_secret if row.rotating else None)
     headers = {
         "Content-Type": "application/json",
         "User-Agent": USER_AGENT,
@@ -303,7 +326,8 @@ def deliver_due(settings: Settings, senders: ThreadPoolExecutor | None = None) -
         rows = connection.execute(CLAIM, {"hold_seconds": settings.hold_seconds, "batch": BATCH}).all()
     if not rows:
         return 0
-    ready = [_prepare(row, settings) for row in rows]
+    batch = Batch(settings)
+    ready = [_prepare(row, batch) for row in rows]
     send = functools.partial(_send, timeout_seconds=settings.timeout_seconds)
     answers = list(senders.map(send, ready)) if senders is not None else [send(one) for one in ready]
     outcomes = [
