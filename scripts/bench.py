@@ -469,12 +469,16 @@ def print_cpu(run: Run) -> None:
     if not run.cpu:
         return
     print("\nCPU per order, ms (read from /proc over all order rounds; '-': not on this machine)")
-    print(f"{'scenario':<18} {'gunicorn':>9} {'postgres':>9} {'redis':>7} {'load gen':>9} {'units':>8}")
+    header = f"{'scenario':<18} {'gunicorn':>9} {'postgres':>9} {'redis':>7} {'load gen':>9} {'webhooks':>9}"
+    print(f"{header} {'units':>8}")
     for name, spent in run.cpu.items():
-        load = spent.per_unit_ms("load") + (" (pgbench)" if name == "pgbench-ceiling" else "")
-        gunicorn = "-" if name == "pgbench-ceiling" else spent.per_unit_ms("gunicorn")
-        redis_ms = "-" if name == "pgbench-ceiling" else spent.per_unit_ms("redis")
-        print(f"{name:<18} {gunicorn:>9} {spent.per_unit_ms('postgres'):>9} {redis_ms:>7} {load:>9} {spent.units:>8}")
+        ceiling = name == "pgbench-ceiling"
+        load = spent.per_unit_ms("load") + (" (pgbench)" if ceiling else "")
+        gunicorn, redis_ms, worker = (
+            ("-", "-", "-") if ceiling else (spent.per_unit_ms(t) for t in ("gunicorn", "redis", "worker"))
+        )
+        postgres = spent.per_unit_ms("postgres")
+        print(f"{name:<18} {gunicorn:>9} {postgres:>9} {redis_ms:>7} {load:>9} {worker:>9} {spent.units:>8}")
 
 
 # --- the run -------------------------------------------------------------------------------------
