@@ -36,8 +36,6 @@ import functools
 import hashlib
 import json
 import logging
-import threading
-import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib.resources import files
@@ -50,10 +48,10 @@ from redis.commands.core import Script
 from shop.catalog.documents import ProductDocument
 from shop.catalog.queries import ProductFilters
 from shop.extensions import redis_client
+from shop.observability.throttled import ThrottledWarning
 from shop.redis_client import BreakerOpen
 
 CACHE_FORMAT = "v1"
-WARNING_INTERVAL_SECONDS = 60.0
 T = TypeVar("T")
 
 
@@ -69,26 +67,7 @@ SET_IF_NEWER = _lua("set_if_newer.lua")  # store each offered document or tombst
 READ_PAGE = _lua("read_page.lua")  # a cached list page, its generation and its documents in one round trip
 
 
-class RedisWarnings:
-    """Log 'Redis is down' once per interval, not once per request: `message` with two values, the operation
-    and the error."""
-
-    def __init__(self, logger: logging.Logger, message: str) -> None:
-        self._logger = logger
-        self._message = message
-        self._lock = threading.Lock()
-        self._last = float("-inf")
-
-    def warn(self, operation: str, error: Exception) -> None:
-        now = time.monotonic()
-        with self._lock:
-            if now - self._last < WARNING_INTERVAL_SECONDS:
-                return
-            self._last = now
-        self._logger.warning(self._message, operation, error)
-
-
-_warnings = RedisWarnings(log, "catalog cache unavailable (%s: %s); serving from PostgreSQL")
+_warnings = ThrottledWarning(log, "catalog cache unavailable (%s: %s); serving from PostgreSQL")
 
 
 def _safely(operation: str, action: Callable[[], T], fallback: T) -> T:

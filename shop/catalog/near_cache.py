@@ -39,6 +39,7 @@ from flask import Flask, current_app
 
 from shop.catalog import cache as catalog_cache
 from shop.catalog.documents import ProductDocument
+from shop.observability.throttled import ThrottledWarning
 from shop.redis_client import Breaker, BreakerOpen
 
 log = logging.getLogger(__name__)
@@ -100,7 +101,7 @@ class NearCache:
         self._next_attempt = 0.0
         self._last_heard = float("-inf")
         self._last_ping = float("-inf")
-        self._warnings = catalog_cache.RedisWarnings(
+        self._warnings = ThrottledWarning(
             log, "catalog near cache: Redis connection lost (%s: %s); reading through Redis"
         )
         # every invalidation counts; a flush or a new connection starts a new epoch (nothing older can be kept)

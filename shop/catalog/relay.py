@@ -27,9 +27,9 @@ import sqlalchemy as sa
 from flask import Flask
 
 from shop.catalog import cache as catalog_cache
-from shop.catalog.cache import RedisWarnings
 from shop.catalog.invalidation import CatalogChanges
 from shop.extensions import db
+from shop.observability.throttled import ThrottledWarning
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +48,7 @@ TAKE_DUE = sa.text(
     """
 )
 
-_warnings = RedisWarnings(log, "catalog relay could not tell Redis (%s: %s); it tries again")
+_warnings = ThrottledWarning(log, "catalog relay could not tell Redis (%s: %s); it tries again")
 
 
 def relay_due_changes(min_age_seconds: float = MIN_AGE_SECONDS) -> int:

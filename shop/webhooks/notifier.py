@@ -17,10 +17,13 @@ import sqlalchemy as sa
 from flask import Flask, current_app
 
 from shop.extensions import db
+from shop.observability.throttled import ThrottledWarning
 
 log = logging.getLogger(__name__)
 
 EXTENSION = "webhook_notifier"
+# PostgreSQL down: once a minute, not every 50 ms
+_warnings = ThrottledWarning(log, "could not wake the webhook workers (%s: %s); they wake on their timer")
 WAKE_INTERVAL_SECONDS = 0.05
 NOTIFY = sa.text("SELECT pg_notify('shop_events', '')")
 
@@ -56,7 +59,7 @@ class Notifier:
                     connection.execute(NOTIFY)
                     connection.commit()
             except Exception as error:  # the workers wake on their timer anyway
-                log.warning("could not wake the webhook workers: %s", error)
+                _warnings.warn("notify", error)
             self._stopped.wait(WAKE_INTERVAL_SECONDS)
 
 

@@ -40,6 +40,7 @@ from flask import Flask
 from sqlalchemy import Connection
 
 from shop.extensions import db
+from shop.observability.throttled import ThrottledWarning
 from shop.services.events import Cursor, FeedEvent
 from shop.webhooks.secrets import unseal
 from shop.webhooks.sender import Answer, post
@@ -47,6 +48,7 @@ from shop.webhooks.signing import signature_header
 from shop.webhooks.urls import Target, UnsafeUrl, check_url
 
 log = logging.getLogger(__name__)
+_warnings = ThrottledWarning(log, "webhook delivery %s failed (%s); trying again")
 
 CHANNEL = "shop_events"
 BATCH = 200
@@ -374,8 +376,8 @@ def serve(app: Flask, stop: threading.Event, idle_seconds: float = 1.0) -> None:
                 try:
                     if run_round(settings, senders):
                         continue
-                except Exception:
-                    log.exception("webhook delivery round failed; trying again")
+                except Exception as error:  # PostgreSQL restarting, say: once a minute in the log, not every second
+                    _warnings.warn("round", error)
                     stop.wait(idle_seconds)
                     continue
                 wakeup.wait(idle_seconds)
