@@ -172,7 +172,10 @@ class Receiver:
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                length = int(self.headers.get("Content-Length", "0"))
+                body = self.rfile.read(length)
+                if len(body) < length:
+                    return  # the sender died mid-request: nothing was delivered (a real receiver fails to read it too)
                 time.sleep(delay_seconds)  # a receiver that takes its time: a worker killed mid-send
                 with receiver._lock:
                     receiver.requests.append((dict(self.headers.items()), body))
