@@ -8,6 +8,7 @@ import random
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections import defaultdict
 from typing import Any
@@ -18,7 +19,7 @@ from flask import Flask
 
 from shop.extensions import db
 from shop.webhooks import verify
-from shop.webhooks.worker import Settings, run_round
+from shop.webhooks.worker import Settings, run_round, serve
 from tests.conftest import AuthActions
 from tests.helpers import ADDRESS, Receiver, make_products, tokens
 
@@ -306,3 +307,50 @@ def test_metrics_show_what_waits_what_died_and_how_attempts_went(committing_app:
     assert metric(text, 'shop_webhook_attempts_last_5m{result="refused"}') == 1
     assert metric(text, "shop_webhook_oldest_pending_seconds") >= 0
     assert metric(text, "shop_webhook_events_undispatched") == 0
+
+
+def test_the_worker_goes_on_after_its_database_connections_are_killed(
+    committing_app: Flask, shop: dict[str, Any], make_app: Any
+) -> None:
+    """Every connection of a running worker (its pool and its LISTEN) killed at once: it carries on delivering."""
+    name = "shop-deliver-faults"
+    options = dict(committing_app.config["SQLALCHEMY_ENGINE_OPTIONS"])
+    options["connect_args"] = dict(options["connect_args"], application_name=name)
+    worker_app = make_app(SQLALCHEMY_ENGINE_OPTIONS=options, DB_PING_AFTER_IDLE_SECONDS=60.0)
+    stop = threading.Event()
+    with Receiver() as receiver:
+        register(shop, receiver.url, "order.placed")
+        worker = threading.Thread(target=serve, args=(worker_app, stop, 0.2))
+        worker.start()
+        try:
+            place(shop, 5)
+            _wait_for(lambda: len(receiver.requests) >= 5)
+            with committing_app.app_context(), db.engine.begin() as connection:
+                killed = connection.scalar(
+                    sa.text(
+                        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = :n"
+                    ),
+                    {"n": name},
+                )
+            place(shop, 5)
+            _wait_for(lambda: len(receiver.requests) >= 10)
+        finally:
+            stop.set()
+            worker.join(timeout=30)
+
+    assert killed >= 2  # at least a pooled connection and the LISTEN one
+    assert not worker.is_alive()
+    assert len({event["id"] for event in receiver.events()}) == 10
+
+
+def place(shop: dict[str, Any], count: int) -> None:
+    for _ in range(count):
+        response = shop["client"].post("/api/v1/orders", json=order_body(shop["ids"]["LAMP"]), headers=shop["ann"])
+        assert response.status_code == 201
+
+
+def _wait_for(condition: Any, seconds: float = 20) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "not delivered in time"
+        time.sleep(0.05)

@@ -346,22 +346,40 @@ def run_round(settings: Settings, senders: ThreadPoolExecutor | None = None) -> 
 
 
 class Wakeup:
-    """LISTEN on the channel the app NOTIFYs after commits that wrote events, on a connection of its own."""
+    """LISTEN on the channel the app NOTIFYs after commits that wrote events, on a connection of its own. A lost
+    connection (PostgreSQL restarted, the backend killed) is made again on the next wait; until then, waits are
+    plain sleeps, so the worker goes on at its idle pace."""
 
-    def __init__(self, dsn: str) -> None:
-        self._connection = psycopg2.connect(dsn)
-        self._connection.autocommit = True
-        with self._connection.cursor() as cursor:
-            cursor.execute(f"LISTEN {CHANNEL}")
+    def __init__(self, dsn: str, application_name: str) -> None:
+        self._dsn = dsn
+        self._application_name = application_name
+        self._connection: Any = None
 
-    def wait(self, seconds: float) -> None:
-        if not self._connection.notifies:
-            select.select([self._connection], [], [], seconds)
-        self._connection.poll()
-        self._connection.notifies.clear()
+    def _listening(self) -> Any:
+        if self._connection is None or self._connection.closed:
+            connection = psycopg2.connect(self._dsn, application_name=self._application_name, connect_timeout=5)
+            connection.autocommit = True
+            with connection.cursor() as cursor:
+                cursor.execute(f"LISTEN {CHANNEL}")
+            self._connection = connection
+        return self._connection
+
+    def wait(self, seconds: float, stop: threading.Event) -> None:
+        try:
+            connection = self._listening()
+            if not connection.notifies:
+                select.select([connection], [], [], seconds)
+            connection.poll()
+            connection.notifies.clear()
+        except (psycopg2.Error, OSError) as error:
+            _warnings.warn("listen", error)
+            self.close()
+            stop.wait(seconds)
 
     def close(self) -> None:
-        self._connection.close()
+        if self._connection is not None and not self._connection.closed:
+            self._connection.close()
+        self._connection = None
 
 
 def serve(app: Flask, stop: threading.Event, idle_seconds: float = 1.0) -> None:
@@ -369,7 +387,8 @@ def serve(app: Flask, stop: threading.Event, idle_seconds: float = 1.0) -> None:
     with app.app_context():
         settings = Settings.of(app)
         dsn = db.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
-        wakeup = Wakeup(dsn)
+        name = app.config["SQLALCHEMY_ENGINE_OPTIONS"].get("connect_args", {}).get("application_name", "shop")
+        wakeup = Wakeup(dsn, str(name))
         senders = ThreadPoolExecutor(max_workers=SENDERS, thread_name_prefix="shop-webhook-send")
         try:
             while not stop.is_set():
@@ -380,7 +399,7 @@ def serve(app: Flask, stop: threading.Event, idle_seconds: float = 1.0) -> None:
                     _warnings.warn("round", error)
                     stop.wait(idle_seconds)
                     continue
-                wakeup.wait(idle_seconds)
+                wakeup.wait(idle_seconds, stop)
         finally:
             senders.shutdown(wait=True)
             wakeup.close()
