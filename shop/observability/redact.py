@@ -19,17 +19,21 @@ from pythonjsonlogger.json import JsonFormatter
 EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
 BEARER = re.compile(r"(?i)bearer\s+[A-Za-z0-9._~+/=-]+")
 ARGON2_HASH = re.compile(r"\$argon2(?:id|i|d)\$[^\s'\",)]+")
+# a webhook signing secret (shop/webhooks/secrets.py), and one sealed with Fernet (they start "gAAAAA")
+WEBHOOK_SECRET = re.compile(r"whsec_[A-Za-z0-9_-]+|gAAAAA[A-Za-z0-9_=-]{20,}")
 FAILING_ROW = re.compile(r"(Failing row contains )\(.*?\)(?=\.?\s*$|\.?\n)", re.MULTILINE | re.DOTALL)
 KEY_VALUES = re.compile(r"(Key \([^)]*\))=\(.*?\)( already exists| is not present| conflicts)", re.DOTALL)
 SQL_PARAMETERS = re.compile(r"\[parameters: .*?\]\n?(?=\(Background|$)", re.DOTALL)
 
 
 def redact(text: str) -> str:
-    """`text` with every email, token, password hash, row and key value and statement parameter replaced."""
+    """`text` with every email, token, password hash, webhook secret, row and key value and statement parameter
+    replaced."""
     text = FAILING_ROW.sub(r"\1([row withheld])", text)
     text = KEY_VALUES.sub(r"\1=([withheld])\2", text)
     text = SQL_PARAMETERS.sub("[parameters withheld]\n", text)
     text = ARGON2_HASH.sub("[password hash]", text)
+    text = WEBHOOK_SECRET.sub("[webhook secret]", text)
     return EMAIL.sub("[email]", BEARER.sub("Bearer [token]", text))
 
 
