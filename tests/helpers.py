@@ -49,6 +49,11 @@ def order_body(*lines: tuple[Product, int], **extra: Any) -> dict[str, Any]:
     return {"items": [{"product_id": p.id, "quantity": q} for p, q in lines], "shipping_address": ADDRESS} | extra
 
 
+def one_line_order(product_id: int, quantity: int = 1, **extra: Any) -> dict[str, Any]:
+    """An order body of one line, by product id."""
+    return {"items": [{"product_id": product_id, "quantity": quantity}], "shipping_address": ADDRESS} | extra
+
+
 def stock_levels(session: Any) -> dict[str, int]:
     session.expire_all()
     return dict(session.execute(sa.select(Product.sku, Product.stock)).all())

@@ -13,7 +13,7 @@ from flask.testing import FlaskClient
 
 from shop.extensions import db
 from tests.conftest import AuthActions
-from tests.helpers import ADDRESS, make_products, run_together, tokens
+from tests.helpers import ADDRESS, make_products, one_line_order, run_together, tokens
 
 pytestmark = pytest.mark.commits
 
@@ -23,10 +23,6 @@ def events(app: Flask) -> list[tuple[str, int, int]]:
     with app.app_context(), db.engine.connect() as connection:
         rows = connection.execute(sa.text("SELECT type, resource_id, sequence FROM events ORDER BY position"))
         return [tuple(row) for row in rows]
-
-
-def order_body(product_id: int, quantity: int = 1, **extra: Any) -> dict[str, Any]:
-    return {"items": [{"product_id": product_id, "quantity": quantity}], "shipping_address": ADDRESS} | extra
 
 
 @pytest.fixture
@@ -45,7 +41,7 @@ def test_an_order_and_its_transitions_are_events_numbered_per_order(
     committing_app: Flask, shop: dict[str, Any]
 ) -> None:
     client: FlaskClient = shop["client"]
-    placed = client.post("/api/v1/orders", json=order_body(shop["ids"]["LAMP"], 2), headers=shop["ann"])
+    placed = client.post("/api/v1/orders", json=one_line_order(shop["ids"]["LAMP"], 2), headers=shop["ann"])
     order_id = placed.get_json()["id"]
     for action in ("pay", "ship", "deliver"):
         assert client.post(f"/api/v1/orders/{order_id}/{action}", json={}, headers=shop["staff"]).status_code == 200
@@ -68,12 +64,12 @@ def test_refusals_replays_and_failures_write_no_event(committing_app: Flask, sho
     client: FlaskClient = shop["client"]
     keyed = shop["ann"] | {"Idempotency-Key": "once"}
     lamp = shop["ids"]["LAMP"]  # 5 in stock
-    assert client.post("/api/v1/orders", json=order_body(lamp), headers=keyed).status_code == 201
-    assert client.post("/api/v1/orders", json=order_body(lamp), headers=keyed).status_code == 201
-    assert client.post("/api/v1/orders", json=order_body(lamp, 9), headers=shop["ann"]).status_code == 409
-    partial = order_body(lamp, 9, allow_partial=True)  # its one savepoint rolls back: all short
+    assert client.post("/api/v1/orders", json=one_line_order(lamp), headers=keyed).status_code == 201
+    assert client.post("/api/v1/orders", json=one_line_order(lamp), headers=keyed).status_code == 201
+    assert client.post("/api/v1/orders", json=one_line_order(lamp, 9), headers=shop["ann"]).status_code == 409
+    partial = one_line_order(lamp, 9, allow_partial=True)  # its one savepoint rolls back: all short
     assert client.post("/api/v1/orders", json=partial, headers=shop["ann"]).status_code == 409
-    reused = order_body(lamp, 2)
+    reused = one_line_order(lamp, 2)
     assert client.post("/api/v1/orders", json=reused, headers=keyed).status_code == 422
     order_id = events(committing_app)[0][1]
     assert client.post(f"/api/v1/orders/{order_id}/ship", json={}, headers=shop["staff"]).status_code == 409
@@ -88,7 +84,8 @@ def test_concurrent_orders_write_exactly_one_event_each(committing_app: Flask) -
     def place(n: int) -> list[int]:
         client = committing_app.test_client()
         return [
-            client.post("/api/v1/orders", json=order_body(ids["A"]), headers=buyers[n]).status_code for _ in range(125)
+            client.post("/api/v1/orders", json=one_line_order(ids["A"]), headers=buyers[n]).status_code
+            for _ in range(125)
         ]
 
     statuses = [status for worker in run_together(8, place) for status in worker]
@@ -105,7 +102,9 @@ def test_a_follower_never_skips_an_event_committed_late(committing_app: Flask, s
     """A transaction that wrote an event and stays open holds back the events committed after it, then lets them
     through in transaction order: a follower with a cursor sees all of them."""
     client: FlaskClient = shop["client"]
-    first = client.post("/api/v1/orders", json=order_body(shop["ids"]["LAMP"]), headers=shop["ann"]).get_json()["id"]
+    first = client.post("/api/v1/orders", json=one_line_order(shop["ids"]["LAMP"]), headers=shop["ann"]).get_json()[
+        "id"
+    ]
     page = client.get("/api/v1/events", headers=shop["feed"]).get_json()
     assert [e["resource"]["id"] for e in page["items"]] == [first]
     cursor = page["next"]
@@ -120,7 +119,9 @@ def test_a_follower_never_skips_an_event_committed_late(committing_app: Flask, s
             {"id": first},
         )  # its transaction id is now older than the orders' below
         later = [
-            client.post("/api/v1/orders", json=order_body(shop["ids"]["LAMP"]), headers=shop["ann"]).get_json()["id"]
+            client.post("/api/v1/orders", json=one_line_order(shop["ids"]["LAMP"]), headers=shop["ann"]).get_json()[
+                "id"
+            ]
             for _ in range(2)
         ]
         held = client.get(f"/api/v1/events?after={cursor}", headers=shop["feed"]).get_json()
@@ -158,7 +159,7 @@ def test_a_follower_reading_while_orders_commit_sees_each_event_exactly_once(com
     run_together(
         4,
         lambda n: [
-            committing_app.test_client().post("/api/v1/orders", json=order_body(ids["A"]), headers=buyers[n])
+            committing_app.test_client().post("/api/v1/orders", json=one_line_order(ids["A"]), headers=buyers[n])
             for _ in range(50)
         ],
     )
@@ -174,7 +175,7 @@ def test_a_follower_reading_while_orders_commit_sees_each_event_exactly_once(com
 def test_the_type_filter_and_the_limit_page_through_the_feed(committing_app: Flask, shop: dict[str, Any]) -> None:
     client: FlaskClient = shop["client"]
     orders = [
-        client.post("/api/v1/orders", json=order_body(shop["ids"]["LAMP"]), headers=shop["ann"]).get_json()["id"]
+        client.post("/api/v1/orders", json=one_line_order(shop["ids"]["LAMP"]), headers=shop["ann"]).get_json()["id"]
         for _ in range(3)
     ]
     client.post(f"/api/v1/orders/{orders[1]}/cancel", json={}, headers=shop["ann"])
@@ -223,7 +224,9 @@ def test_only_staff_and_integrations_read_the_feed_and_integrations_nothing_else
     assert client.get("/api/v1/events", headers=shop["feed"]).status_code == 200
     assert client.get("/api/v1/events", headers=shop["staff"]).status_code == 200
     # an integration account may do nothing else: not order, not read orders, not read reports
-    assert client.post("/api/v1/orders", json=order_body(shop["ids"]["LAMP"]), headers=shop["feed"]).status_code == 403
+    assert (
+        client.post("/api/v1/orders", json=one_line_order(shop["ids"]["LAMP"]), headers=shop["feed"]).status_code == 403
+    )
     assert client.get("/api/v1/orders", headers=shop["feed"]).status_code == 403
     assert client.get("/api/v1/users/me", headers=shop["feed"]).status_code == 403
     assert (
@@ -234,7 +237,7 @@ def test_only_staff_and_integrations_read_the_feed_and_integrations_nothing_else
 def test_purge_keeps_a_month_at_least(committing_app: Flask, shop: dict[str, Any]) -> None:
     client: FlaskClient = shop["client"]
     for _ in range(2):
-        client.post("/api/v1/orders", json=order_body(shop["ids"]["LAMP"]), headers=shop["ann"])
+        client.post("/api/v1/orders", json=one_line_order(shop["ids"]["LAMP"]), headers=shop["ann"])
     with committing_app.app_context(), db.engine.begin() as connection:
         connection.execute(
             sa.text("UPDATE events SET occurred_at = now() - interval '31 days' WHERE position = :oldest"),
@@ -260,7 +263,7 @@ def test_stock_crossing_zero_and_a_new_price_are_product_events_with_the_product
 ) -> None:
     client: FlaskClient = shop["client"]
     mug = shop["ids"]["MUG"]  # 1 in stock
-    order = client.post("/api/v1/orders", json=order_body(mug), headers=shop["ann"]).get_json()
+    order = client.post("/api/v1/orders", json=one_line_order(mug), headers=shop["ann"]).get_json()
     sold_out = client.get(f"/api/v1/products/{mug}").get_json()
     client.post(f"/api/v1/orders/{order['id']}/cancel", json={}, headers=shop["ann"])
     back = client.get(f"/api/v1/products/{mug}").get_json()

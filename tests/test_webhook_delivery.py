@@ -21,14 +21,10 @@ from shop.extensions import db
 from shop.webhooks import verify
 from shop.webhooks.worker import Settings, run_round, serve
 from tests.conftest import AuthActions
-from tests.helpers import ADDRESS, Receiver, make_products, tokens
+from tests.helpers import Receiver, make_products, one_line_order, tokens
 
 pytestmark = pytest.mark.commits
 PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def order_body(product_id: int) -> dict[str, Any]:
-    return {"items": [{"product_id": product_id, "quantity": 1}], "shipping_address": ADDRESS}
 
 
 @pytest.fixture
@@ -75,7 +71,7 @@ def test_an_order_is_delivered_once_signed_with_its_event_and_delivery_ids(
 ) -> None:
     with Receiver() as receiver:
         endpoint = register(shop, receiver.url, "order.placed")
-        order = shop["client"].post("/api/v1/orders", json=order_body(shop["ids"]["LAMP"]), headers=shop["ann"])
+        order = shop["client"].post("/api/v1/orders", json=one_line_order(shop["ids"]["LAMP"]), headers=shop["ann"])
         rounds(committing_app)
 
     [(headers, body)] = receiver.requests
@@ -93,7 +89,7 @@ def test_a_500_is_retried_later_with_the_same_ids_and_a_400_is_not(committing_ap
     with Receiver(answers=[500, 200]) as flaky, Receiver(answers=[400]) as strict:
         register(shop, flaky.url, "order.placed")
         register(shop, strict.url, "order.placed")
-        shop["client"].post("/api/v1/orders", json=order_body(shop["ids"]["LAMP"]), headers=shop["ann"])
+        shop["client"].post("/api/v1/orders", json=one_line_order(shop["ids"]["LAMP"]), headers=shop["ann"])
         rounds(committing_app)
         first = {row.last_status_code: row for row in deliveries(committing_app)}
         due_now(committing_app)
@@ -111,7 +107,7 @@ def test_a_500_is_retried_later_with_the_same_ids_and_a_400_is_not(committing_ap
 def test_one_orders_events_reach_an_endpoint_in_sequence_order(committing_app: Flask, shop: dict[str, Any]) -> None:
     with Receiver(answers=[503]) as receiver:
         register(shop, receiver.url, "order.placed", "order.paid", "order.cancelled")
-        order = shop["client"].post("/api/v1/orders", json=order_body(shop["ids"]["LAMP"]), headers=shop["ann"])
+        order = shop["client"].post("/api/v1/orders", json=one_line_order(shop["ids"]["LAMP"]), headers=shop["ann"])
         path = f"/api/v1/orders/{order.get_json()['id']}"
         shop["client"].post(f"{path}/pay", json={}, headers=shop["ann"])
         shop["client"].post(f"{path}/cancel", json={}, headers=shop["ann"])
@@ -133,7 +129,7 @@ def test_an_endpoint_that_fails_too_long_is_turned_off_with_the_reason(
 ) -> None:
     with Receiver(answers=[500, 500]) as receiver:
         endpoint = register(shop, receiver.url, "order.placed")
-        shop["client"].post("/api/v1/orders", json=order_body(shop["ids"]["LAMP"]), headers=shop["ann"])
+        shop["client"].post("/api/v1/orders", json=one_line_order(shop["ids"]["LAMP"]), headers=shop["ann"])
         with committing_app.app_context():
             settings = Settings.of(committing_app)
             run_round(settings)
@@ -153,7 +149,7 @@ def test_a_url_that_now_reaches_inside_is_not_sent_to(
 ) -> None:
     with Receiver() as receiver:
         register(shop, receiver.url, "order.placed")
-        shop["client"].post("/api/v1/orders", json=order_body(shop["ids"]["LAMP"]), headers=shop["ann"])
+        shop["client"].post("/api/v1/orders", json=one_line_order(shop["ids"]["LAMP"]), headers=shop["ann"])
         monkeypatch.setitem(committing_app.config, "WEBHOOK_ALLOW_PRIVATE_ADDRESSES", False)  # production's rule
         rounds(committing_app)
 
@@ -176,7 +172,7 @@ def test_every_event_arrives_through_a_worker_killed_again_and_again(
         )
         assert made.status_code == 201
         for n in range(400):
-            order = client.post("/api/v1/orders", json=order_body(ids["A"]), headers=buyers[n % 4]).get_json()
+            order = client.post("/api/v1/orders", json=one_line_order(ids["A"]), headers=buyers[n % 4]).get_json()
             if n % 2 == 0:
                 client.post(f"/api/v1/orders/{order['id']}/pay", json={}, headers=buyers[n % 4])
         environ = server_environ | {"WEBHOOK_RETRY_BASE_SECONDS": "0.2", "WEBHOOK_TIMEOUT_SECONDS": "2"}
@@ -239,7 +235,7 @@ def test_staff_see_deliveries_with_their_attempts_and_bring_a_dead_one_back(
 ) -> None:
     with Receiver(answers=[410]) as receiver:
         endpoint = register(shop, receiver.url, "order.placed")
-        shop["client"].post("/api/v1/orders", json=order_body(shop["ids"]["LAMP"]), headers=shop["ann"])
+        shop["client"].post("/api/v1/orders", json=one_line_order(shop["ids"]["LAMP"]), headers=shop["ann"])
         rounds(committing_app)
         path = f"/api/v1/webhooks/{endpoint['id']}/deliveries"
         dead = shop["client"].get(f"{path}?status=dead", headers=shop["staff"]).get_json()
@@ -296,7 +292,7 @@ def test_metrics_show_what_waits_what_died_and_how_attempts_went(committing_app:
     with Receiver(answers=[503, 404]) as receiver:
         register(shop, receiver.url, "order.placed")
         for _ in range(3):
-            shop["client"].post("/api/v1/orders", json=order_body(shop["ids"]["LAMP"]), headers=shop["ann"])
+            shop["client"].post("/api/v1/orders", json=one_line_order(shop["ids"]["LAMP"]), headers=shop["ann"])
         rounds(committing_app, times=1)
         text = shop["client"].get("/metrics").get_data(as_text=True)
 
@@ -345,7 +341,7 @@ def test_the_worker_goes_on_after_its_database_connections_are_killed(
 
 def place(shop: dict[str, Any], count: int) -> None:
     for _ in range(count):
-        response = shop["client"].post("/api/v1/orders", json=order_body(shop["ids"]["LAMP"]), headers=shop["ann"])
+        response = shop["client"].post("/api/v1/orders", json=one_line_order(shop["ids"]["LAMP"]), headers=shop["ann"])
         assert response.status_code == 201
 
 

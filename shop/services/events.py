@@ -25,13 +25,18 @@ import sqlalchemy as sa
 from shop.errors import ValidationFailed
 from shop.extensions import db
 from shop.models import Event, EventType
+from shop.services.unit_of_work import UnitOfWork
 
 KEEP_DAYS = 30  # events are kept at least this long (`flask events purge`)
 CURSOR = re.compile(r"(\d{1,19})\.(\d{1,19})")
 
+# a transaction's events may be read once its id is below this: every transaction begun before it has ended. The
+# one spelling of the rule, for the feed, the delivery workers' dispatch and the metrics
+RELEASED_BELOW = "(pg_snapshot_xmin(pg_current_snapshot())::text)::bigint"
+
 FEED = sa.text(
-    """
-    WITH horizon AS (SELECT (pg_snapshot_xmin(pg_current_snapshot())::text)::bigint AS xmin),
+    f"""
+    WITH horizon AS (SELECT {RELEASED_BELOW} AS xmin),
     page AS (
         SELECT e.position, e.id, e.transaction_id, e.type, e.resource_type, e.resource_id, e.sequence,
                e.occurred_at, e.data
@@ -49,7 +54,7 @@ FEED = sa.text(
     SELECT page.*, NULL::bigint AS newest_transaction, NULL::bigint AS newest_position FROM page
     UNION ALL
     SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, newest.transaction_id, newest.position FROM newest
-    """
+    """  # noqa: S608 - RELEASED_BELOW, our constant
 )
 
 
@@ -133,6 +138,7 @@ def purge_events(older_than_days: int = KEEP_DAYS) -> int:
     """Delete events older than this many days (never fewer than KEEP_DAYS); how many went."""
     days = max(older_than_days, KEEP_DAYS)
     cutoff = sa.func.now() - sa.func.make_interval(0, 0, 0, days)
-    result = db.session.execute(sa.delete(Event).where(Event.occurred_at < cutoff))
-    db.session.commit()
+    with UnitOfWork() as uow:
+        result = uow.session.execute(sa.delete(Event).where(Event.occurred_at < cutoff))
+        uow.commit()
     return int(getattr(result, "rowcount", 0) or 0)

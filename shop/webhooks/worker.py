@@ -41,7 +41,7 @@ from sqlalchemy import Connection
 
 from shop.extensions import db
 from shop.observability.throttled import ThrottledWarning
-from shop.services.events import Cursor, FeedEvent
+from shop.services.events import RELEASED_BELOW, Cursor, FeedEvent
 from shop.webhooks.secrets import unseal
 from shop.webhooks.sender import Answer, post
 from shop.webhooks.signing import signature_header
@@ -60,9 +60,9 @@ ENSURE_CURSOR = sa.text(
     "INSERT INTO webhook_dispatch (id, transaction_id, position) VALUES (1, 0, 0) ON CONFLICT (id) DO NOTHING"
 )
 DISPATCH = sa.text(
-    """
+    f"""
     WITH place AS (SELECT transaction_id, position FROM webhook_dispatch WHERE id = 1 FOR UPDATE SKIP LOCKED),
-    horizon AS (SELECT (pg_snapshot_xmin(pg_current_snapshot())::text)::bigint AS xmin),
+    horizon AS (SELECT {RELEASED_BELOW} AS xmin),
     batch AS (
         SELECT e.position, e.id, e.transaction_id, e.type, e.resource_type, e.resource_id, e.sequence, e.occurred_at
           FROM events e, place, horizon
@@ -88,7 +88,7 @@ DISPATCH = sa.text(
     )
     SELECT (SELECT count(*) FROM batch) AS events, (SELECT count(*) FROM made) AS deliveries,
            (SELECT count(*) FROM moved) AS moved
-    """
+    """  # noqa: S608 - RELEASED_BELOW, our constant
 )
 # claimed, with what sending needs, in one statement
 CLAIM = sa.text(
@@ -403,15 +403,3 @@ def serve(app: Flask, stop: threading.Event, idle_seconds: float = 1.0) -> None:
         finally:
             senders.shutdown(wait=True)
             wakeup.close()
-
-
-def pending_summary() -> dict[str, Any]:
-    """For /metrics and the CLI: deliveries waiting, and the age of the oldest undelivered event."""
-    with _transaction() as connection:
-        row = connection.execute(
-            sa.text(
-                "SELECT count(*) AS waiting, extract(epoch FROM now() - min(created_at)) AS oldest"
-                " FROM webhook_deliveries WHERE status = 'pending'"
-            )
-        ).one()
-    return {"waiting": int(row.waiting), "oldest_seconds": float(row.oldest) if row.oldest is not None else 0.0}
