@@ -55,3 +55,52 @@ def test_there_is_one_head(app: Flask) -> None:
     with app.app_context():
         config = app.extensions["migrate"].migrate.get_config()
         assert len(ScriptDirectory.from_config(config).get_heads()) == 1
+
+
+BEFORE_CURSORS = [
+    "INSERT INTO webhook_endpoints (url, event_types, secret) VALUES ('https://example.com/h', '{order.placed}', 's')",
+    "INSERT INTO events (type, resource_type, resource_id, sequence, data)"
+    " VALUES ('order.placed', 'order', 7, 1, '{}')",
+    "INSERT INTO webhook_deliveries (endpoint_id, event_position, event_id, resource_type, resource_id, sequence,"
+    " status, attempts, give_up_at)"
+    " SELECT w.id, e.position, e.id, 'order', 7, 1, 'pending', 2, now() + interval '1 day'"
+    " FROM webhook_endpoints w, events e",
+    "INSERT INTO webhook_attempts (delivery_id, status_code, duration_ms) SELECT id, 500, 3 FROM webhook_deliveries",
+    "INSERT INTO webhook_attempts (delivery_id, status_code, duration_ms) SELECT id, 503, 4 FROM webhook_deliveries",
+    "UPDATE webhook_dispatch SET transaction_id = 42, position = 9",
+]
+
+
+def test_webhook_cursors_keep_the_deliveries_and_where_dispatch_had_got_to(
+    make_app: Callable[..., Flask], scratch_database: str
+) -> None:
+    """0011 turns the one dispatch cursor into a cursor per endpoint and renumbers deliveries; nothing is lost,
+    either way."""
+    app = make_app(SQLALCHEMY_DATABASE_URI=scratch_database)
+    with app.app_context():
+        flask_migrate.upgrade(revision="0010_webhook_deliveries")
+        with db.engine.begin() as connection:
+            for statement in BEFORE_CURSORS:
+                connection.execute(sa.text(statement))
+        flask_migrate.upgrade()
+        with db.engine.connect() as connection:
+            cursor = connection.execute(sa.text("SELECT transaction_id, position FROM webhook_cursors")).all()
+            delivery = connection.execute(sa.text("SELECT id, status, attempts FROM webhook_deliveries")).one()
+            attempts = connection.execute(
+                sa.text("SELECT number, status_code FROM webhook_attempts WHERE delivery_id = :id ORDER BY number"),
+                {"id": delivery.id},
+            ).all()
+        flask_migrate.downgrade(revision="0010_webhook_deliveries")
+        with db.engine.connect() as connection:
+            dispatch = connection.execute(sa.text("SELECT transaction_id, position FROM webhook_dispatch")).one()
+            back = connection.execute(
+                sa.text("SELECT a.status_code FROM webhook_attempts a JOIN webhook_deliveries d ON d.id = a.delivery_id"
+                        " WHERE d.status = 'pending' AND d.attempts = 2 ORDER BY a.id")
+            ).scalars().all()  # fmt: skip
+        db.engine.dispose()
+
+    assert [tuple(row) for row in cursor] == [(42, 9)]
+    assert (delivery.status, delivery.attempts) == ("pending", 2)
+    assert [tuple(row) for row in attempts] == [(1, 500), (2, 503)]
+    assert tuple(dispatch) == (42, 9)
+    assert back == [500, 503]

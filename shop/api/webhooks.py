@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from datetime import datetime
 from typing import Any, cast
 
@@ -12,6 +13,7 @@ from flask import Response, url_for
 from shop.api.pagination import PageArgsSchema, envelope_json, link_header, page_schema, parse_id
 from shop.api.policy import authenticated, current_user
 from shop.api.schemas import Blueprint, InputSchema
+from shop.errors import ValidationFailed
 from shop.models import EventType, Role, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from shop.services import webhooks as service
 from shop.webhooks.urls import MAX_URL_LENGTH
@@ -157,7 +159,7 @@ class AttemptSchema(ma.Schema):
 
 
 class DeliverySchema(ma.Schema):
-    id = ma.fields.Integer()
+    id = ma.fields.UUID(metadata={"description": "sent as Shop-Delivery-Id; the same on every attempt"})
     event_id = ma.fields.UUID()
     resource = ma.fields.Dict(metadata={"example": {"type": "order", "id": 42}})
     sequence = ma.fields.Integer()
@@ -171,13 +173,20 @@ class DeliverySchema(ma.Schema):
 DeliveryPageSchema = page_schema("DeliveryPage", DeliverySchema)
 
 
+def _delivery_id(raw: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(raw)
+    except ValueError:
+        raise ValidationFailed({"delivery_id": ["Must be a delivery's id (a UUID)."]}) from None
+
+
 def _when(moment: datetime | None) -> str | None:
     return moment.isoformat() if moment is not None else None
 
 
 def _delivery(delivery: WebhookDelivery, attempts: list[WebhookAttempt]) -> dict[str, Any]:
     return {
-        "id": delivery.id,
+        "id": str(delivery.id),
         "event_id": str(delivery.event_id),
         "resource": {"type": delivery.resource_type, "id": delivery.resource_id},
         "sequence": delivery.sequence,
@@ -220,5 +229,5 @@ def list_deliveries(arguments: dict[str, Any], webhook_id: str) -> Response:
 @blp.alt_response(404, description="No such webhook or delivery")
 def redeliver(webhook_id: str, delivery_id: str) -> Response:
     """Send a delivery again now (a dead one too), with another day of retries."""
-    again = service.redeliver(_id(webhook_id), parse_id(delivery_id, "delivery_id"))
+    again = service.redeliver(_id(webhook_id), _delivery_id(delivery_id))
     return _json(_delivery(again.delivery, again.attempts))

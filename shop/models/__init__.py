@@ -2,7 +2,7 @@
 
 from shop.models.base import Base
 from shop.models.catalog_change import CatalogChange
-from shop.models.delivery import WebhookAttempt, WebhookDelivery, WebhookDispatch
+from shop.models.delivery import WebhookAttempt, WebhookCursor, WebhookDelivery
 from shop.models.event import Event, EventType, ResourceType
 from shop.models.idempotency import IdempotencyRecord
 from shop.models.order import Order, OrderItem, OrderStatus
@@ -28,7 +28,7 @@ __all__ = [
     "Role",
     "User",
     "WebhookAttempt",
+    "WebhookCursor",
     "WebhookDelivery",
-    "WebhookDispatch",
     "WebhookEndpoint",
 ]

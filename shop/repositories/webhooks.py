@@ -6,6 +6,18 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from shop.models import WebhookEndpoint
+from shop.services.events import RELEASED_BELOW
+
+# an endpoint follows the feed from now: from the oldest transaction still running, so an event of a transaction that
+# began before the endpoint and commits after it is not skipped (events older than the endpoint are filtered out by
+# time when read: shop/webhooks/follow.py)
+FOLLOW_FROM_NOW = sa.text(
+    f"""
+    INSERT INTO webhook_cursors (endpoint_id, transaction_id, position) VALUES (:endpoint_id, {RELEASED_BELOW}, 0)
+    ON CONFLICT (endpoint_id) DO UPDATE
+       SET transaction_id = excluded.transaction_id, position = 0, lease = NULL, leased_until = NULL
+    """  # noqa: S608 - RELEASED_BELOW, our constant
+)
 
 
 class WebhookRepository:
@@ -24,7 +36,12 @@ class WebhookRepository:
     def add(self, endpoint: WebhookEndpoint) -> WebhookEndpoint:
         self.session.add(endpoint)
         self.session.flush()
+        self.follow_from_now(endpoint)
         return endpoint
+
+    def follow_from_now(self, endpoint: WebhookEndpoint) -> None:
+        """Deliver it the events from now on (a new endpoint; one turned back on skips what it was off for)."""
+        self.session.execute(FOLLOW_FROM_NOW, {"endpoint_id": endpoint.id})
 
     def save(self) -> None:
         self.session.flush()

@@ -24,7 +24,7 @@ import sqlalchemy as sa
 
 from shop.errors import ValidationFailed
 from shop.extensions import db
-from shop.models import Event, EventType
+from shop.models import Event, EventType, WebhookDelivery
 from shop.services.unit_of_work import UnitOfWork
 
 KEEP_DAYS = 30  # events are kept at least this long (`flask events purge`)
@@ -55,6 +55,12 @@ FEED = sa.text(
     UNION ALL
     SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, newest.transaction_id, newest.position FROM newest
     """  # noqa: S608 - RELEASED_BELOW, our constant
+)
+ORPHANED = sa.text(
+    """
+    UPDATE webhook_deliveries d SET status = 'dead', last_error = 'the event was purged', claimed_until = NULL
+     WHERE d.status = 'pending' AND NOT EXISTS (SELECT FROM events e WHERE e.position = d.event_position)
+    """
 )
 
 
@@ -140,5 +146,8 @@ def purge_events(older_than_days: int = KEEP_DAYS) -> int:
     cutoff = sa.func.now() - sa.func.make_interval(0, 0, 0, days)
     with UnitOfWork() as uow:
         result = uow.session.execute(sa.delete(Event).where(Event.occurred_at < cutoff))
+        # the deliveries' history goes with them; one still pending for a purged event has nothing left to send
+        uow.session.execute(sa.delete(WebhookDelivery).where(WebhookDelivery.created_at < cutoff))
+        uow.session.execute(ORPHANED)
         uow.commit()
     return int(getattr(result, "rowcount", 0) or 0)

@@ -8,6 +8,7 @@ without refusing a delivery. A URL is checked against server-side request forger
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -100,9 +101,11 @@ def update_webhook(endpoint_id: int, changes: WebhookChanges) -> WebhookEndpoint
         if "event_types" in changes:
             endpoint.event_types = _types(changes["event_types"])
         if "is_active" in changes:
-            endpoint.is_active = changes["is_active"]
-            if changes["is_active"]:
+            if changes["is_active"] and not endpoint.is_active:
                 endpoint.disabled_reason = None  # staff turned it back on: whatever disabled it is theirs to judge
+                endpoint.failing_since = None
+                webhooks.follow_from_now(endpoint)  # what happened while it was off is in the feed, not sent
+            endpoint.is_active = changes["is_active"]
         webhooks.save()
         uow.commit()
     return endpoint
@@ -138,7 +141,7 @@ class DeliveryNotFound(ResourceNotFound):
     slug = "delivery-not-found"
     title = "Delivery not found"
 
-    def __init__(self, delivery_id: int) -> None:
+    def __init__(self, delivery_id: uuid.UUID) -> None:
         super().__init__(f"This webhook has no delivery {delivery_id}.")
 
 
@@ -162,19 +165,20 @@ def list_deliveries(endpoint_id: int, *, status: str | None, page: int, per_page
     if status is not None:
         filtered = filtered.where(WebhookDelivery.status == status)
     total = session.scalar(sa.select(sa.func.count()).select_from(filtered.subquery())) or 0
-    found = list(
-        session.scalars(filtered.order_by(WebhookDelivery.id.desc()).limit(per_page).offset((page - 1) * per_page))
-    )
-    attempts: dict[int, list[WebhookAttempt]] = {delivery.id: [] for delivery in found}
+    newest_first = filtered.order_by(WebhookDelivery.event_position.desc())
+    found = list(session.scalars(newest_first.limit(per_page).offset((page - 1) * per_page)))
+    attempts: dict[uuid.UUID, list[WebhookAttempt]] = {delivery.id: [] for delivery in found}
     if found:
         for attempt in session.scalars(
-            sa.select(WebhookAttempt).where(WebhookAttempt.delivery_id.in_(attempts)).order_by(WebhookAttempt.id)
+            sa.select(WebhookAttempt)
+            .where(WebhookAttempt.delivery_id.in_(attempts))
+            .order_by(WebhookAttempt.delivery_id, WebhookAttempt.number)
         ):
             attempts[attempt.delivery_id].append(attempt)
     return DeliveryPage([DeliveryView(delivery, attempts[delivery.id]) for delivery in found], total)
 
 
-def redeliver(endpoint_id: int, delivery_id: int) -> DeliveryView:
+def redeliver(endpoint_id: int, delivery_id: uuid.UUID) -> DeliveryView:
     """Send it again, whatever became of it: due now, with another day of retries (a dead one comes back)."""
     hours = float(current_app.config["WEBHOOK_RETRY_HOURS"])
     with UnitOfWork() as uow:
@@ -191,11 +195,8 @@ def redeliver(endpoint_id: int, delivery_id: int) -> DeliveryView:
         delivery.claimed_until = None
         uow.session.flush()
         uow.session.refresh(delivery)
-        attempts = list(
-            uow.session.scalars(
-                sa.select(WebhookAttempt).where(WebhookAttempt.delivery_id == delivery.id).order_by(WebhookAttempt.id)
-            )
-        )
+        of_delivery = sa.select(WebhookAttempt).where(WebhookAttempt.delivery_id == delivery.id)
+        attempts = list(uow.session.scalars(of_delivery.order_by(WebhookAttempt.number)))
         uow.commit()
     events_committed()  # the workers look now
     return DeliveryView(delivery, attempts)

@@ -1,9 +1,12 @@
 """Webhook delivery on /metrics, read from the database at each scrape, so the figures are the same whichever
 process or container serves the scrape and however many workers deliver:
 
-    shop_webhook_deliveries{status="pending"|"dead"}     deliveries waiting to be sent, and given up
-    shop_webhook_oldest_pending_seconds                   age of the oldest delivery not yet made
-    shop_webhook_events_undispatched                      events released to the workers but not yet read by them
+    shop_webhook_deliveries{status="pending"|"dead"}     deliveries to be tried again (or waiting behind one), and
+                                                          given up
+    shop_webhook_oldest_pending_seconds                   age of the oldest delivery not yet made: a pending one, or
+                                                          an event an active endpoint's cursor has not passed
+    shop_webhook_events_unread                            released events the endpoint furthest behind has not
+                                                          been sent yet (its cursor has not passed them)
     shop_webhook_attempts_last_5m{result}                 attempts of the last five minutes, by outcome
 
 A database that does not answer in a second leaves them out of that scrape; /metrics itself never fails for them.
@@ -26,13 +29,22 @@ log = logging.getLogger(__name__)
 
 STATE = sa.text(
     f"""
+    WITH horizon AS (SELECT {RELEASED_BELOW} AS xmin),
+    unread AS (  -- per active endpoint, the released events its cursor has not passed yet
+        SELECT count(e.position) AS events, min(e.occurred_at) AS oldest
+          FROM webhook_cursors c
+          JOIN webhook_endpoints w ON w.id = c.endpoint_id AND w.is_active
+          CROSS JOIN horizon
+          LEFT JOIN events e ON (e.transaction_id, e.position) > (c.transaction_id, c.position)
+                            AND e.transaction_id < horizon.xmin
+         GROUP BY c.endpoint_id
+    )
     SELECT (SELECT count(*) FROM webhook_deliveries WHERE status = 'pending') AS pending,
            (SELECT count(*) FROM webhook_deliveries WHERE status = 'dead') AS dead,
-           (SELECT coalesce(extract(epoch FROM now() - min(created_at)), 0) FROM webhook_deliveries
-             WHERE status = 'pending') AS oldest,
-           (SELECT count(*) FROM events e, webhook_dispatch d
-             WHERE (e.transaction_id, e.position) > (d.transaction_id, d.position)
-               AND e.transaction_id < {RELEASED_BELOW}) AS undispatched
+           (SELECT coalesce(extract(epoch FROM now() - least(
+                        (SELECT min(created_at) FROM webhook_deliveries WHERE status = 'pending'),
+                        (SELECT min(oldest) FROM unread))), 0)) AS oldest,
+           (SELECT coalesce(max(events), 0) FROM unread) AS unread
     """  # noqa: S608 - RELEASED_BELOW, our constant
 )
 RECENT = sa.text(
@@ -72,7 +84,9 @@ class WebhookCollector(Collector):
             "shop_webhook_oldest_pending_seconds", "Age of the oldest delivery not yet made", oldest
         )
         yield GaugeMetricFamily(
-            "shop_webhook_events_undispatched", "Events not yet read by the delivery workers", float(state.undispatched)
+            "shop_webhook_events_unread",
+            "Released events not yet sent to the active endpoint furthest behind",
+            float(state.unread),
         )
         attempts = GaugeMetricFamily(
             "shop_webhook_attempts_last_5m", "Webhook delivery attempts in the last five minutes", labels=["result"]
