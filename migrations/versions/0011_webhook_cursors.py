@@ -113,6 +113,7 @@ def upgrade():
         sa.Column("position", sa.BigInteger(), nullable=False),
         sa.Column("lease", sa.Uuid(), nullable=True),
         sa.Column("leased_until", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("leased_by", sa.Integer(), nullable=True),
         sa.Column("served_at", sa.DateTime(timezone=True), nullable=True),
         sa.ForeignKeyConstraint(
             ["endpoint_id"],

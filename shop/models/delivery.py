@@ -88,7 +88,8 @@ class WebhookAttempt(Base):
 class WebhookCursor(Base):
     """How far an endpoint has followed the event feed: every event after it is still to be sent to it, every one
     before it was sent or has a delivery row. One worker at a time holds an endpoint's cursor (a lease); a worker
-    killed while holding it lets it go when the lease runs out, and the next one starts again from the cursor."""
+    killed while holding it lets it go (at once, or when the lease runs out), and the next one starts again from
+    the cursor."""
 
     __tablename__ = "webhook_cursors"
 
@@ -99,4 +100,7 @@ class WebhookCursor(Base):
     position: Mapped[int] = mapped_column(sa.BigInteger)
     lease: Mapped[uuid.UUID | None] = mapped_column(sa.Uuid)
     leased_until: Mapped[datetime | None]
+    # the server process of the connection that took the lease: when it is gone (the worker died, and its
+    # connections with it) the lease is free at once rather than when it runs out
+    leased_by: Mapped[int | None]
     served_at: Mapped[datetime | None]  # the endpoint served longest ago goes first: several share the workers fairly

@@ -15,7 +15,8 @@ FOLLOW_FROM_NOW = sa.text(
     f"""
     INSERT INTO webhook_cursors (endpoint_id, transaction_id, position) VALUES (:endpoint_id, {RELEASED_BELOW}, 0)
     ON CONFLICT (endpoint_id) DO UPDATE
-       SET transaction_id = excluded.transaction_id, position = 0, lease = NULL, leased_until = NULL
+       SET transaction_id = excluded.transaction_id, position = 0, lease = NULL, leased_until = NULL,
+           leased_by = NULL
     """  # noqa: S608 - RELEASED_BELOW, our constant
 )
 

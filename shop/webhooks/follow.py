@@ -9,8 +9,11 @@ inserted row (and its attempt) per event; nothing is written before the send and
 
 An event whose resource has a delivery still pending for this endpoint (being retried) is not sent: it is recorded
 pending behind it, and the retry path (shop/webhooks/retry.py) sends it in turn. A worker killed between the send
-and the record loses its lease when the lease runs out; the next one starts from the cursor and sends again (the
-receiver drops the duplicate by Shop-Event-Id; the Shop-Delivery-Id is the same too).
+and the record loses its lease; the next one starts from the cursor and sends again (the
+receiver drops the duplicate by Shop-Event-Id; the Shop-Delivery-Id is the same too). The lease names the PostgreSQL
+server process of the connection that took it, and is free as soon as that process is gone: a killed worker's
+connections end with it, so the next worker need not wait out the lease (behind a pooler that keeps server
+connections open, as pgbouncer does, the lease's deadline still frees it).
 """
 
 from __future__ import annotations
@@ -37,7 +40,8 @@ LEASE = sa.text(
     WITH horizon AS (SELECT {RELEASED_BELOW} AS xmin),
     ready AS (
         SELECT c.endpoint_id FROM webhook_cursors c, horizon
-         WHERE (c.leased_until IS NULL OR c.leased_until < now())
+         WHERE (c.leased_until IS NULL OR c.leased_until < now()
+                OR NOT EXISTS (SELECT FROM pg_stat_activity a WHERE a.pid = c.leased_by))
            AND EXISTS (SELECT FROM webhook_endpoints w WHERE w.id = c.endpoint_id AND w.is_active)
            AND EXISTS (SELECT FROM events e
                         WHERE (e.transaction_id, e.position) > (c.transaction_id, c.position)
@@ -46,7 +50,8 @@ LEASE = sa.text(
          LIMIT 1
            FOR UPDATE OF c SKIP LOCKED)
     UPDATE webhook_cursors c
-       SET lease = gen_random_uuid(), leased_until = now() + make_interval(secs => :hold_seconds), served_at = now()
+       SET lease = gen_random_uuid(), leased_until = now() + make_interval(secs => :hold_seconds),
+           leased_by = pg_backend_pid(), served_at = now()
       FROM ready, webhook_endpoints w
      WHERE c.endpoint_id = ready.endpoint_id AND w.id = c.endpoint_id
     RETURNING c.endpoint_id, c.lease, c.transaction_id, c.position, w.url, w.secret,
@@ -76,7 +81,7 @@ READ = sa.text(
 MOVE = sa.text(
     """
     UPDATE webhook_cursors SET transaction_id = :transaction_id, position = :position, lease = NULL,
-                               leased_until = NULL
+                               leased_until = NULL, leased_by = NULL
      WHERE endpoint_id = :endpoint_id AND lease = :lease
     """
 )
@@ -128,6 +133,7 @@ class Read:
     outgoing: list[Outgoing]
     waiting: list[Outgoing]
     reached: Cursor
+    scanned: int
 
 
 def _take(settings: Settings) -> Read | None:
@@ -156,7 +162,7 @@ def _take(settings: Settings) -> Read | None:
         if event.wanted:
             (waiting if event.waits else outgoing).append(_outgoing(lease, event))
     reached = Cursor(events[-1].transaction_id, events[-1].position) if events else lease.after
-    return Read(lease, outgoing, waiting, reached)
+    return Read(lease, outgoing, waiting, reached, len(events))
 
 
 def _outgoing(lease: Lease, row: Any) -> Outgoing:
@@ -237,11 +243,22 @@ def _record(read: Read, results: dict[uuid.UUID, Result], settings: Settings) ->
     return True
 
 
-def follow(settings: Settings, senders: ThreadPoolExecutor | None = None) -> int:
-    """One batch for one endpoint with events past its cursor: read, send, record. How many events were read."""
+@dataclass(frozen=True)
+class Followed:
+    endpoint_id: int
+    events: int  # read from the feed, wanted or not
+
+    @property
+    def full(self) -> bool:
+        """As many as a batch reads: there may be more right away."""
+        return self.events >= SCAN
+
+
+def follow(settings: Settings, senders: ThreadPoolExecutor | None = None) -> Followed | None:
+    """One batch for one endpoint with events past its cursor: read, send, record. None: no endpoint had any."""
     read = _take(settings)
     if read is None:
-        return 0
+        return None
     results = send_chains(chains(read.outgoing), settings, senders)
     _record(read, results, settings)
-    return max(1, len(read.outgoing) + len(read.waiting))
+    return Followed(read.lease.endpoint_id, read.scanned)
