@@ -495,3 +495,20 @@ def _lease(app: Flask) -> tuple[int, float] | None:
 def _alive(app: Flask, pid: int) -> bool:
     with app.app_context(), db.engine.connect() as connection:
         return bool(connection.scalar(sa.text("SELECT count(*) FROM pg_stat_activity WHERE pid = :p"), {"p": pid}))
+
+
+def test_the_wait_between_tries_grows(committing_app: Flask, shop: dict[str, Any]) -> None:
+    waits = []
+    with Receiver(answers=[500, 500, 500, 500]) as receiver:
+        register(shop, receiver.url, "order.placed")
+        place(shop, 1)
+        for _ in range(4):
+            rounds(committing_app, times=1)
+            [row] = deliveries(committing_app)
+            waits.append(row.wait.total_seconds())
+            due_now(committing_app)
+
+    assert len(receiver.requests) == 4
+    # WEBHOOK_RETRY_BASE_SECONDS 10, doubling: each wait within (ceiling / 2, ceiling] of 10, 20, 40, 80 s
+    for wait, ceiling in zip(waits, [10, 20, 40, 80], strict=True):
+        assert ceiling / 2 - 1 <= wait <= ceiling
