@@ -512,3 +512,36 @@ def test_the_wait_between_tries_grows(committing_app: Flask, shop: dict[str, Any
     # WEBHOOK_RETRY_BASE_SECONDS 10, doubling: each wait within (ceiling / 2, ceiling] of 10, 20, 40, 80 s
     for wait, ceiling in zip(waits, [10, 20, 40, 80], strict=True):
         assert ceiling / 2 - 1 <= wait <= ceiling
+
+
+PRICE_EVENT = sa.text(
+    "INSERT INTO events (type, resource_type, resource_id, sequence, data)"
+    " VALUES ('product.price_changed', 'product', :product, :sequence, '{}')"
+)
+
+
+def test_a_resources_events_arrive_in_sequence_order_when_the_feed_has_them_the_other_way(
+    committing_app: Flask, shop: dict[str, Any]
+) -> None:
+    """Transactions get their ids before they lock: the one holding a product's later event can have the lower id,
+    and the feed (in transaction order) release it first. The worker holds it back until the earlier one is sent."""
+    product = shop["ids"]["LAMP"]
+    with Receiver() as receiver, committing_app.app_context():
+        register(shop, receiver.url, "product.price_changed")
+        later, middle, earlier = (db.engine.connect() for _ in range(3))
+        for connection in (later, middle, earlier):  # ids in this order: later < middle < earlier
+            connection.execute(sa.text("SELECT pg_current_xact_id()"))
+        earlier.execute(PRICE_EVENT, {"product": product, "sequence": 1})
+        earlier.commit()  # committed first, as the holder of the product's lock would
+        later.execute(PRICE_EVENT, {"product": product, "sequence": 2})
+        later.commit()
+        rounds(committing_app)  # `middle` still runs: sequence 2 is released, sequence 1 not yet
+        while_held = [event["sequence"] for event in receiver.events()]
+        middle.rollback()
+        rounds(committing_app)
+        for connection in (later, middle, earlier):
+            connection.close()
+
+    assert while_held == []
+    assert [event["sequence"] for event in receiver.events()] == [1, 2]
+    assert [row.status for row in deliveries(committing_app)] == ["delivered", "delivered"]

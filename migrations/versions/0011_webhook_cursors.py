@@ -3,7 +3,8 @@
 Deliveries get ids the worker can work out before the row exists (uuid5 of endpoint and event: it sends the same
 Shop-Delivery-Id on every try); their attempts are numbered within them. The single dispatch cursor becomes one
 cursor per endpoint, starting where the dispatch had got to. Deliveries lose their foreign key to events (history,
-purged by age), and the indexes a row paid for shrink to two besides the partial ones.
+purged by age), and the indexes a row paid for shrink to two besides the partial ones (which take only pending and
+dead rows).
 
 Revision ID: 0011_webhook_cursors
 Revises: 0010_webhook_deliveries
@@ -83,10 +84,6 @@ def _constrain() -> None:
     op.create_index(
         op.f("ix_webhook_deliveries_due"), "webhook_deliveries", ["next_attempt_at"],
         postgresql_where=sa.text("status = 'pending'"),
-    )  # fmt: skip
-    op.create_index(
-        op.f("ix_webhook_deliveries_resource"), "webhook_deliveries",
-        ["endpoint_id", "resource_type", "resource_id", "sequence"], postgresql_where=sa.text("status = 'pending'"),
     )  # fmt: skip
     op.create_index(
         op.f("ix_webhook_deliveries_dead"), "webhook_deliveries", ["endpoint_id"],
@@ -171,10 +168,7 @@ def downgrade():
         "uq_webhook_deliveries_endpoint_event", "pk_webhook_deliveries",
     ):  # fmt: skip
         op.drop_constraint(name, "webhook_deliveries_uuid")
-    for name in (
-        "ix_webhook_deliveries_due", "ix_webhook_deliveries_resource", "ix_webhook_deliveries_dead",
-        "ix_webhook_deliveries_created_at",
-    ):  # fmt: skip
+    for name in ("ix_webhook_deliveries_due", "ix_webhook_deliveries_dead", "ix_webhook_deliveries_created_at"):
         op.drop_index(name, table_name="webhook_deliveries_uuid")
     op.create_table(
         "webhook_deliveries",

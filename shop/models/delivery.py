@@ -28,19 +28,11 @@ class WebhookDelivery(Base):
     __tablename__ = "webhook_deliveries"
     __table_args__ = (
         sa.CheckConstraint("status IN ('pending', 'delivered', 'dead')", name="status_allowed"),
-        # an endpoint's deliveries, newest first (the staff list), and never two of one event
+        # an endpoint's deliveries, newest first (the staff list); never two of one event; whether the event before
+        # one has been sent (the order a resource's events must arrive in)
         sa.UniqueConstraint("endpoint_id", "event_position", name="uq_webhook_deliveries_endpoint_event"),
         # what is due: pending ones by the time they are due
         sa.Index("ix_webhook_deliveries_due", "next_attempt_at", postgresql_where=sa.text("status = 'pending'")),
-        # one resource's pending deliveries to one endpoint, oldest first: the order they must arrive in
-        sa.Index(
-            "ix_webhook_deliveries_resource",
-            "endpoint_id",
-            "resource_type",
-            "resource_id",
-            "sequence",
-            postgresql_where=sa.text("status = 'pending'"),
-        ),
         # the dead are few and watched (/metrics)
         sa.Index("ix_webhook_deliveries_dead", "endpoint_id", postgresql_where=sa.text("status = 'dead'")),
         # rows arrive in time order: a block range index finds the old ones to purge at almost no cost per insert

@@ -7,8 +7,10 @@ resource's events in order; shop/webhooks/sending.py), then one transaction reco
 and moves the cursor past every event read, if the lease is still its own. So an endpoint that answers costs one
 inserted row (and its attempt) per event; nothing is written before the send and nothing is updated after it.
 
-An event whose resource has a delivery still pending for this endpoint (being retried) is not sent: it is recorded
-pending behind it, and the retry path (shop/webhooks/retry.py) sends it in turn. A worker killed between the send
+An event is sent only once the event of its resource one sequence before it is out of its way (delivered, given up,
+or passed over as unwanted): otherwise it is recorded pending behind it, and the retry path (shop/webhooks/retry.py)
+sends it in turn. The feed's transaction order is not always a resource's sequence order, and a failed event must
+not be overtaken. A worker killed between the send
 and the record loses its lease; the next one starts from the cursor and sends again (the
 receiver drops the duplicate by Shop-Event-Id; the Shop-Delivery-Id is the same too). The lease names the PostgreSQL
 server process of the connection that took it, and is free as soon as that process is gone: a killed worker's
@@ -59,19 +61,26 @@ LEASE = sa.text(
               w.event_types, w.created_at
     """  # noqa: S608 - RELEASED_BELOW, our constant
 )
-# `wanted`: of a type the endpoint takes, and not older than the endpoint; `waits`: its resource has a delivery to this
-# endpoint still pending, which it must not overtake
+# `wanted`: of a type the endpoint takes, and not older than the endpoint. `before_*`: the event of the same resource
+# one sequence earlier (whatever its type), and whether it waits in a pending delivery to this endpoint: the feed is
+# in transaction order, which can differ from a resource's sequence order (two transactions locking one product took
+# their ids before the lock), so an event is sent only once the one before it has been (shop/webhooks/sending.py)
 READ = sa.text(
     f"""
     WITH horizon AS (SELECT {RELEASED_BELOW} AS xmin)
     SELECT e.position, e.transaction_id, e.id, e.type, e.resource_type, e.resource_id, e.sequence, e.occurred_at,
            w.wanted, CASE WHEN w.wanted THEN e.data END AS data,
-           w.wanted AND EXISTS (
+           b.transaction_id AS before_transaction, b.position AS before_position,
+           b.position IS NOT NULL AND EXISTS (
                SELECT FROM webhook_deliveries d
-                WHERE d.endpoint_id = :endpoint_id AND d.status = 'pending'
-                  AND d.resource_type = e.resource_type AND d.resource_id = e.resource_id) AS waits
+                WHERE d.endpoint_id = :endpoint_id AND d.event_position = b.position AND d.status = 'pending'
+           ) AS before_pending
       FROM events e CROSS JOIN horizon
      CROSS JOIN LATERAL (SELECT e.type = ANY(CAST(:types AS text[])) AND e.occurred_at >= :since AS wanted) w
+      LEFT JOIN LATERAL (
+           SELECT b.transaction_id, b.position FROM events b
+            WHERE w.wanted AND b.resource_type = e.resource_type AND b.resource_id = e.resource_id
+              AND b.sequence = e.sequence - 1) b ON true
      WHERE (e.transaction_id, e.position) > (:after_transaction, :after_position)
        AND e.transaction_id < horizon.xmin
      ORDER BY e.transaction_id, e.position
@@ -127,11 +136,10 @@ class Lease:
 
 @dataclass(frozen=True)
 class Read:
-    """What a batch read: the events to send, those that wait behind a pending one, and where the cursor goes."""
+    """What a batch read: the events to send, and where the cursor goes."""
 
     lease: Lease
     outgoing: list[Outgoing]
-    waiting: list[Outgoing]
     reached: Cursor
     scanned: int
 
@@ -156,23 +164,33 @@ def _take(settings: Settings) -> Read | None:
                 "scan": SCAN,
             },
         ).all()
-    outgoing: list[Outgoing] = []
-    waiting: list[Outgoing] = []
-    for event in events:
-        if event.wanted:
-            (waiting if event.waits else outgoing).append(_outgoing(lease, event))
     reached = Cursor(events[-1].transaction_id, events[-1].position) if events else lease.after
-    return Read(lease, outgoing, waiting, reached, len(events))
+    in_batch = {(e.resource_type, e.resource_id, e.sequence) for e in events if e.wanted}
+    outgoing = [
+        _outgoing(lease, event, ready=_before_is_done(event, reached, in_batch)) for event in events if event.wanted
+    ]
+    return Read(lease, outgoing, reached, len(events))
 
 
-def _outgoing(lease: Lease, row: Any) -> Outgoing:
+def _before_is_done(event: Any, reached: Cursor, in_batch: set[tuple[str, int, int]]) -> bool:
+    """Whether the resource's event before this one is out of its way (this batch then checks, if that one is in it
+    too, that it was delivered). Out of the way: there is none (or it was purged), or the cursor passes it with this
+    batch and it is not a pending delivery (it was delivered, given up, or not wanted by this endpoint)."""
+    if event.before_position is None:
+        return True
+    if (event.resource_type, event.resource_id, event.sequence - 1) in in_batch:
+        return True  # ahead of it in its chain: sent first, and this one waits if that one fails
+    return not event.before_pending and Cursor(event.before_transaction, event.before_position) <= reached
+
+
+def _outgoing(lease: Lease, row: Any, *, ready: bool) -> Outgoing:
     event = FeedEvent(
         row.id, row.type, row.resource_type, row.resource_id, row.sequence, row.occurred_at, row.data,
         Cursor(row.transaction_id, row.position),
     )  # fmt: skip
     return Outgoing(
         delivery_id(lease.endpoint_id, row.id), lease.endpoint_id, event, lease.url, lease.secret,
-        lease.previous_secret,
+        lease.previous_secret, ready=ready,
     )  # fmt: skip
 
 
@@ -206,7 +224,7 @@ def _record(read: Read, results: dict[uuid.UUID, Result], settings: Settings) ->
     """Record the batch and move the cursor, in one transaction; False if the lease was lost meanwhile (then
     nothing is recorded: the worker that holds the endpoint now sends these again)."""
     lease = read.lease
-    recorded = [(o, results[o.delivery_id]) for o in read.outgoing] + [(o, PutOff.BEHIND) for o in read.waiting]
+    recorded = [(outgoing, results[outgoing.delivery_id]) for outgoing in read.outgoing]
     rows = [_row(outgoing, result, settings) for outgoing, result in recorded]
     answers = [(outgoing, result) for outgoing, result in recorded if isinstance(result, Answer)]
     with transaction() as connection:

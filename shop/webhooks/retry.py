@@ -1,11 +1,12 @@
 """The delivery worker's retry path: deliveries recorded pending (a retryable failure, or waiting behind one).
 
 Due ones of active endpoints are claimed with FOR UPDATE SKIP LOCKED (workers never take the same one), skipping any
-whose resource has an earlier delivery pending to the same endpoint, so one order's events reach an endpoint in
-sequence order; each is held for a while and its attempt counted. After the sends, each is delivered, due again
-after an exponential, jittered delay (dead once its day of retries is over), or dead at once for an answer a retry
-would not change. One put off (its endpoint failed earlier in the batch, or the batch ran out of time) goes back
-uncounted. A worker killed mid-send lets its claims go when their hold passes; they are sent again.
+whose resource's event one sequence before is still to be sent to the same endpoint (pending, or not yet reached
+by its cursor), so one order's events reach an endpoint in sequence order; each is held for a while and its attempt
+counted. After the sends, each is delivered, due again after an exponential, jittered delay (dead once its day of
+retries is over), or dead at once for an answer a retry would not change. One put off (its endpoint failed earlier
+in the batch, or the batch ran out of time) goes back uncounted. A worker killed mid-send lets its claims go when
+their hold passes; they are sent again.
 """
 
 from __future__ import annotations
@@ -35,11 +36,14 @@ CLAIM = sa.text(
          WHERE c.status = 'pending' AND c.next_attempt_at <= now()
            AND (c.claimed_until IS NULL OR c.claimed_until < now())
            AND EXISTS (SELECT FROM webhook_endpoints a WHERE a.id = c.endpoint_id AND a.is_active)
-           AND NOT EXISTS (
-               SELECT FROM webhook_deliveries earlier
-                WHERE earlier.endpoint_id = c.endpoint_id AND earlier.resource_type = c.resource_type
-                  AND earlier.resource_id = c.resource_id AND earlier.status = 'pending'
-                  AND earlier.sequence < c.sequence)
+           AND NOT EXISTS (  -- the resource's event before it still to be sent: pending, or not reached yet
+               SELECT FROM events b
+                 JOIN webhook_cursors k ON k.endpoint_id = c.endpoint_id
+                 LEFT JOIN webhook_deliveries bd ON bd.endpoint_id = c.endpoint_id AND bd.event_position = b.position
+                WHERE b.resource_type = c.resource_type AND b.resource_id = c.resource_id
+                  AND b.sequence = c.sequence - 1
+                  AND (bd.status = 'pending'
+                       OR (bd.id IS NULL AND (b.transaction_id, b.position) > (k.transaction_id, k.position))))
          ORDER BY c.next_attempt_at, c.event_position
          LIMIT :batch
            FOR UPDATE SKIP LOCKED)
@@ -102,7 +106,7 @@ def retry_due(settings: Settings, senders: ThreadPoolExecutor | None = None) -> 
         claimed = connection.execute(CLAIM, {"hold_seconds": settings.hold_seconds, "batch": BATCH}).all()
     if not claimed:
         return 0
-    # the claim holds at most one delivery per resource and endpoint: each is a chain of its own
+    # the claim holds no two events of one resource for one endpoint (the later one waits): each is a chain of its own
     results = send_chains([[_outgoing(row)] for row in claimed], settings, senders)
     ids, statuses, attempted, delays, status_codes, errors = [], [], [], [], [], []
     tried: list[tuple[uuid.UUID, int, int, Answer]] = []

@@ -2,8 +2,9 @@
 time, and sparing an endpoint that has just failed.
 
 A batch is a list of chains: one resource's events to one endpoint, oldest first. Chains go out at once (SENDERS
-threads: each send mostly waits on its endpoint); a chain's events go one after another, and a chain stops at an
-event that was not delivered but may be later (the ones after it must not overtake it). Once an endpoint fails
+threads: each send mostly waits on its endpoint); a chain's events go one after another in sequence order, and a
+chain stops at an event that was not delivered but may be later, or that must wait for one outside the batch (the
+ones after it must not overtake it). Once an endpoint fails
 retryably in a batch, its events not yet sent are put off rather than each waiting out its own timeout; sends not
 started within the settings' budget are put off too. Whatever is put off is recorded as pending, to be sent by the
 retry path in order.
@@ -35,7 +36,7 @@ REFUSED = "refused: "
 class PutOff(enum.Enum):
     """Why an event was not sent in this batch (it is recorded pending, attempts unchanged)."""
 
-    BEHIND = "an earlier event of its resource is still to be delivered"
+    BEHIND = "the event of its resource before it is still to be delivered"
     ENDPOINT_FAILING = "its endpoint failed earlier in the batch"
     OUT_OF_TIME = "the batch ran out of time"
 
@@ -53,6 +54,8 @@ class Outgoing:
     url: str
     secret: str  # sealed
     previous_secret: str | None  # sealed; only while a rotation lasts
+    # the resource's event before this one is out of the way (or is ahead of it in its chain): it may go
+    ready: bool = True
 
     @property
     def resource(self) -> tuple[int, str, int]:
@@ -112,11 +115,12 @@ class Preparer:
 
 
 def chains(batch: Sequence[Outgoing]) -> list[list[Outgoing]]:
-    """The batch as one chain per resource and endpoint, each in the batch's (feed) order."""
+    """The batch as one chain per resource and endpoint, each in sequence order (the feed's order, by transaction,
+    can differ)."""
     by_resource: dict[tuple[int, str, int], list[Outgoing]] = {}
     for outgoing in batch:
         by_resource.setdefault(outgoing.resource, []).append(outgoing)
-    return list(by_resource.values())
+    return [sorted(chain, key=lambda outgoing: outgoing.event.sequence) for chain in by_resource.values()]
 
 
 def _post(prepared: Prepared, timeout_seconds: float) -> Answer:
@@ -147,7 +151,8 @@ class _Run:
         results: list[Result] = []
         for prepared in chain:
             endpoint_id = prepared.outgoing.endpoint_id
-            if results and (isinstance(results[-1], PutOff) or may_succeed_later(results[-1])):
+            previous_undone = bool(results) and (isinstance(results[-1], PutOff) or may_succeed_later(results[-1]))
+            if previous_undone or not prepared.outgoing.ready:
                 results.append(PutOff.BEHIND)
             elif endpoint_id in self.failing:
                 results.append(PutOff.ENDPOINT_FAILING)
