@@ -34,10 +34,9 @@ NEW_ATTEMPTS = """
 """
 
 
-def _deliveries(name: str) -> None:
-    op.create_table(
-        name,
-        sa.Column("id", sa.Uuid(), nullable=False),
+def _delivery_columns() -> list[sa.Column]:
+    """Every column of a delivery but its id (a UUID from this revision on, a number before it)."""
+    return [
         sa.Column("endpoint_id", sa.BigInteger(), nullable=False),
         sa.Column("event_position", sa.BigInteger(), nullable=False),
         sa.Column("event_id", sa.Uuid(), nullable=False),
@@ -53,7 +52,11 @@ def _deliveries(name: str) -> None:
         sa.Column("last_error", sa.Text(), nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),
         sa.Column("delivered_at", sa.DateTime(timezone=True), nullable=True),
-    )
+    ]
+
+
+def _deliveries(name: str) -> None:
+    op.create_table(name, sa.Column("id", sa.Uuid(), nullable=False), *_delivery_columns())
 
 
 def _attempts(name: str) -> None:
@@ -173,21 +176,7 @@ def downgrade():
     op.create_table(
         "webhook_deliveries",
         sa.Column("id", sa.BigInteger(), sa.Identity(always=False), nullable=False),
-        sa.Column("endpoint_id", sa.BigInteger(), nullable=False),
-        sa.Column("event_position", sa.BigInteger(), nullable=False),
-        sa.Column("event_id", sa.Uuid(), nullable=False),
-        sa.Column("resource_type", sa.String(length=16), nullable=False),
-        sa.Column("resource_id", sa.BigInteger(), nullable=False),
-        sa.Column("sequence", sa.Integer(), nullable=False),
-        sa.Column("status", sa.String(length=16), server_default="pending", nullable=False),
-        sa.Column("attempts", sa.Integer(), server_default=sa.text("0"), nullable=False),
-        sa.Column("next_attempt_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),
-        sa.Column("claimed_until", sa.DateTime(timezone=True), nullable=True),
-        sa.Column("give_up_at", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("last_status_code", sa.Integer(), nullable=True),
-        sa.Column("last_error", sa.Text(), nullable=True),
-        sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),
-        sa.Column("delivered_at", sa.DateTime(timezone=True), nullable=True),
+        *_delivery_columns(),
         sa.Column("uuid_id", sa.Uuid(), nullable=True),
         sa.CheckConstraint(
             "status IN ('pending', 'delivered', 'dead')", name=op.f("ck_webhook_deliveries_status_allowed")
