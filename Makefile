@@ -24,12 +24,13 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 venv: $(VENV)/.installed  ## create .venv and install the pinned dependencies
 
 .PHONY: run
-run: venv  ## run the service with sample data on http://127.0.0.1:8000, and the webhook delivery worker
+run: venv  ## run the service with sample data on http://127.0.0.1:8000, the webhook worker and the order sweeper
 	$(BIN)/python -m shop.devservices -- sh -c '\
 	  $(BIN)/flask db upgrade && \
 	  $(BIN)/flask seed-db --if-empty && \
 	  { $(BIN)/flask events deliver & deliverer=$$!; \
-	    trap "kill $$deliverer 2>/dev/null" EXIT INT TERM; \
+	    $(BIN)/flask orders expire & sweeper=$$!; \
+	    trap "kill $$deliverer $$sweeper 2>/dev/null" EXIT INT TERM; \
 	    $(BIN)/flask run --host 127.0.0.1 --port $${PORT:-8000}; }'
 
 .PHONY: test

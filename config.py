@@ -145,6 +145,8 @@ class BaseConfig:
         self.IDEMPOTENCY_KEY_TTL_HOURS = _number(environ, "IDEMPOTENCY_KEY_TTL_HOURS", 24, int)
         # refused orders (out of stock) keep their key's answer too; only this many newest per customer
         self.IDEMPOTENCY_REFUSALS_PER_USER = _number(environ, "IDEMPOTENCY_REFUSALS_PER_USER", 100, int)
+        # a pending order holds its units this long, then `flask orders expire` cancels it (services/order_expiry.py)
+        self.ORDER_PAYMENT_WINDOW_MINUTES = _number(environ, "ORDER_PAYMENT_WINDOW_MINUTES", 30.0, float)
 
         # catalog: Redis-cached reads (off only to measure what the cache is worth), CDN max-age for anonymous reads
         self.CATALOG_CACHE_ENABLED = _bool(env("CATALOG_CACHE_ENABLED"), True)

@@ -20,6 +20,7 @@ from shop.seeding.generate import DEMO_ACCOUNTS, SeedPlan
 from shop.seeding.load import NOT_EMPTY, SeedRefused, seed_store, shop_is_empty
 from shop.services.accounts import EmailTaken, purge_expired_tokens, register_user
 from shop.services.events import KEEP_DAYS, purge_events
+from shop.services.order_expiry import expire_overdue, sweep
 from shop.services.ordering import purge_idempotency_records
 from shop.services.sample_catalog import load_sample_catalog
 from shop.webhooks.worker import Settings, run_round, serve
@@ -190,6 +191,31 @@ def purge_idempotency_keys_command(older_than_hours: int | None) -> None:
     click.echo(f"Deleted {purge_idempotency_records(hours)} idempotency records older than {hours} hours.")
 
 
+@click.group("orders")
+def orders_group() -> None:
+    """Orders, as shop itself looks after them."""
+
+
+@orders_group.command("expire")
+@click.option("--once", is_flag=True, help="expire one batch of overdue orders, then exit")
+@click.option("--interval", type=click.FloatRange(min=1), default=30.0, show_default=True, help="seconds apart")
+@with_appcontext
+def expire_orders_command(once: bool, interval: float) -> None:
+    """Cancel, as expired, pending orders not paid within ORDER_PAYMENT_WINDOW_MINUTES, their units back to stock,
+    until SIGTERM or SIGINT. Safe to run from several places at once: each order expires once."""
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    if once:
+        expired = expire_overdue(float(app.config["ORDER_PAYMENT_WINDOW_MINUTES"]))
+        click.echo(f"Expired {expired} unpaid orders.")
+        return
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    click.echo("expiring unpaid orders; SIGTERM stops after the current sweep")
+    sweep(app, stop, interval)
+    click.echo("stopped")
+
+
 @click.group("events")
 def events_group() -> None:
     """The event outbox."""
@@ -234,3 +260,4 @@ def register_commands(app: Flask) -> None:
     app.cli.add_command(purge_expired_tokens_command)
     app.cli.add_command(purge_idempotency_keys_command)
     app.cli.add_command(events_group)
+    app.cli.add_command(orders_group)

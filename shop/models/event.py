@@ -18,6 +18,7 @@ class EventType(enum.StrEnum):
     ORDER_SHIPPED = "order.shipped"
     ORDER_DELIVERED = "order.delivered"
     ORDER_CANCELLED = "order.cancelled"
+    ORDER_EXPIRED = "order.expired"  # cancelled by shop: not paid within ORDER_PAYMENT_WINDOW_MINUTES
     PRODUCT_OUT_OF_STOCK = "product.out_of_stock"
     PRODUCT_BACK_IN_STOCK = "product.back_in_stock"
     PRODUCT_PRICE_CHANGED = "product.price_changed"

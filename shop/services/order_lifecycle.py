@@ -1,4 +1,5 @@
-"""Order transitions: pending -> paid -> shipped -> delivered, and pending | paid -> cancelled.
+"""Order transitions: pending -> paid -> shipped -> delivered, and pending | paid -> cancelled; and expiry, shop's
+own cancelling of a pending order not paid in time (shop/services/order_expiry.py).
 
 Each runs in one short transaction that locks the order row (SELECT ... FOR UPDATE), so two transitions
 of one order happen one after the other and the second sees what the first did. Cancelling then locks the
@@ -32,6 +33,7 @@ class Action(enum.StrEnum):
     SHIP = "ship"
     DELIVER = "deliver"
     CANCEL = "cancel"
+    EXPIRE = "expire"  # shop's, never a caller's: pending past the payment window
 
 
 @dataclass(frozen=True)
@@ -58,7 +60,13 @@ RULES = {
         "cancelled",
         EventType.ORDER_CANCELLED,
     ),
+    Action.EXPIRE: Rule(
+        frozenset({OrderStatus.PENDING}), OrderStatus.CANCELLED, "cancelled_at", "expired", EventType.ORDER_EXPIRED
+    ),
 }
+# the actions that give the order's units back to stock
+RESTOCKS = frozenset({Action.CANCEL, Action.EXPIRE})
+EXPIRED_REASON = "expired"
 
 
 # the actions that can move an order into the revenue (pay) or out of it (cancelling a paid order)
@@ -82,19 +90,20 @@ class Transitioned:
 
 def transition(
     order_id: int,
-    actor: Principal,
+    actor: Principal | None,
     action: Action,
     *,
     payment_reference: str | None = None,
     reason: str | None = None,
     unit_of_work: Callable[[], AbstractUnitOfWork] = UnitOfWork,
 ) -> Transitioned:
-    """Apply `action` to the order; staff may act on any order, a customer only on their own (else 404)."""
+    """Apply `action` to the order; staff may act on any order, a customer only on their own (else 404); no actor
+    is shop itself (expiry)."""
     rule = RULES[action]
-    is_staff = actor.is_at_least(Role.STAFF)
+    is_staff = actor is not None and actor.is_at_least(Role.STAFF)
 
     def work(uow: AbstractUnitOfWork) -> Transitioned:
-        if not is_staff:
+        if actor is not None and not is_staff:  # (shop itself, expiring, may act on any order)
             # before any lock: a customer never locks (or waits on) another customer's rows
             ensure_visible(order_id, uow.orders.owner_of(order_id), actor)
         if action in MAY_RECOUNT:
@@ -103,19 +112,20 @@ def transition(
         order = uow.orders.get(order_id, for_update=True)
         if order is None:
             raise OrderNotFound(order_id)
-        ensure_visible(order_id, order.user_id, actor)
+        if actor is not None:
+            ensure_visible(order_id, order.user_id, actor)
         current = OrderStatus(order.status)
         if current not in rule.allowed_from:
             raise IllegalTransition(
                 f"Order {order_id} is {current.value}; it cannot be {rule.past_tense}.", current_status=current.value
             )
         restocked: list[tuple[EventType, int]] = []
-        if action is Action.CANCEL:
+        if action in RESTOCKS:
             products = {p.id: p for p in uow.products.lock_for_update([item.product_id for item in order.items])}
             restocked = [(EventType.PRODUCT_BACK_IN_STOCK, p.id) for p in products.values() if p.stock == 0]
             for item in order.items:
                 products[item.product_id].stock += item.quantity
-            order.cancel_reason = reason
+            order.cancel_reason = EXPIRED_REASON if action is Action.EXPIRE else reason
         if action is Action.PAY:
             order.payment_reference = payment_reference
         order.status = rule.to.value
@@ -124,8 +134,8 @@ def transition(
             order_id=order.id,
             from_status=current.value,
             to_status=rule.to.value,
-            changed_by=actor.id,
-            note=reason if action is Action.CANCEL else payment_reference,
+            changed_by=actor.id if actor is not None else None,
+            note=order.cancel_reason if action in RESTOCKS else payment_reference,
         )
         uow.orders.save_transition(order, change, stamped=rule.timestamp)
         if (current in COUNTED_STATUSES) != (rule.to in COUNTED_STATUSES):
