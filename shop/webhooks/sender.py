@@ -1,5 +1,6 @@
 """One HTTP POST to a webhook endpoint, to the addresses its URL was checked against (no DNS rebinding between the
-check and the connection), with a deadline, never following a redirect.
+check and the connection; the first that takes a connection, in the order the name resolved to), with a deadline,
+never following a redirect.
 
 Connections are kept open and reused, one set per sending thread: a receiver that keeps them alive is spared a
 TCP (and TLS) handshake per delivery, and so is the worker. A reused connection the receiver has meanwhile closed
@@ -37,32 +38,50 @@ class Answer:
         return self.status is None or self.status >= 500 or self.status in RETRY_STATUSES
 
 
+def _connect_any(addresses: tuple[str, ...], port: int, timeout: float | None) -> socket.socket:
+    """A connection to the first of the checked addresses that takes one, in the order the name resolved to (as
+    socket.create_connection does over a name's addresses): one address down does not fail the delivery."""
+    failure: OSError = OSError(f"no address to connect to on port {port}")
+    # the deadline is shared out, so that a name whose addresses all hang takes one timeout, not one each
+    each = timeout / len(addresses) if timeout is not None and addresses else timeout
+    for address in addresses:
+        try:
+            connected = socket.create_connection((address, port), each)
+        except OSError as error:
+            failure = error
+            continue
+        connected.settimeout(timeout)  # the whole deadline again for the request and its answer
+        connected.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return connected
+    raise failure
+
+
 class _PinnedHTTPConnection(http.client.HTTPConnection):
     def __init__(self, target: Target, timeout: float) -> None:
         super().__init__(target.host, target.port, timeout=timeout)
-        self._address = target.addresses[0]
+        self._addresses = target.addresses
 
     def connect(self) -> None:
-        self.sock = socket.create_connection((self._address, self.port), self.timeout)
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.sock = _connect_any(self._addresses, self.port, self.timeout)
 
 
 class _PinnedHTTPSConnection(http.client.HTTPSConnection):
     def __init__(self, target: Target, timeout: float) -> None:
         super().__init__(target.host, target.port, timeout=timeout, context=ssl.create_default_context())
-        self._address = target.addresses[0]
+        self._addresses = target.addresses
 
     def connect(self) -> None:
-        raw = socket.create_connection((self._address, self.port), self.timeout)
-        raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        raw = _connect_any(self._addresses, self.port, self.timeout)
         # the certificate is checked against the name, as if the name had been connected to
         self.sock = self._context.wrap_socket(raw, server_hostname=self.host)  # type: ignore[attr-defined]
 
 
 def _connection(target: Target, timeout: float) -> tuple[http.client.HTTPConnection, bool]:
     """This thread's open connection to the target's address, or a new one; and whether it was reused."""
-    connections: dict[tuple[str, str, int, str], http.client.HTTPConnection] = _kept.__dict__.setdefault("c", {})
-    key = (target.scheme, target.host, target.port, target.addresses[0])
+    connections: dict[tuple[str, str, int, tuple[str, ...]], http.client.HTTPConnection] = _kept.__dict__.setdefault(
+        "c", {}
+    )
+    key = (target.scheme, target.host, target.port, target.addresses)
     if key in connections:
         return connections[key], True
     made: http.client.HTTPConnection = (
@@ -73,8 +92,10 @@ def _connection(target: Target, timeout: float) -> tuple[http.client.HTTPConnect
 
 
 def _forget(target: Target) -> None:
-    connections: dict[tuple[str, str, int, str], http.client.HTTPConnection] = _kept.__dict__.setdefault("c", {})
-    dropped = connections.pop((target.scheme, target.host, target.port, target.addresses[0]), None)
+    connections: dict[tuple[str, str, int, tuple[str, ...]], http.client.HTTPConnection] = _kept.__dict__.setdefault(
+        "c", {}
+    )
+    dropped = connections.pop((target.scheme, target.host, target.port, target.addresses), None)
     if dropped is not None:
         dropped.close()
 
