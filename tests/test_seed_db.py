@@ -102,6 +102,15 @@ def test_seeded_data_holds_every_invariant(committing_app: Flask) -> None:
                                                                     ORDER BY created_at, id) END AS truth
                   FROM (SELECT *, {COUNTED_SQL} AS counted FROM orders) o) c
              WHERE previous_counted_at IS DISTINCT FROM truth""",  # noqa: S608 - the counted statuses, our constant
+        "an unpaid order held past the payment window, or paid after it": """
+            SELECT count(*) FROM orders
+             WHERE (status = 'pending' AND created_at < timestamptz '2026-01-01' - interval '30 minutes')
+                OR paid_at > created_at + interval '30 minutes'""",
+        "an expiry that is not the window's end, or not shop's": """
+            SELECT count(*) FROM orders o JOIN order_status_changes h ON h.order_id = o.id AND h.to_status = 'cancelled'
+             WHERE o.cancel_reason = 'expired'
+               AND (o.paid_at IS NOT NULL OR o.cancelled_at <> o.created_at + interval '30 minutes'
+                    OR h.changed_by IS NOT NULL OR h.note <> 'expired')""",
         "an order in the future or before --since": """
             SELECT count(*) FROM orders
              WHERE created_at < '2025-01-01'
@@ -115,6 +124,7 @@ def test_seeded_data_holds_every_invariant(committing_app: Flask) -> None:
     statuses = dict(_rows(committing_app, "SELECT status, count(*) FROM orders GROUP BY status"))
     assert statuses["delivered"] > 0.6 * 400
     assert statuses.get("cancelled", 0) > 0
+    assert scalar(committing_app, "SELECT count(*) FROM orders WHERE cancel_reason = 'expired'") > 0
     assert scalar(committing_app, "SELECT count(*) FROM (SELECT user_id FROM orders GROUP BY 1 HAVING count(*) > 5) r")
     assert 2.5 < scalar(committing_app, "SELECT count(*)::numeric / count(DISTINCT order_id) FROM order_items") < 3.5
     top, median = _rows(

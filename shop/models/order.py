@@ -22,6 +22,9 @@ class OrderStatus(enum.StrEnum):
     CANCELLED = "cancelled"
 
 
+# the cancel_reason (and history note) of an order shop cancelled because it was not paid in time
+EXPIRED_REASON = "expired"
+
 # the statuses whose orders count as revenue: the one definition. SQL spells it with COUNTED_LIST (the reports'
 # .sql files with the marker $COUNTED_STATUSES), as a literal list, so that it matches the partial indexes below
 COUNTED_STATUSES = frozenset({OrderStatus.PAID, OrderStatus.SHIPPED, OrderStatus.DELIVERED})

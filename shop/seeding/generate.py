@@ -20,10 +20,12 @@ from datetime import UTC, date, datetime, timedelta
 
 from faker import Faker
 
+from shop.models.order import EXPIRED_REASON
 from shop.services.sample_catalog import CATEGORY_PRICES
 
 DAY = 86_400
 HOUR = 3_600
+PAYMENT_WINDOW = 30 * 60  # ORDER_PAYMENT_WINDOW_MINUTES' default: paid within it, or expired at its end
 # seeded customers cannot log in: no password hashes to anything ("!" is never an Argon2 hash)
 NO_PASSWORD = "!seeded-account-without-a-password"  # noqa: S105 - a marker, not a credential
 COUNTRIES = ("US", "GB", "DE", "FR", "NL", "SE", "ES", "IT", "CA", "AU")
@@ -280,7 +282,9 @@ class StoreGenerator:
             )
             updated = max(created, paid, shipped, delivered, cancelled)
             reference = f"pay_{index + 1:09d}" if paid else "\\N"
-            reason = "Changed my mind" if cancelled else "\\N"
+            # an unpaid order cancelled exactly at the window's end expired; customers cancel within it
+            expired = cancelled and not paid and cancelled - created == PAYMENT_WINDOW
+            reason = EXPIRED_REASON if expired else "Changed my mind" if cancelled else "\\N"
             yield (
                 f"{index + 1}\t{user + 1}\t{status}\t{currency}\t"
                 f"{money(orders.total_cents[index])}\t{orders.units[index]}\t"
@@ -364,21 +368,26 @@ class _OrderHeaders:
 
     def _live(self, index: int, placed: int, now: int, rng: random.Random) -> None:
         """What happened to an order placed at `placed`, as far as `now`: each step after the last, never later."""
-        if rng.random() < 0.07:  # cancelled, before or after paying, within two days
+        if rng.random() < 0.07:  # cancelled: before paying, within the payment window; after, within two days
             if rng.random() < 0.5:
-                self.paid[index] = placed + rng.randrange(60, 2 * HOUR)
-            when = max(placed, self.paid[index]) + rng.randrange(600, 2 * DAY)
+                self.paid[index] = placed + rng.randrange(60, PAYMENT_WINDOW)
+                when = self.paid[index] + rng.randrange(600, 2 * DAY)
+            else:
+                when = placed + rng.randrange(60, PAYMENT_WINDOW)  # never the window's end: that is an expiry
             if when < now:
                 self.status[index], self.cancelled[index] = CANCELLED, when
                 return
             self.paid[index] = 0
-        paid = placed + rng.randrange(60, 2 * HOUR)
+        if rng.random() < 0.01:  # a few never paid: expired at the window's end, as `flask orders expire` does
+            if placed + PAYMENT_WINDOW < now:
+                self.status[index], self.cancelled[index] = CANCELLED, placed + PAYMENT_WINDOW
+            return
+        paid = placed + rng.randrange(60, PAYMENT_WINDOW)
         shipped = paid + rng.randrange(4 * HOUR, 3 * DAY)
         delivered = shipped + rng.randrange(DAY, 6 * DAY)
-        abandoned = rng.random() < 0.01  # a few never paid
         steps = ((PAID, paid), (SHIPPED, shipped), (DELIVERED, delivered))
         for status, when in steps:
-            if abandoned or when >= now:
+            if when >= now:
                 break
             self.status[index] = status
             (self.paid, self.shipped, self.delivered)[status - 1][index] = when

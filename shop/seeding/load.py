@@ -25,7 +25,7 @@ from sqlalchemy.engine import Connection
 from shop.catalog import cache as catalog_cache
 from shop.extensions import db
 from shop.models.base import Base
-from shop.models.order import COUNTED_SQL, counted_sql
+from shop.models.order import COUNTED_SQL, EXPIRED_REASON, counted_sql
 from shop.seeding.generate import SeedPlan, StoreGenerator
 
 # every table of the shop's data (not alembic_version), children first
@@ -47,7 +47,7 @@ ORDER_COLUMNS = (
 )
 
 # Every step of every order, as the lifecycle would have recorded it: customers place, pay and cancel; staff
-# (the demo staff account, or nobody in production) ship and deliver.
+# (the demo staff account, or nobody in production) ship and deliver; nobody (shop) expires the unpaid.
 HISTORY = sa.text(
     """
     INSERT INTO order_status_changes (order_id, from_status, to_status, changed_by, changed_at, note)
@@ -59,8 +59,8 @@ HISTORY = sa.text(
     UNION ALL
     SELECT id, 'shipped', 'delivered', :staff_id, delivered_at, NULL FROM orders WHERE delivered_at IS NOT NULL
     UNION ALL
-    SELECT id, CASE WHEN paid_at IS NULL THEN 'pending' ELSE 'paid' END, 'cancelled', user_id, cancelled_at,
-           cancel_reason
+    SELECT id, CASE WHEN paid_at IS NULL THEN 'pending' ELSE 'paid' END, 'cancelled',
+           CASE WHEN cancel_reason = :expired THEN NULL ELSE user_id END, cancelled_at, cancel_reason
       FROM orders WHERE cancelled_at IS NOT NULL
     """
 )
@@ -295,7 +295,8 @@ def seed_store(
         report.rows["products"] = _copy(
             connection, "products", PRODUCT_COLUMNS, show.table("products", store.product_rows(), plan.products)
         )
-        history = show.step("order_status_changes", lambda: connection.execute(HISTORY, {"staff_id": store.staff_id()}))
+        who = {"staff_id": store.staff_id(), "expired": EXPIRED_REASON}
+        history = show.step("order_status_changes", lambda: connection.execute(HISTORY, who))
         report.rows["order_status_changes"] = history.rowcount
 
         def check_and_restore() -> None:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from shop.db.transactions import run_transaction
 from shop.errors import Conflict
 from shop.models import EventType, Order, OrderStatus, OrderStatusChange, ResourceType, Role
-from shop.models.order import COUNTED_STATUSES
+from shop.models.order import COUNTED_STATUSES, EXPIRED_REASON
 from shop.security.principal import Principal
 from shop.services.order_documents import order_document
 from shop.services.order_reads import OrderNotFound, ensure_visible
@@ -66,7 +66,6 @@ RULES = {
 }
 # the actions that give the order's units back to stock
 RESTOCKS = frozenset({Action.CANCEL, Action.EXPIRE})
-EXPIRED_REASON = "expired"
 
 
 # the actions that can move an order into the revenue (pay) or out of it (cancelling a paid order)
