@@ -6,6 +6,7 @@ import hashlib
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from datetime import UTC, date, datetime
 
 import click
@@ -191,6 +192,16 @@ def purge_idempotency_keys_command(older_than_hours: int | None) -> None:
     click.echo(f"Deleted {purge_idempotency_records(hours)} idempotency records older than {hours} hours.")
 
 
+def until_terminated(started: str, work: Callable[[threading.Event], None]) -> None:
+    """Run a long-lived command's loop until SIGTERM or SIGINT sets its stop event (it finishes what it is doing)."""
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    click.echo(started)
+    work(stop)
+    click.echo("stopped")
+
+
 @click.group("orders")
 def orders_group() -> None:
     """Orders, as shop itself looks after them."""
@@ -208,12 +219,9 @@ def expire_orders_command(once: bool, interval: float) -> None:
         expired = expire_overdue(float(app.config["ORDER_PAYMENT_WINDOW_MINUTES"]))
         click.echo(f"Expired {expired} unpaid orders.")
         return
-    stop = threading.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: stop.set())
-    click.echo("expiring unpaid orders; SIGTERM stops after the current sweep")
-    sweep(app, stop, interval)
-    click.echo("stopped")
+    until_terminated(
+        "expiring unpaid orders; SIGTERM stops after the current sweep", lambda stop: sweep(app, stop, interval)
+    )
 
 
 @click.group("events")
@@ -245,12 +253,7 @@ def deliver_events_command(once: bool) -> None:
     if once:
         click.echo(f"{run_round(Settings.of(app)).work} events read and retries attempted.")
         return
-    stop = threading.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: stop.set())
-    click.echo("delivering events; SIGTERM stops after the current round")
-    serve(app, stop)
-    click.echo("stopped")
+    until_terminated("delivering events; SIGTERM stops after the current round", lambda stop: serve(app, stop))
 
 
 def register_commands(app: Flask) -> None:
