@@ -31,7 +31,7 @@ KEEP_DAYS = 30  # events are kept at least this long (`flask events purge`)
 CURSOR = re.compile(r"(\d{1,19})\.(\d{1,19})")
 
 # a transaction's events may be read once its id is below this: every transaction begun before it has ended. The
-# one spelling of the rule, for the feed, the delivery workers' dispatch and the metrics
+# one spelling of the rule, for the feed, the delivery workers' cursors and the metrics
 RELEASED_BELOW = "(pg_snapshot_xmin(pg_current_snapshot())::text)::bigint"
 
 FEED = sa.text(
