@@ -7,6 +7,10 @@ from sqlalchemy.orm import Session
 
 from shop.models import Event, EventType, ResourceType
 
+# a transaction's events may be read once its id is below this: every transaction begun before it has ended. The
+# one spelling of the rule, for the feed, the delivery workers' cursors and the metrics
+RELEASED_BELOW = "(pg_snapshot_xmin(pg_current_snapshot())::text)::bigint"
+
 # a product's events are numbered on its row, in the statement that writes the event (the row is locked by whoever
 # changed the product, so two of its events never take one number)
 RECORD_PRODUCT_EVENT = sa.text(

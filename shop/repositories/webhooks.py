@@ -6,7 +6,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from shop.models import WebhookEndpoint
-from shop.services.events import RELEASED_BELOW
+from shop.repositories.events import RELEASED_BELOW
 
 # an endpoint follows the feed from now: from the oldest transaction still running, so an event of a transaction that
 # began before the endpoint and commits after it is not skipped (events older than the endpoint are filtered out by

@@ -25,14 +25,12 @@ import sqlalchemy as sa
 from shop.errors import ValidationFailed
 from shop.extensions import db
 from shop.models import Event, EventType, WebhookDelivery
+from shop.repositories.events import RELEASED_BELOW
 from shop.services.unit_of_work import UnitOfWork
 
 KEEP_DAYS = 30  # events are kept at least this long (`flask events purge`)
 CURSOR = re.compile(r"(\d{1,19})\.(\d{1,19})")
 
-# a transaction's events may be read once its id is below this: every transaction begun before it has ended. The
-# one spelling of the rule, for the feed, the delivery workers' cursors and the metrics
-RELEASED_BELOW = "(pg_snapshot_xmin(pg_current_snapshot())::text)::bigint"
 
 FEED = sa.text(
     f"""
@@ -96,6 +94,14 @@ class FeedEvent:
     data: dict[str, Any]
     cursor: Cursor
 
+    @classmethod
+    def of_row(cls, row: Any) -> FeedEvent:
+        """From a row with the events table's columns (the feed's query, the delivery workers')."""
+        return cls(
+            row.id, row.type, row.resource_type, row.resource_id, row.sequence, row.occurred_at, row.data,
+            Cursor(row.transaction_id, row.position),
+        )  # fmt: skip
+
     def document(self) -> dict[str, Any]:
         return {
             "id": str(self.id),
@@ -124,14 +130,7 @@ def read_feed(after: Cursor = START, types: Sequence[EventType] = (), limit: int
             "limit": limit,
         },
     ).all()
-    events = [
-        FeedEvent(
-            row.id, row.type, row.resource_type, row.resource_id, row.sequence, row.occurred_at, row.data,
-            Cursor(row.transaction_id, row.position),
-        )
-        for row in rows
-        if row.position is not None
-    ]  # fmt: skip
+    events = [FeedEvent.of_row(row) for row in rows if row.position is not None]
     newest = next((Cursor(r.newest_transaction, r.newest_position) for r in rows if r.position is None), None)
     if len(events) == limit:
         return FeedPage(events, events[-1].cursor)  # there may be more: go on from the last one given

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import threading
-from datetime import timedelta
 
 import sqlalchemy as sa
 from flask import Flask
@@ -30,7 +29,7 @@ BATCH = 200
 
 def overdue_orders(window_minutes: float, limit: int = BATCH) -> list[int]:
     """Pending orders placed longer ago than the window, oldest first (ix_orders_status_created_at)."""
-    cutoff = sa.func.now() - sa.func.make_interval(0, 0, 0, 0, 0, 0, timedelta(minutes=window_minutes).total_seconds())
+    cutoff = sa.func.now() - sa.func.make_interval(0, 0, 0, 0, 0, 0, window_minutes * 60)  # secs: a float
     with db.engine.connect() as connection:
         ids = connection.scalars(
             sa.select(Order.id)

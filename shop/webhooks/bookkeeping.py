@@ -1,14 +1,12 @@
-"""What both delivery paths write the same way: their transactions, and whether an endpoint is failing."""
+"""What both delivery paths write the same way: whether an endpoint is failing."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 
 import sqlalchemy as sa
 from sqlalchemy import Connection
 
-from shop.extensions import db
 from shop.webhooks.sender import Answer
 from shop.webhooks.settings import Settings
 
@@ -27,13 +25,6 @@ FAILING = sa.text(
      WHERE id = ANY(:endpoint_ids)
     """
 )
-
-
-@contextmanager
-def transaction() -> Iterator[Connection]:
-    """A short transaction of its own (none is open while an endpoint is being waited for)."""
-    with db.engine.begin() as connection:
-        yield connection
 
 
 def record_health(connection: Connection, settings: Settings, answers: Sequence[tuple[int, Answer]]) -> None:

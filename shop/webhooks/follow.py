@@ -28,9 +28,11 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from shop.extensions import db
 from shop.models.delivery import delivery_id
-from shop.services.events import RELEASED_BELOW, Cursor, FeedEvent
-from shop.webhooks.bookkeeping import record_health, transaction
+from shop.repositories.events import RELEASED_BELOW
+from shop.services.events import Cursor, FeedEvent
+from shop.webhooks.bookkeeping import record_health
 from shop.webhooks.sender import Answer
 from shop.webhooks.sending import Outgoing, PutOff, Result, chains, may_succeed_later, send_chains
 from shop.webhooks.settings import Settings
@@ -145,7 +147,7 @@ class Read:
 
 
 def _take(settings: Settings) -> Read | None:
-    with transaction() as connection:
+    with db.engine.begin() as connection:
         row = connection.execute(LEASE, {"hold_seconds": settings.hold_seconds}).one_or_none()
         if row is None:
             return None
@@ -184,10 +186,7 @@ def _before_is_done(event: Any, reached: Cursor, in_batch: set[tuple[str, int, i
 
 
 def _outgoing(lease: Lease, row: Any, *, ready: bool) -> Outgoing:
-    event = FeedEvent(
-        row.id, row.type, row.resource_type, row.resource_id, row.sequence, row.occurred_at, row.data,
-        Cursor(row.transaction_id, row.position),
-    )  # fmt: skip
+    event = FeedEvent.of_row(row)
     return Outgoing(
         delivery_id(lease.endpoint_id, row.id), lease.endpoint_id, event, lease.url, lease.secret,
         lease.previous_secret, ready=ready,
@@ -227,7 +226,7 @@ def _record(read: Read, results: dict[uuid.UUID, Result], settings: Settings) ->
     recorded = [(outgoing, results[outgoing.delivery_id]) for outgoing in read.outgoing]
     rows = [_row(outgoing, result, settings) for outgoing, result in recorded]
     answers = [(outgoing, result) for outgoing, result in recorded if isinstance(result, Answer)]
-    with transaction() as connection:
+    with db.engine.begin() as connection:
         moved = connection.execute(
             MOVE,
             {

@@ -23,7 +23,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from shop.extensions import db
-from shop.services.events import RELEASED_BELOW
+from shop.repositories.events import RELEASED_BELOW
 
 log = logging.getLogger(__name__)
 

@@ -17,8 +17,9 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from shop.services.events import Cursor, FeedEvent
-from shop.webhooks.bookkeeping import record_health, transaction
+from shop.extensions import db
+from shop.services.events import FeedEvent
+from shop.webhooks.bookkeeping import record_health
 from shop.webhooks.sender import Answer
 from shop.webhooks.sending import Outgoing, PutOff, Result, may_succeed_later, send_chains
 from shop.webhooks.settings import Settings
@@ -81,10 +82,7 @@ SETTLE = sa.text(
 
 
 def _outgoing(row: Any) -> Outgoing:
-    event = FeedEvent(
-        row.id, row.type, row.resource_type, row.resource_id, row.sequence, row.occurred_at, row.data,
-        Cursor(row.transaction_id, row.position),
-    )  # fmt: skip
+    event = FeedEvent.of_row(row)
     return Outgoing(row.delivery_id, row.endpoint_id, event, row.url, row.secret, row.previous_secret)
 
 
@@ -102,7 +100,7 @@ def _settled(attempts: int, result: Result, settings: Settings) -> tuple[str, bo
 
 def retry_due(settings: Settings, senders: ThreadPoolExecutor | None = None) -> int:
     """Claim, send and record one batch of due pending deliveries; how many were claimed."""
-    with transaction() as connection:
+    with db.engine.begin() as connection:
         claimed = connection.execute(CLAIM, {"hold_seconds": settings.hold_seconds, "batch": BATCH}).all()
     if not claimed:
         return 0
@@ -122,7 +120,7 @@ def retry_due(settings: Settings, senders: ThreadPoolExecutor | None = None) -> 
         errors.append(answer.error if answer else None)
         if answer is not None:
             tried.append((row.delivery_id, row.attempts, row.endpoint_id, answer))
-    with transaction() as connection:
+    with db.engine.begin() as connection:
         if tried:
             connection.execute(
                 ATTEMPTS,
