@@ -5,9 +5,21 @@ from shop.models.catalog_change import CatalogChange
 from shop.models.delivery import WebhookAttempt, WebhookCursor, WebhookDelivery
 from shop.models.event import Event, EventType, ResourceType
 from shop.models.idempotency import IdempotencyRecord
+from shop.models.money import (
+    Flag,
+    LedgerEntry,
+    LedgerKind,
+    NotificationKind,
+    NotificationOutcome,
+    PaymentNotification,
+    Refund,
+    RefundLine,
+    RefundStatus,
+)
 from shop.models.order import Order, OrderItem, OrderStatus
 from shop.models.order_history import OrderStatusChange
 from shop.models.product import Product
+from shop.models.returns import Return, ReturnLine, ReturnStatus
 from shop.models.token import ApiToken
 from shop.models.user import Role, User
 from shop.models.webhook import WebhookEndpoint
@@ -18,13 +30,25 @@ __all__ = [
     "CatalogChange",
     "Event",
     "EventType",
+    "Flag",
     "IdempotencyRecord",
+    "LedgerEntry",
+    "LedgerKind",
+    "NotificationKind",
+    "NotificationOutcome",
     "Order",
     "OrderItem",
     "OrderStatus",
     "OrderStatusChange",
+    "PaymentNotification",
     "Product",
+    "Refund",
+    "RefundLine",
+    "RefundStatus",
     "ResourceType",
+    "Return",
+    "ReturnLine",
+    "ReturnStatus",
     "Role",
     "User",
     "WebhookAttempt",

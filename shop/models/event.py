@@ -19,6 +19,12 @@ class EventType(enum.StrEnum):
     ORDER_DELIVERED = "order.delivered"
     ORDER_CANCELLED = "order.cancelled"
     ORDER_EXPIRED = "order.expired"  # cancelled by shop: not paid within ORDER_PAYMENT_WINDOW_MINUTES
+    PAYMENT_CAPTURED = "payment.captured"
+    PAYMENT_FAILED = "payment.failed"
+    REFUND_CREATED = "refund.created"
+    REFUND_SUCCEEDED = "refund.succeeded"  # the provider paid a pending refund out
+    RETURN_REQUESTED = "return.requested"
+    RETURN_RECEIVED = "return.received"
     PRODUCT_OUT_OF_STOCK = "product.out_of_stock"
     PRODUCT_BACK_IN_STOCK = "product.back_in_stock"
     PRODUCT_PRICE_CHANGED = "product.price_changed"

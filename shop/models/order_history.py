@@ -11,7 +11,8 @@ from shop.models.user import User
 
 
 class OrderStatusChange(Base):
-    """Who moved an order from which status to which, and when. Written in the transition's transaction."""
+    """Who did what to an order (moved it from which status to which, refunded, ...), and when. Written in the
+    step's own transaction."""
 
     __tablename__ = "order_status_changes"
     __table_args__ = (
@@ -26,3 +27,6 @@ class OrderStatusChange(Base):
     changed_by: Mapped[int | None] = mapped_column(sa.ForeignKey(User.id, ondelete="SET NULL"))
     changed_at: Mapped[datetime] = mapped_column(server_default=sa.func.now())
     note: Mapped[str | None] = mapped_column(sa.Text)
+    # the event the step wrote (order.paid, refund.created, ...); NULL on entries written before migration 0013.
+    # A step that leaves the status as it was (a refund, a return) has from_status = to_status
+    event: Mapped[str | None] = mapped_column(sa.String(40))

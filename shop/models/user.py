@@ -30,6 +30,7 @@ class User(Timestamps, Base):
         sa.CheckConstraint(f"role IN ({sql_values(Role)})", name="role_allowed"),
         sa.CheckConstraint("email LIKE '%_@_%'", name="email_has_at"),
         sa.CheckConstraint("length(name) > 0", name="name_not_empty"),
+        sa.CheckConstraint("unpaid_orders >= 0 AND unpaid_units >= 0", name="unpaid_not_negative"),
     )
 
     id: Mapped[int] = mapped_column(sa.BigInteger, sa.Identity(), primary_key=True)
@@ -38,6 +39,10 @@ class User(Timestamps, Base):
     password_hash: Mapped[str] = mapped_column(sa.String(255))
     role: Mapped[str] = mapped_column(sa.String(16), server_default=Role.CUSTOMER.value)
     is_active: Mapped[bool] = mapped_column(server_default=sa.true())
+    # the customer's pending orders and their units, kept by the order code (placement adds, leaving pending
+    # subtracts) so the limit on what one customer may hold unpaid is one row's check, however many orders they have
+    unpaid_orders: Mapped[int] = mapped_column(server_default=sa.text("0"))
+    unpaid_units: Mapped[int] = mapped_column(server_default=sa.text("0"))
 
     def is_at_least(self, role: Role) -> bool:
         return Role(self.role).rank >= role.rank
