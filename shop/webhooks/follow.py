@@ -63,8 +63,9 @@ LEASE = sa.text(
               w.event_types, w.created_at
     """  # noqa: S608 - RELEASED_BELOW, our constant
 )
-# `wanted`: of a type the endpoint takes, and not older than the endpoint. `before_*`: the event of the same resource
-# one sequence earlier (whatever its type), and whether it waits in a pending delivery to this endpoint: the feed is
+# `wanted`: of a type the endpoint takes, and not older than the endpoint. `before_*`: the same resource's latest
+# earlier event this endpoint wants too (the ones between, of types it does not take, are never sent to it), and
+# whether it waits in a pending delivery to this endpoint: the feed is
 # in transaction order, which can differ from a resource's sequence order (two transactions locking one product took
 # their ids before the lock), so an event is sent only once the one before it has been (shop/webhooks/sending.py)
 READ = sa.text(
@@ -72,7 +73,7 @@ READ = sa.text(
     WITH horizon AS (SELECT {RELEASED_BELOW} AS xmin)
     SELECT e.position, e.transaction_id, e.id, e.type, e.resource_type, e.resource_id, e.sequence, e.occurred_at,
            w.wanted, CASE WHEN w.wanted THEN e.data END AS data,
-           b.transaction_id AS before_transaction, b.position AS before_position,
+           b.transaction_id AS before_transaction, b.position AS before_position, b.sequence AS before_sequence,
            b.position IS NOT NULL AND EXISTS (
                SELECT FROM webhook_deliveries d
                 WHERE d.endpoint_id = :endpoint_id AND d.event_position = b.position AND d.status = 'pending'
@@ -80,9 +81,10 @@ READ = sa.text(
       FROM events e CROSS JOIN horizon
      CROSS JOIN LATERAL (SELECT e.type = ANY(CAST(:types AS text[])) AND e.occurred_at >= :since AS wanted) w
       LEFT JOIN LATERAL (
-           SELECT b.transaction_id, b.position FROM events b
+           SELECT b.transaction_id, b.position, b.sequence FROM events b
             WHERE w.wanted AND b.resource_type = e.resource_type AND b.resource_id = e.resource_id
-              AND b.sequence = e.sequence - 1) b ON true
+              AND b.sequence < e.sequence AND b.type = ANY(CAST(:types AS text[])) AND b.occurred_at >= :since
+            ORDER BY b.sequence DESC LIMIT 1) b ON true
      WHERE (e.transaction_id, e.position) > (:after_transaction, :after_position)
        AND e.transaction_id < horizon.xmin
      ORDER BY e.transaction_id, e.position
@@ -175,12 +177,13 @@ def _take(settings: Settings) -> Read | None:
 
 
 def _before_is_done(event: Any, reached: Cursor, in_batch: set[tuple[str, int, int]]) -> bool:
-    """Whether the resource's event before this one is out of its way (this batch then checks, if that one is in it
-    too, that it was delivered). Out of the way: there is none (or it was purged), or the cursor passes it with this
-    batch and it is not a pending delivery (it was delivered, given up, or not wanted by this endpoint)."""
+    """Whether the resource's event before this one (the latest earlier one the endpoint wants) is out of its way
+    (this batch then checks, if that one is in it too, that it was delivered). Out of the way: there is none (or it
+    was purged), or the cursor passes it with this batch and it is not a pending delivery (it was delivered, given
+    up, or not wanted by this endpoint)."""
     if event.before_position is None:
         return True
-    if (event.resource_type, event.resource_id, event.sequence - 1) in in_batch:
+    if (event.resource_type, event.resource_id, event.before_sequence) in in_batch:
         return True  # ahead of it in its chain: sent first, and this one waits if that one fails
     return not event.before_pending and Cursor(event.before_transaction, event.before_position) <= reached
 

@@ -37,14 +37,17 @@ CLAIM = sa.text(
          WHERE c.status = 'pending' AND c.next_attempt_at <= now()
            AND (c.claimed_until IS NULL OR c.claimed_until < now())
            AND EXISTS (SELECT FROM webhook_endpoints a WHERE a.id = c.endpoint_id AND a.is_active)
-           AND NOT EXISTS (  -- the resource's event before it still to be sent: pending, or not reached yet
-               SELECT FROM events b
+           AND NOT EXISTS (  -- the resource's event before it (that the endpoint wants) still to be sent: pending,
+                             -- or not reached yet
+               SELECT FROM (SELECT b.transaction_id, b.position FROM events b, webhook_endpoints t
+                             WHERE t.id = c.endpoint_id AND b.resource_type = c.resource_type
+                               AND b.resource_id = c.resource_id AND b.sequence < c.sequence
+                               AND b.type = ANY(t.event_types) AND b.occurred_at >= t.created_at
+                             ORDER BY b.sequence DESC LIMIT 1) b
                  JOIN webhook_cursors k ON k.endpoint_id = c.endpoint_id
                  LEFT JOIN webhook_deliveries bd ON bd.endpoint_id = c.endpoint_id AND bd.event_position = b.position
-                WHERE b.resource_type = c.resource_type AND b.resource_id = c.resource_id
-                  AND b.sequence = c.sequence - 1
-                  AND (bd.status = 'pending'
-                       OR (bd.id IS NULL AND (b.transaction_id, b.position) > (k.transaction_id, k.position))))
+                WHERE bd.status = 'pending'
+                   OR (bd.id IS NULL AND (b.transaction_id, b.position) > (k.transaction_id, k.position)))
          ORDER BY c.next_attempt_at, c.event_position
          LIMIT :batch
            FOR UPDATE SKIP LOCKED)
