@@ -700,7 +700,7 @@ def pgbench_ceiling(database_url: str, seconds: float, clients: int = 8) -> Resu
     user_id = _scalar(database_url, "SELECT min(id) FROM users")
     command = [
         pgbench, "-n", "-M", "prepared", "-c", str(clients), "-j", "2", "-T", str(max(1, int(seconds))),
-        "-D", f"uid={user_id}", "-D", "first=1", "-D", "span=333",
+        "-D", f"uid0={user_id}", "-D", "first=1", "-D", "span=333",
         "-f", str(PROJECT_ROOT / "scripts" / "pgbench" / "place_order.sql"),
         url.render_as_string(hide_password=False),
     ]  # fmt: skip

@@ -176,7 +176,10 @@ def test_a_paused_redis_costs_a_process_one_timeout_not_one_per_request(
     make_app: Callable[..., Flask], committing_app: Flask
 ) -> None:
     with private_redis() as (url, process):
-        app = make_app(REDIS_URL=url, REDIS_SOCKET_TIMEOUT=SOCKET_TIMEOUT, REDIS_BREAKER_SECONDS=30.0)
+        app = make_app(
+            REDIS_URL=url, REDIS_SOCKET_TIMEOUT=SOCKET_TIMEOUT, REDIS_BREAKER_SECONDS=30.0,
+            UNPAID_ORDERS_PER_CUSTOMER=0,  # one customer places twenty orders here
+        )  # fmt: skip
         client = app.test_client()
         product_id = add_lamp(app)
         customer = AuthActions(client).headers("ann@example.com")

@@ -67,7 +67,8 @@ def test_an_order_placed_through_one_worker_is_counted_in_a_scrape_of_the_other(
     committing_app: Flask, server_environ: dict[str, str], tmp_path: Path
 ) -> None:
     ids = make_products(committing_app, {"HELD": 5, "FREE": 5})
-    token = tokens(committing_app, 1)[0]["Authorization"].removeprefix("Bearer ")
+    # two customers: one customer's orders are counted unpaid one after another, so theirs would queue too
+    token, other = (t["Authorization"].removeprefix("Bearer ") for t in tokens(committing_app, 2))
     metrics_dir = tmp_path / "metrics"
     metrics_dir.mkdir()
     environ = server_environ | {
@@ -84,7 +85,7 @@ def test_an_order_placed_through_one_worker_is_counted_in_a_scrape_of_the_other(
             waiting = threading.Thread(target=lambda: answers.append(post_order(base_url, token, ids["HELD"])[0]))
             waiting.start()
             time.sleep(0.5)  # one worker now waits on the lock
-            assert post_order(base_url, token, ids["FREE"])[0] == 201  # so the other worker placed this one
+            assert post_order(base_url, other, ids["FREE"])[0] == 201  # so the other worker placed this one
             holder.rollback()
         waiting.join(timeout=30)
         assert answers == [201]

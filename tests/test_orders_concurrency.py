@@ -41,7 +41,9 @@ def test_fifty_buyers_for_the_last_ten_units(committing_app: Flask) -> None:
     stock_invariant_holds(committing_app, {product_id: 10})
 
 
-def test_orders_holding_the_same_products_in_opposite_order_all_finish(committing_app: Flask) -> None:
+def test_orders_holding_the_same_products_in_opposite_order_all_finish(
+    committing_app: Flask, unpaid_unlimited: None
+) -> None:
     ids = make_products(committing_app, {"A": 1000, "B": 1000, "C": 1000})
     buyers = tokens(committing_app, 2)
     forward = [{"product_id": ids[sku], "quantity": 1} for sku in ("A", "B", "C")]

@@ -56,7 +56,7 @@ def pgbench_binary() -> str:
 
 def test_pgbench_places_whole_orders_with_it(committing_app: Flask, database_url: str) -> None:
     ids = make_products(committing_app, {"A": 50, "B": 50, "C": 50})
-    tokens(committing_app, 1)
+    tokens(committing_app, 2)  # a customer for each pgbench client
     with committing_app.app_context():
         user_id = db.session.scalar(sa.text("SELECT min(id) FROM users"))
     first = min(ids.values())
@@ -66,7 +66,7 @@ def test_pgbench_places_whole_orders_with_it(committing_app: Flask, database_url
     url = make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
 
     finished = subprocess.run(
-        [pgbench_binary(), "-n", "-M", "prepared", "-c", "2", "-t", "5", "-D", f"uid={user_id}",
+        [pgbench_binary(), "-n", "-M", "prepared", "-c", "2", "-t", "5", "-D", f"uid0={user_id}",
          "-D", f"first={first}", "-D", "span=1", "-f", str(pgbench_placement.TARGET), url],
         capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip

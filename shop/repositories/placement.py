@@ -1,7 +1,8 @@
 """The statements of order placement, the service's hottest transaction: prepared, two round trips.
 
-    1. BEGIN, bound the waits, claim the Idempotency-Key, lock the products (reserving the order's id) and
-       read the key's record                         INSERT ... ON CONFLICT DO NOTHING; SELECT ... FOR UPDATE
+    1. BEGIN, bound the waits, claim the Idempotency-Key, count the order in its customer's unpaid ones, lock the
+       products (reserving the order's id) and read the key's record and the customer's unpaid counts
+                                INSERT ... ON CONFLICT DO NOTHING; UPDATE users ...; SELECT ... FOR UPDATE
     2. take the stock, write the order, its lines and first history entry, the key's answer and the record of
        the catalog's changes (shop/catalog/invalidation.py); COMMIT
        (or, for an out-of-stock answer, only the key's answer; COMMIT)
@@ -84,14 +85,24 @@ class NotEnoughStock(Exception):
 
 
 @dataclass(frozen=True)
+class Unpaid:
+    """A customer's pending orders and their units, this order's counted in (the one transaction holding their row)."""
+
+    orders: int
+    units: int
+
+
+@dataclass(frozen=True)
 class Locked:
     """The locked products of an order, by id, with the id reserved for the order, the transaction's time,
-    and the Idempotency-Key's record when there is a key (its answer is None while it is this order's own)."""
+    the Idempotency-Key's record when there is a key (its answer is None while it is this order's own), and the
+    customer's unpaid counts with this order in them."""
 
     products: dict[int, LockedProduct]
     order_id: int
     placed_at: datetime
     key_record: ClaimedKey | None
+    unpaid: Unpaid
 
 
 @dataclass(frozen=True)
@@ -138,25 +149,43 @@ CLAIM_KEY = PreparedStatement(
     "INSERT INTO idempotency_records (user_id, key, request_fingerprint) VALUES ($1, $2, $3)"
     " ON CONFLICT (user_id, key) DO NOTHING",
 )
+# The order is counted in its customer's unpaid ones at once, with every unit asked for: the row stays locked to the
+# end, so one customer's concurrent orders are counted one after another and none can slip past the limit (the
+# caller checks the counts LOCK_PRODUCTS reads back, and rolls everything back when they are over it). The customer
+# is locked before the products, as every transition locks them before the order's (shop/services/order_lifecycle.py).
+HOLD_UNPAID = PreparedStatement(
+    "shop_hold_unpaid",
+    ("bigint", "integer"),
+    "UPDATE users SET unpaid_orders = unpaid_orders + 1, unpaid_units = unpaid_units + $2 WHERE id = $1",
+)
+# Lines dropped by allow_partial, or an order refused for stock, give back what HOLD_UNPAID counted (with the commit).
+RELEASE_UNPAID = PreparedStatement(
+    "shop_release_unpaid",
+    ("bigint", "integer", "integer"),
+    "UPDATE users SET unpaid_orders = unpaid_orders - $2, unpaid_units = unpaid_units - $3 WHERE id = $1",
+)
 # Always in id order, so concurrent orders never deadlock. The next_order CTE is materialized (nextval is
 # volatile), so one id is drawn per order, not per product; the order's timestamps are now(), the
-# transaction's start. The key's record ($2, $3; none without a key) comes along on every row: a statement's
-# rows are all a message can bring back, and this saves the claim a round trip of its own.
+# transaction's start. The key's record ($2, $3; none without a key) and the customer's unpaid counts ($4) come
+# along on every row: a statement's rows are all a message can bring back, and this saves each a round trip.
 LOCK_PRODUCTS = PreparedStatement(
     "shop_lock_products",
-    ("bigint[]", "bigint", "text"),
+    ("bigint[]", "bigint", "text", "bigint"),
     """
     WITH next_order AS MATERIALIZED (
         SELECT nextval(pg_get_serial_sequence('orders', 'id')) AS id, now() AS placed_at
     ), key_record AS (
         SELECT id, request_fingerprint, response_status, response_body
           FROM idempotency_records WHERE user_id = $2 AND key = $3
+    ), unpaid AS (
+        SELECT unpaid_orders, unpaid_units FROM users WHERE id = $4
     )
     SELECT p.id, p.sku, p.name, p.price, p.stock, p.is_active, p.version, p.category,
            next_order.id AS order_id, next_order.placed_at,
            key_record.id AS key_record_id, key_record.request_fingerprint AS key_fingerprint,
-           key_record.response_status AS key_status, key_record.response_body AS key_body
-      FROM products p CROSS JOIN next_order LEFT JOIN key_record ON true
+           key_record.response_status AS key_status, key_record.response_body AS key_body,
+           unpaid.unpaid_orders, unpaid.unpaid_units
+      FROM products p CROSS JOIN next_order CROSS JOIN unpaid LEFT JOIN key_record ON true
      WHERE p.id = ANY($1)
      ORDER BY p.id
        FOR UPDATE OF p
@@ -198,8 +227,8 @@ INSERT_ORDER = PreparedStatement(
                         position)
          ORDER BY line.position
     )
-    INSERT INTO order_status_changes (order_id, from_status, to_status, changed_by)
-    SELECT id, NULL, 'pending', user_id FROM new_order
+    INSERT INTO order_status_changes (order_id, from_status, to_status, changed_by, event)
+    SELECT id, NULL, 'pending', user_id, 'order.placed' FROM new_order
     """,
 )  # fmt: skip
 # the order's first event (sequence 1, as INSERT_ORDER set the order's event_sequence), its document as answered
@@ -240,6 +269,8 @@ class LockedRow(LockedProduct):
     key_fingerprint: str | None
     key_status: int | None
     key_body: str | None
+    unpaid_orders: int
+    unpaid_units: int
 
     def key_record(self) -> ClaimedKey | None:
         if self.key_record_id is None or self.key_fingerprint is None:
@@ -266,14 +297,17 @@ class PlacementRepository:
         self.catalog_changes: StockChanges | None = None
         self.wrote_events = False
 
-    def claim_and_lock(self, product_ids: Sequence[int], claim: KeyClaim | None) -> Locked | None:
-        """The claim of the key, when there is one, and the locks, read at once. None if none of the products
-        exists."""
+    def claim_and_lock(
+        self, customer_id: int, product_ids: Sequence[int], units: int, claim: KeyClaim | None
+    ) -> Locked | None:
+        """The claim of the key, when there is one, the order and its `units` counted in the customer's unpaid
+        ones, and the locks, read at once. None if none of the products exists."""
         calls: list[Call] = []
         if claim is not None:
             calls.append((CLAIM_KEY, (claim.user_id, claim.key, claim.fingerprint)))
+        calls.append((HOLD_UNPAID, (customer_id, units)))
         user_id, key = (claim.user_id, claim.key) if claim is not None else (None, None)
-        calls.append((LOCK_PRODUCTS, (sorted(set(product_ids)), user_id, key)))
+        calls.append((LOCK_PRODUCTS, (sorted(set(product_ids)), user_id, key, customer_id)))
         rows = [LockedRow(*row) for row in self._statements.run(*calls)]
         if not rows:
             return None
@@ -283,6 +317,7 @@ class PlacementRepository:
             order_id=first.order_id,
             placed_at=first.placed_at,
             key_record=first.key_record(),
+            unpaid=Unpaid(first.unpaid_orders, first.unpaid_units),
         )
 
     def take_stock(self, products: Mapping[int, LockedProduct], quantities: Mapping[int, int]) -> None:
@@ -314,6 +349,10 @@ class PlacementRepository:
         self.wrote_events = True
         if answer is not None:
             self._statements.defer(_record_answer(answer))
+
+    def release_unpaid(self, customer_id: int, *, orders: int, units: int) -> None:
+        """Give back part of what claim_and_lock counted unpaid (lines dropped, an order refused): with the commit."""
+        self._statements.defer((RELEASE_UNPAID, (customer_id, orders, units)))
 
     def record_refusal(self, answer: KeyAnswer, *, user_id: int, keep: int) -> None:
         """The key's refusal, and the user's older refusals beyond the newest `keep` pruned: sent with the commit."""

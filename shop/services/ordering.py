@@ -1,9 +1,11 @@
 """Placing an order: one short transaction, products locked in id order, idempotent under retries.
 
     claim the Idempotency-Key (a concurrent twin waits on its unique index, then replays our answer)
+    count the order in its customer's unpaid ones (their row stays locked: their orders are counted one at a time)
     lock every product of the order: SELECT ... WHERE id IN (...) ORDER BY id FOR UPDATE
-        (one round trip with the claim; the key's record and a reserved order id come back with the rows)
-    check the stock; build the answer
+        (one round trip with the claim; the key's record, the customer's unpaid counts and a reserved order id
+        come back with the rows)
+    check the customer's unpaid limit (over it: everything is rolled back) and the stock; build the answer
     decrement the stock (allow_partial: each line in a savepoint of its own, the CHECK decides), insert the
     order, its lines (price and name snapshots) and first history entry, store the answer with the key
     commit
@@ -37,6 +39,7 @@ from shop.repositories.placement import (
     NotEnoughStock,
     PlacedLine,
     PlacedOrder,
+    Unpaid,
 )
 from shop.security.principal import Principal
 from shop.services.order_documents import order_document
@@ -117,6 +120,13 @@ class NotEnoughStockForOrder(Conflict):
     title = "Out of stock"
 
 
+class UnpaidLimitReached(Conflict):
+    """The customer already holds as much unpaid as one account may (UNPAID_ORDERS_PER_CUSTOMER, _UNITS_)."""
+
+    slug = "unpaid-limit"
+    title = "Too much unpaid"
+
+
 class IdempotencyKeyReused(Unprocessable):
     slug = "idempotency-key-reused"
     title = "Idempotency-Key reused"
@@ -137,7 +147,8 @@ def place_order(
 
 def _place(uow: AbstractUnitOfWork, user: Principal, request: OrderRequest, key: str | None) -> PlacementOutcome:
     claim = KeyClaim(user.id, key, request.fingerprint()) if key is not None else None
-    locked = uow.placement.claim_and_lock([line.product_id for line in request.lines], claim)
+    units = sum(line.quantity for line in request.lines)
+    locked = uow.placement.claim_and_lock(user.id, [line.product_id for line in request.lines], units, claim)
     products = locked.products if locked is not None else {}
     unknown = {
         f"items.{index}.product_id": ["No such product, or it is not for sale."]
@@ -157,12 +168,31 @@ def _place(uow: AbstractUnitOfWork, user: Principal, request: OrderRequest, key:
         raise ValidationFailed(unknown)
     if claim is not None and record is None:
         raise RuntimeError("the Idempotency-Key was claimed but its record was not read back")
+    _check_unpaid_limit(locked.unpaid)
 
     # nothing is written before the stock is known to suffice (allow_partial lines have savepoints of their
     # own), so an out-of-stock answer leaves only the key's record of it
     outcome = _take_stock_and_write(uow, user, request, locked, record)
     uow.commit()
     return outcome
+
+
+def _check_unpaid_limit(unpaid: Unpaid) -> None:
+    """Refuse an order that would take the customer past what one account may hold unpaid (0: no limit). Raised
+    before anything is written: the whole transaction, the counting of this order included, rolls back."""
+    config = current_app.config
+    max_orders, max_units = config["UNPAID_ORDERS_PER_CUSTOMER"], config["UNPAID_UNITS_PER_CUSTOMER"]
+    if max_orders and unpaid.orders > max_orders:
+        raise UnpaidLimitReached(
+            f"You have {unpaid.orders - 1} unpaid orders, the most one account may hold; pay or cancel one first.",
+            limit=max_orders,
+        )
+    if max_units and unpaid.units > max_units:
+        raise UnpaidLimitReached(
+            f"This order would make {unpaid.units} unpaid units, over the {max_units} one account may hold; "
+            "pay or cancel an order first, or order fewer.",
+            limit_units=max_units,
+        )
 
 
 def _take_stock_and_write(
@@ -172,12 +202,14 @@ def _take_stock_and_write(
     if request.allow_partial:
         kept, dropped = _take_each_in_a_savepoint(uow, products, request.lines)
         if not kept:
-            return _refused(uow, user, record, OutOfStock("None of the lines can be filled.", dropped))
+            return _refused(uow, user, record, OutOfStock("None of the lines can be filled.", dropped), request)
+        if dropped:  # their units were counted unpaid with the rest
+            uow.placement.release_unpaid(user.id, orders=0, units=sum(line["requested"] for line in dropped))
     else:
         short = [_shortfall(line, products[line.product_id]) for line in request.lines]
         if any(short):
             detail = "Not enough stock for some lines; nothing was ordered."
-            return _refused(uow, user, record, OutOfStock(detail, [s for s in short if s]))
+            return _refused(uow, user, record, OutOfStock(detail, [s for s in short if s]), request)
         kept, dropped = list(request.lines), []
 
     categories_seen: set[str] = set()
@@ -207,7 +239,11 @@ def _take_stock_and_write(
     return placed
 
 
-def _refused(uow: AbstractUnitOfWork, user: Principal, record: ClaimedKey | None, refusal: OutOfStock) -> OutOfStock:
+def _refused(
+    uow: AbstractUnitOfWork, user: Principal, record: ClaimedKey | None, refusal: OutOfStock, request: OrderRequest
+) -> OutOfStock:
+    # nothing was ordered: what was counted unpaid goes back (the key's record of the refusal is committed)
+    uow.placement.release_unpaid(user.id, orders=1, units=sum(line.quantity for line in request.lines))
     if record is not None:
         keep = current_app.config["IDEMPOTENCY_REFUSALS_PER_USER"]
         uow.placement.record_refusal(KeyAnswer(record.id, *_kept(refusal)), user_id=user.id, keep=keep)

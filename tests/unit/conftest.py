@@ -31,6 +31,8 @@ def settings() -> Iterator[Flask]:
     app.config.update(
         CURRENCY="USD",
         IDEMPOTENCY_REFUSALS_PER_USER=3,
+        UNPAID_ORDERS_PER_CUSTOMER=5,
+        UNPAID_UNITS_PER_CUSTOMER=200,
         TX_ATTEMPTS=3,
         TX_LOCK_TIMEOUT_MS=2000,
         TX_STATEMENT_TIMEOUT_MS=5000,

@@ -41,6 +41,7 @@ from shop.repositories.placement import (
     NotEnoughStock,
     PlacedOrder,
     StockChanges,
+    Unpaid,
 )
 from shop.security.principal import Principal
 
@@ -59,6 +60,8 @@ class MemoryDatabase:
     users: dict[int, User] = field(default_factory=dict)
     tokens: dict[int, ApiToken] = field(default_factory=dict)
     keys: dict[tuple[int, str], ClaimedKey] = field(default_factory=dict)
+    # users.unpaid_orders and unpaid_units, by customer
+    unpaid: dict[int, tuple[int, int]] = field(default_factory=dict)
     events: list[Event] = field(default_factory=list)
     ids: Iterator[int] = field(default_factory=lambda: itertools.count(1))
     now: datetime = field(default_factory=lambda: datetime(2026, 3, 1, 12, 0, tzinfo=UTC))
@@ -66,6 +69,11 @@ class MemoryDatabase:
 
     def next_id(self) -> int:
         return next(self.ids)
+
+    def add_unpaid(self, customer_id: int, orders: int, units: int) -> tuple[int, int]:
+        held_orders, held_units = self.unpaid.get(customer_id, (0, 0))
+        self.unpaid[customer_id] = (held_orders + orders, held_units + units)
+        return self.unpaid[customer_id]
 
     def add_product(self, sku: str, *, price: str = "10.00", stock: int = 5, **fields: Any) -> Product:
         values = {"name": sku.title(), "description": "", "category": "Home", "is_active": True} | fields
@@ -82,7 +90,7 @@ class MemoryDatabase:
         return {
             "events": list(self.events),
             "containers": {
-                name: dict(getattr(self, name)) for name in ("products", "orders", "users", "tokens", "keys")
+                name: dict(getattr(self, name)) for name in ("products", "orders", "users", "tokens", "keys", "unpaid")
             },
             "history": list(self.history),
             "rows": [(row, _columns(row)) for row in rows],
@@ -156,6 +164,16 @@ class MemoryOrders:
         for item in order.items:
             item.counted = counted
 
+    def release_unpaid(self, order: Order) -> None:
+        self.db.add_unpaid(order.user_id, -1, -order.units)
+
+    def add_change(self, change: OrderStatusChange) -> None:
+        change.id, change.changed_at = self.db.next_id(), self.db.now
+        self.db.history.append(change)
+
+    def has_refunds(self, order_id: int) -> bool:
+        return False  # refunds are PostgreSQL's alone (tests/test_refunds.py)
+
     def read_back(self, order: Order, attributes: list[str]) -> None:
         return None  # set in place already
 
@@ -168,7 +186,9 @@ class MemoryPlacement:
         self.db = database
         self.catalog_changes: StockChanges | None = None
 
-    def claim_and_lock(self, product_ids: Sequence[int], claim: KeyClaim | None) -> Locked | None:
+    def claim_and_lock(
+        self, customer_id: int, product_ids: Sequence[int], units: int, claim: KeyClaim | None
+    ) -> Locked | None:
         record = None
         if claim is not None:
             slot = (claim.user_id, claim.key)
@@ -182,7 +202,8 @@ class MemoryPlacement:
             p.id: LockedProduct(p.id, p.sku, p.name, p.price, p.stock, p.is_active, p.version, p.category)
             for p in found
         }
-        return Locked(products, order_id=self.db.next_id(), placed_at=self.db.now, key_record=record)
+        unpaid = Unpaid(*self.db.add_unpaid(customer_id, 1, units))
+        return Locked(products, order_id=self.db.next_id(), placed_at=self.db.now, key_record=record, unpaid=unpaid)
 
     def take_stock(self, products: Mapping[int, LockedProduct], quantities: Mapping[int, int]) -> None:
         if any(self.db.products[i].stock < q for i, q in quantities.items()):
@@ -222,7 +243,7 @@ class MemoryPlacement:
         self.db.history.append(
             OrderStatusChange(
                 id=self.db.next_id(), order_id=order.id, from_status=None, to_status="pending",
-                changed_by=order.user_id, changed_at=order.created_at,
+                changed_by=order.user_id, changed_at=order.created_at, event="order.placed",
             )
         )  # fmt: skip
         self.db.orders[order.id].event_sequence = 1
@@ -232,6 +253,9 @@ class MemoryPlacement:
         )  # fmt: skip
         if answer is not None:
             self._answer(answer)
+
+    def release_unpaid(self, customer_id: int, *, orders: int, units: int) -> None:
+        self.db.add_unpaid(customer_id, -orders, -units)
 
     def record_refusal(self, answer: KeyAnswer, *, user_id: int, keep: int) -> None:
         self._answer(answer)
