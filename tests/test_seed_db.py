@@ -147,7 +147,10 @@ def test_the_service_works_on_seeded_data_and_the_order_invariant_holds(committi
     initial = dict(
         _rows(
             committing_app,
+            # what each product had before the seeded orders: its stock, plus the units its orders hold, less the
+            # units returned to it (received returns)
             """SELECT p.id, p.stock + coalesce(sum(i.quantity) FILTER (WHERE o.status <> 'cancelled'), 0)
+                        - (SELECT coalesce(sum(received), 0) FROM return_lines WHERE product_id = p.id)
                  FROM products p LEFT JOIN order_items i ON i.product_id = p.id LEFT JOIN orders o ON o.id = i.order_id
                 GROUP BY p.id""",
         )

@@ -26,11 +26,13 @@ from shop.catalog import cache as catalog_cache
 from shop.extensions import db
 from shop.models.base import Base
 from shop.models.order import COUNTED_SQL, EXPIRED_REASON, counted_sql
+from shop.seeding import money
 from shop.seeding.generate import SeedPlan, StoreGenerator
 
 # every table of the shop's data (not alembic_version), children first
 SHOP_TABLES = (
-    "order_status_changes", "order_items", "idempotency_records", "api_tokens", "orders", "products", "users"
+    *money.MONEY_TABLES, "order_status_changes", "order_items", "idempotency_records", "api_tokens", "orders",
+    "products", "users",
 )  # fmt: skip
 CHECKED_LATER = ("orders", "order_items", "order_status_changes")  # their foreign keys are checked after the load
 TOTAL_TRIGGERS = (("orders", "trg_orders_total_matches_lines"), ("order_items", "trg_order_items_total_matches_lines"))
@@ -50,17 +52,22 @@ ORDER_COLUMNS = (
 # (the demo staff account, or nobody in production) ship and deliver; nobody (shop) expires the unpaid.
 HISTORY = sa.text(
     """
-    INSERT INTO order_status_changes (order_id, from_status, to_status, changed_by, changed_at, note)
-    SELECT id, NULL, 'pending', user_id, created_at, NULL FROM orders
+    INSERT INTO order_status_changes (order_id, from_status, to_status, changed_by, changed_at, note, event)
+    SELECT id, NULL, 'pending', user_id, created_at, NULL, 'order.placed' FROM orders
     UNION ALL
-    SELECT id, 'pending', 'paid', user_id, paid_at, payment_reference FROM orders WHERE paid_at IS NOT NULL
+    SELECT id, 'pending', 'pending', NULL, paid_at, 'capture of ' || total || ' ' || currency, 'payment.captured'
+      FROM orders WHERE paid_at IS NOT NULL
     UNION ALL
-    SELECT id, 'paid', 'shipped', :staff_id, shipped_at, NULL FROM orders WHERE shipped_at IS NOT NULL
+    SELECT id, 'pending', 'paid', NULL, paid_at, payment_reference, 'order.paid' FROM orders WHERE paid_at IS NOT NULL
     UNION ALL
-    SELECT id, 'shipped', 'delivered', :staff_id, delivered_at, NULL FROM orders WHERE delivered_at IS NOT NULL
+    SELECT id, 'paid', 'shipped', :staff_id, shipped_at, NULL, 'order.shipped' FROM orders WHERE shipped_at IS NOT NULL
+    UNION ALL
+    SELECT id, 'shipped', 'delivered', :staff_id, delivered_at, NULL, 'order.delivered'
+      FROM orders WHERE delivered_at IS NOT NULL
     UNION ALL
     SELECT id, CASE WHEN paid_at IS NULL THEN 'pending' ELSE 'paid' END, 'cancelled',
-           CASE WHEN cancel_reason = :expired THEN NULL ELSE user_id END, cancelled_at, cancel_reason
+           CASE WHEN cancel_reason = :expired THEN NULL ELSE user_id END, cancelled_at, cancel_reason,
+           CASE WHEN cancel_reason = :expired THEN 'order.expired' ELSE 'order.cancelled' END
       FROM orders WHERE cancelled_at IS NOT NULL
     """
 )
@@ -232,6 +239,14 @@ def _copy(connection: Connection, table: str, columns: str, rows: Iterator[str])
     return stream.finish()
 
 
+def seed_money(connection: Connection, staff_id: int | None) -> None:
+    """The ledger, refunds and returns of the loaded orders, and each customer's unpaid counts (seeding/money.py)."""
+    connection.execute(money.CAPTURES, {"provider": money.PROVIDER})
+    connection.execute(money.PLAN)
+    connection.execute(money.RETURNS, {"provider": money.PROVIDER, "staff_id": staff_id})
+    connection.execute(money.UNPAID)
+
+
 def shop_is_empty(connection: Connection) -> bool:
     return not connection.scalar(
         sa.text("SELECT EXISTS (SELECT FROM users) OR EXISTS (SELECT FROM products) OR EXISTS (SELECT FROM orders)")
@@ -259,7 +274,7 @@ def seed_store(
         connection.execute(sa.text(f"TRUNCATE {', '.join(SHOP_TABLES)} RESTART IDENTITY CASCADE"))
         foreign_keys = [
             constraint
-            for table in CHECKED_LATER
+            for table in (*CHECKED_LATER, *money.MONEY_TABLES)
             for constraint in Base.metadata.tables[table].constraints
             if isinstance(constraint, sa.ForeignKeyConstraint)
         ]
@@ -304,6 +319,7 @@ def seed_store(
                 connection.execute(sa.schema.AddConstraint(key))  # checks uniqueness as it builds the index
             for index in indexes:
                 connection.execute(sa.schema.CreateIndex(index))
+            seed_money(connection, store.staff_id())
             for foreign_key in foreign_keys:
                 connection.execute(sa.schema.AddConstraint(foreign_key))  # validates every row
             wrong = connection.scalar(WRONG_TOTALS)
@@ -314,7 +330,7 @@ def seed_store(
                 raise RuntimeError(f"{wrong} seeded orders do not point at their customer's previous counted order")
             for table, trigger in TOTAL_TRIGGERS:
                 connection.execute(sa.text(f"ALTER TABLE {table} ENABLE TRIGGER {trigger}"))
-            for table in ("users", "products", "orders", "order_items", "order_status_changes"):
+            for table in ("users", "products", "orders", "order_items", "order_status_changes", *money.NUMBERED):
                 # ids were written explicitly: the next one the database hands out must follow them
                 next_id = f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), coalesce(max(id), 0) + 1, false)"
                 connection.execute(sa.text(f"{next_id} FROM {table}"))
