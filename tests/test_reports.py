@@ -109,12 +109,19 @@ def report(client: FlaskClient, headers: dict[str, str], name: str, **query: str
 
 
 def period(
-    day: str, orders: int, units: int, revenue: str, average: str, customers: int, running: str
+    day: str, orders: int, units: int, revenue: str, average: str, customers: int, running: str, refunds: str = "0.00"
 ) -> dict[str, Any]:
     return {
         "period": day, "orders": orders, "units": units, "revenue": revenue, "average_order_value": average,
-        "unique_customers": customers, "running_revenue": running,
+        "unique_customers": customers, "running_revenue": running, "refunds": refunds,
+        "net": str(Decimal(revenue) - Decimal(refunds)),
     }  # fmt: skip
+
+
+def category(name: str, orders: int, units: int, revenue: str, share: str) -> dict[str, Any]:
+    """A row of revenue by category with no refunds in the range (tests/test_reports_refunds.py has those)."""
+    return {"category": name, "orders": orders, "units": units, "revenue": revenue, "refunds": "0.00", "net": revenue,
+            "share": share}  # fmt: skip
 
 
 def test_revenue_by_month_in_new_york_with_an_empty_february(
@@ -129,7 +136,8 @@ def test_revenue_by_month_in_new_york_with_an_empty_february(
         period("2025-04-01", 1, 1, "3.99", "3.99", 1, "126.45"),  # O7
     ]
     assert body["totals"] == {
-        "orders": 5, "units": 11, "revenue": "126.45", "average_order_value": "25.29", "unique_customers": 3
+        "orders": 5, "units": 11, "revenue": "126.45", "average_order_value": "25.29", "unique_customers": 3,
+        "refunds": "0.00", "net": "126.45",
     }  # fmt: skip
     assert (body["report"], body["tz"], body["granularity"]) == ("revenue", NEW_YORK, "month")
 
@@ -181,9 +189,9 @@ def test_revenue_by_category_shares_sum_to_one(
     assert body["rows"] == [
         # 76.50 / 126.45 = 0.60498..., 30.00 / 126.45 = 0.23724..., 19.95 / 126.45 = 0.15776...: the two largest
         # remainders (Garden's .82, Toys' .70 of a ten-thousandth) round up so the shares add up to exactly 1
-        {"category": "Garden", "orders": 2, "units": 3, "revenue": "76.50", "share": "0.6050"},
-        {"category": "Books", "orders": 2, "units": 3, "revenue": "30.00", "share": "0.2372"},
-        {"category": "Toys", "orders": 3, "units": 5, "revenue": "19.95", "share": "0.1578"},
+        category("Garden", 2, 3, "76.50", "0.6050"),
+        category("Books", 2, 3, "30.00", "0.2372"),
+        category("Toys", 3, 5, "19.95", "0.1578"),
     ]
 
 
@@ -206,9 +214,9 @@ def test_an_order_with_two_lines_in_one_category_counts_once_there_and_keeps_the
     assert body["rows"] == [
         # 30.00 + 2 x 12.00 + 12.00 in two orders; the first order is one order here, not two. Of 98.00:
         # 0.67346..., 0.20408..., 0.12244...; the two largest remainders (Garden's, then Books') round up
-        {"category": "Books", "orders": 2, "units": 4, "revenue": "66.00", "share": "0.6735"},
-        {"category": "Garden", "orders": 1, "units": 1, "revenue": "20.00", "share": "0.2041"},
-        {"category": "Gifts", "orders": 1, "units": 1, "revenue": "12.00", "share": "0.1224"},
+        category("Books", 2, 4, "66.00", "0.6735"),
+        category("Garden", 1, 1, "20.00", "0.2041"),
+        category("Gifts", 1, 1, "12.00", "0.1224"),
     ]
 
 
@@ -244,19 +252,19 @@ def test_csv_by_parameter_or_accept_header(client: FlaskClient, staff: dict[str,
     assert by_parameter.is_streamed
     assert by_parameter.headers["Content-Disposition"] == 'attachment; filename="revenue_2025-01-01_2025-04-30.csv"'
     assert by_parameter.get_data(as_text=True).splitlines() == [
-        "period,orders,units,revenue,average_order_value,unique_customers,running_revenue",
-        "2025-01-01,1,3,23.99,23.99,1,23.99",
-        "2025-02-01,0,0,0.00,0.00,0,23.99",
-        "2025-03-01,3,7,98.47,32.82,3,122.46",
-        "2025-04-01,1,1,3.99,3.99,1,126.45",
+        "period,orders,units,revenue,average_order_value,unique_customers,running_revenue,refunds,net",
+        "2025-01-01,1,3,23.99,23.99,1,23.99,0.00,23.99",
+        "2025-02-01,0,0,0.00,0.00,0,23.99,0.00,0.00",
+        "2025-03-01,3,7,98.47,32.82,3,122.46,0.00,98.47",
+        "2025-04-01,1,1,3.99,3.99,1,126.45,0.00,3.99",
     ]
     assert by_header.get_data() == by_parameter.get_data()
 
     categories = client.get(
         f"{REPORTS}/revenue-by-category", query_string=window | {"format": "csv"}, headers=staff
     ).get_data(as_text=True)
-    assert categories.splitlines()[0] == "category,orders,units,revenue,share"
-    assert categories.splitlines()[1] == "Garden,2,3,76.50,0.6050"
+    assert categories.splitlines()[0] == "category,orders,units,revenue,refunds,net,share"
+    assert categories.splitlines()[1] == "Garden,2,3,76.50,0.00,76.50,0.6050"
 
 
 @pytest.mark.parametrize(

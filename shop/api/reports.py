@@ -148,12 +148,24 @@ def _period(row: queries.RevenuePeriod) -> dict[str, Any]:
         "average_order_value": _money(row.average_order_value),
         "unique_customers": row.unique_customers,
         "running_revenue": _money(row.running_revenue),
+        "refunds": _money(row.refunds),
+        "net": _money(row.net),
     }
 
 
 _EMPTY_HEADERS: dict[str, list[str]] = {
-    "revenue": ["period", "orders", "units", "revenue", "average_order_value", "unique_customers", "running_revenue"],
-    "revenue-by-category": ["category", "orders", "units", "revenue", "share"],
+    "revenue": [
+        "period",
+        "orders",
+        "units",
+        "revenue",
+        "average_order_value",
+        "unique_customers",
+        "running_revenue",
+        "refunds",
+        "net",
+    ],
+    "revenue-by-category": ["category", "orders", "units", "revenue", "refunds", "net", "share"],
     "top-products": ["product_id", "sku", "name", "units", "revenue"],
     "top-customers": ["user_id", "email", "name", "orders", "revenue"],
 }
@@ -194,6 +206,8 @@ def revenue_by_category(arguments: dict[str, Any]) -> Response:
             "orders": row.orders,
             "units": row.units,
             "revenue": _money(row.revenue),
+            "refunds": _money(row.refunds),
+            "net": _money(row.net),
             "share": f"{row.share:.4f}",
         }
         for row in queries.revenue_by_category(db.session(), _range(arguments))

@@ -54,6 +54,8 @@ class RevenuePeriod:
     revenue: Decimal
     unique_customers: int
     running_revenue: Decimal | None
+    refunds: Decimal  # paid out in the period (the ledger), whichever period its order was placed in
+    net: Decimal  # revenue - refunds
 
     @property
     def average_order_value(self) -> Decimal:
@@ -64,9 +66,11 @@ class RevenuePeriod:
 class CategoryRevenue:
     category: str
     orders: int
-    units: int
+    units: int  # net of refunded units
     revenue: Decimal
-    share: Decimal
+    refunds: Decimal
+    net: Decimal
+    share: Decimal  # of the net
 
 
 @dataclass(frozen=True)
@@ -131,8 +135,10 @@ def revenue(session: Session, report_range: ReportRange, granularity: str) -> tu
 def revenue_by_category(session: Session, report_range: ReportRange) -> list[CategoryRevenue]:
     rows = _rows(session, "revenue_by_category", report_range.parameters())
     return [
-        CategoryRevenue(category, orders, units, revenue, share)
-        for (category, orders, units, revenue), share in zip(rows, shares([row[3] for row in rows]), strict=True)
+        CategoryRevenue(category, orders, units, revenue, refunds, net, share)
+        for (category, orders, units, revenue, refunds, net), share in zip(
+            rows, shares([max(row[5], Decimal(0)) for row in rows]), strict=True
+        )
     ]
 
 
