@@ -147,6 +147,19 @@ class BaseConfig:
         self.IDEMPOTENCY_REFUSALS_PER_USER = _number(environ, "IDEMPOTENCY_REFUSALS_PER_USER", 100, int)
         # a pending order holds its units this long, then `flask orders expire` cancels it (services/order_expiry.py)
         self.ORDER_PAYMENT_WINDOW_MINUTES = _number(environ, "ORDER_PAYMENT_WINDOW_MINUTES", 30.0, float)
+        # what one customer may hold unpaid at once (pending orders, and units in them), so one account cannot empty
+        # the store; 0: no limit
+        self.UNPAID_ORDERS_PER_CUSTOMER = _number(environ, "UNPAID_ORDERS_PER_CUSTOMER", 5, int)
+        self.UNPAID_UNITS_PER_CUSTOMER = _number(environ, "UNPAID_UNITS_PER_CUSTOMER", 200, int)
+        # payment providers' notifications (shop/payments/): each provider's signing secrets, `name:secret` pairs,
+        # comma-separated (a provider listed twice has two secrets, while one is rotated); a notification whose
+        # signed timestamp is further than the tolerance from now is refused (a replay)
+        self.PAYMENT_PROVIDER_SECRETS = parse_provider_secrets(env("PAYMENT_PROVIDER_SECRETS", ""))
+        self.PAYMENT_NOTIFICATION_TOLERANCE_SECONDS = _number(
+            environ, "PAYMENT_NOTIFICATION_TOLERANCE_SECONDS", 300, int
+        )
+        # a delivered order's lines may be asked back for this long after delivery
+        self.RETURN_WINDOW_DAYS = _number(environ, "RETURN_WINDOW_DAYS", 30, int)
 
         # catalog: Redis-cached reads (off only to measure what the cache is worth), CDN max-age for anonymous reads
         self.CATALOG_CACHE_ENABLED = _bool(env("CATALOG_CACHE_ENABLED"), True)
@@ -315,6 +328,18 @@ CONFIGS: dict[str, type[BaseConfig]] = {
     "testing": TestingConfig,
     "production": ProductionConfig,
 }
+
+
+def parse_provider_secrets(text: str) -> dict[str, list[str]]:
+    """`stripe:whsec_1,stripe:whsec_2,adyen:abc` -> {"stripe": ["whsec_1", "whsec_2"], "adyen": ["abc"]}."""
+    secrets: dict[str, list[str]] = {}
+    for pair in text.split(","):
+        name, _, secret = pair.strip().partition(":")
+        if name.strip() and secret.strip():
+            secrets.setdefault(name.strip(), []).append(secret.strip())
+        elif pair.strip():
+            raise ConfigError(f"PAYMENT_PROVIDER_SECRETS: {name.strip()!r} has no secret; write provider:secret pairs")
+    return secrets
 
 
 def normalize_database_url(uri: str | None) -> str | None:

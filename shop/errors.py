@@ -32,6 +32,13 @@ class DomainError(Exception):
         self.extra = extra
 
 
+class Gone(DomainError):
+    """What was asked for was here once and is not any more, on purpose (a retired route)."""
+
+    slug = "gone"
+    title = "Gone"
+
+
 class ResourceNotFound(DomainError):
     slug = "not-found"
     title = "Not found"
@@ -64,6 +71,8 @@ class NotAuthenticated(DomainError):
 
     slug = "unauthenticated"
     title = "Authentication required"
+    # a bearer token is what is wanted (RFC 6750's challenge); not so for a provider's signed notification
+    bearer_challenge: ClassVar[bool] = True
 
     def __init__(self, detail: str, *, reason: str | None = None) -> None:
         super().__init__(detail)
@@ -101,6 +110,7 @@ STATUS: dict[type[DomainError], int] = {
     NotPermitted: 403,
     ResourceNotFound: 404,
     Conflict: 409,
+    Gone: 410,
     Unprocessable: 422,
     TooManyAttempts: 429,
     ServiceBusy: 503,
@@ -113,7 +123,7 @@ def status_of(error: DomainError) -> int:
 
 
 def headers_of(error: DomainError) -> dict[str, str]:
-    if isinstance(error, NotAuthenticated):
+    if isinstance(error, NotAuthenticated) and error.bearer_challenge:
         # RFC 6750: say what kind of credential is wanted, and why the one sent was refused
         challenge = 'Bearer realm="shop"' + (f', error="{error.reason}"' if error.reason else "")
         return {"WWW-Authenticate": challenge}

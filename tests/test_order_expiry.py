@@ -13,7 +13,15 @@ from flask import Flask
 from shop.extensions import db
 from shop.services.order_expiry import expire_overdue
 from tests.conftest import AuthActions
-from tests.helpers import make_products, one_line_order, run_together, stock_invariant_holds, tokens
+from tests.helpers import (
+    make_products,
+    notify,
+    one_line_order,
+    order_step,
+    run_together,
+    stock_invariant_holds,
+    tokens,
+)
 
 pytestmark = pytest.mark.commits
 
@@ -70,14 +78,14 @@ def test_an_unpaid_order_past_its_window_expires_once_and_its_units_come_back(
         ("order.expired", 2),
     ]
     assert events[-1]["data"]["status"] == "cancelled"
-    late = shop["client"].post(f"{path}/pay", json={}, headers=shop["ann"])
+    late = order_step(shop["client"], order["id"], "pay", shop["staff"])
     assert (late.status_code, late.get_json()["current_status"]) == (409, "cancelled")
 
 
 def test_orders_within_their_window_and_paid_ones_stay(committing_app: Flask, shop: dict[str, Any]) -> None:
     fresh = place(shop)
     paid = place(shop)
-    assert shop["client"].post(f"/api/v1/orders/{paid['id']}/pay", json={}, headers=shop["ann"]).status_code == 200
+    assert notify(shop["client"], paid).get_json()["notification"]["outcome"] == "applied"
 
     assert expire(committing_app, 30) == 0  # the pending one is younger than 30 minutes
     assert expire(committing_app, 0) == 1  # past a window of none, only the pending one
@@ -87,23 +95,24 @@ def test_orders_within_their_window_and_paid_ones_stay(committing_app: Flask, sh
     assert statuses == {fresh["id"]: "cancelled", paid["id"]: "paid"}
 
 
-def test_sweepers_and_payments_racing_leave_each_order_paid_or_expired_never_both(committing_app: Flask) -> None:
-    """Two sweepers and the buyers paying, all at once, over the same unpaid orders, several times: each order ends
-    paid with its units sold, or expired with them back; one event for whichever won; stock adds up."""
+def test_sweepers_and_captures_racing_leave_each_order_paid_or_expired_never_both(committing_app: Flask) -> None:
+    """Two sweepers and the provider's captures, all at once, over the same unpaid orders, several times: each order
+    ends paid with its units sold, or expired with them back and the late capture kept in the ledger and flagged;
+    the events of whichever won; stock adds up."""
     ids = make_products(committing_app, {"A": 10_000})
-    buyers = tokens(committing_app, 4)
+    buyers = tokens(committing_app, 8)
     client = committing_app.test_client()
     for _ in range(3):
         orders = [
-            client.post("/api/v1/orders", json=one_line_order(ids["A"], 2), headers=buyers[n % 4]).get_json()
+            client.post("/api/v1/orders", json=one_line_order(ids["A"], 2), headers=buyers[n % 8]).get_json()
             for n in range(30)
         ]
-        payments: dict[int, int] = {}
+        payments: dict[int, str] = {}
 
         def work(
             index: int,
             orders: list[dict[str, Any]] = orders,
-            payments: dict[int, int] = payments,
+            payments: dict[int, str] = payments,
             lock: threading.Lock = threading.Lock(),  # noqa: B008 - one per round, made with the round
         ) -> int:
             if index < 2:
@@ -111,9 +120,10 @@ def test_sweepers_and_payments_racing_leave_each_order_paid_or_expired_never_bot
             payer = committing_app.test_client()
             for n, order in enumerate(orders):
                 if n % 2 == index - 2:
-                    answer = payer.post(f"/api/v1/orders/{order['id']}/pay", json={}, headers=buyers[n % 4])
+                    answer = notify(payer, order)
+                    assert answer.status_code == 200, answer.get_json()
                     with lock:
-                        payments[order["id"]] = answer.status_code
+                        payments[order["id"]] = answer.get_json()["notification"]["outcome"]
             return 0
 
         expired = sum(run_together(4, work))
@@ -123,19 +133,20 @@ def test_sweepers_and_payments_racing_leave_each_order_paid_or_expired_never_bot
                 sa.text(
                     "SELECT o.id, o.status, o.cancel_reason,"
                     " array(SELECT e.type FROM events e WHERE e.resource_type = 'order' AND e.resource_id = o.id"
-                    "       AND e.sequence > 1 ORDER BY e.sequence) AS later"
+                    "       AND e.sequence > 1 ORDER BY e.sequence) AS later,"
+                    " (SELECT count(*) FROM ledger_entries l WHERE l.order_id = o.id AND l.kind = 'capture') AS taken"
                     " FROM orders o WHERE o.id = ANY(:ids)"
                 ),
                 {"ids": [order["id"] for order in orders]},
             ).all()
-        outcomes = {row.id: (row.status, row.cancel_reason, list(row.later)) for row in rows}
-        assert set(payments.values()) <= {200, 409}
+        outcomes = {row.id: (row.status, row.cancel_reason, list(row.later), row.taken) for row in rows}
+        assert set(payments.values()) <= {"applied", "flagged"}
         for order_id, outcome in outcomes.items():
-            if payments[order_id] == 200:
-                assert outcome == ("paid", None, ["order.paid"]), order_id
-            else:
-                assert outcome == ("cancelled", "expired", ["order.expired"]), order_id
-        assert expired == sum(1 for status, _, _ in outcomes.values() if status == "cancelled")
+            if payments[order_id] == "applied":
+                assert outcome == ("paid", None, ["payment.captured", "order.paid"], 1), order_id
+            else:  # the capture came after the expiry: kept in the ledger (and flagged), the order stays expired
+                assert outcome == ("cancelled", "expired", ["order.expired"], 1), order_id
+        assert expired == sum(1 for status, *_ in outcomes.values() if status == "cancelled")
     stock_invariant_holds(committing_app, {ids["A"]: 10_000})
 
 

@@ -5,7 +5,20 @@ from __future__ import annotations
 from flask import Flask, request
 from werkzeug.exceptions import UnsupportedMediaType
 
-from shop.api import auth, categories, docs, events, health, orders, products, reports, users, webhooks
+from shop.api import (
+    auth,
+    categories,
+    docs,
+    events,
+    health,
+    order_money,
+    orders,
+    payments,
+    products,
+    reports,
+    users,
+    webhooks,
+)
 from shop.extensions import api
 
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
@@ -30,6 +43,8 @@ def register_blueprints(app: Flask) -> None:
     api.register_blueprint(products.blp)
     api.register_blueprint(categories.blp)
     api.register_blueprint(orders.blp)
+    api.register_blueprint(order_money.blp)
+    api.register_blueprint(payments.blp)
     api.register_blueprint(reports.blp)
     api.register_blueprint(events.blp)
     api.register_blueprint(webhooks.blp)

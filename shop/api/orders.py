@@ -13,8 +13,8 @@ from flask import request as http_request
 from shop.api.pagination import MAX_ID, PageArgsSchema, envelope_json, link_header, page_schema, parse_id
 from shop.api.policy import authenticated, current_user, require_at_least
 from shop.api.schemas import Blueprint, InputSchema
-from shop.errors import ValidationFailed, handle_domain_error
-from shop.models import OrderStatus, Role
+from shop.errors import Gone, ValidationFailed, handle_domain_error
+from shop.models import Order, OrderStatus, OrderStatusChange, Role
 from shop.services.order_documents import order_document
 from shop.services.order_lifecycle import Action, transition
 from shop.services.order_reads import read_order, read_order_page
@@ -103,7 +103,11 @@ def _json(body: dict[str, Any]) -> Response:
     return Response(json.dumps(body), status=200, mimetype="application/json")
 
 
-def _idempotency_key() -> str | None:
+def order_json(order: Order, history: list[OrderStatusChange] | None) -> Response:
+    return _json(order_document(order, history))
+
+
+def idempotency_key() -> str | None:
     key = http_request.headers.get("Idempotency-Key")
     if key is not None and not IDEMPOTENCY_KEY.fullmatch(key):
         raise ValidationFailed({"Idempotency-Key": ["Use 1 to 255 visible ASCII characters."]})
@@ -123,7 +127,7 @@ def parse_order_id(raw: str) -> int:
 @blp.doc(parameters=[{"in": "header", "name": "Idempotency-Key", "schema": {"type": "string", "maxLength": 255}}])
 def create_order(body: dict[str, Any]) -> Response:
     """Place an order. Send an Idempotency-Key to make retries safe: the same key gets the same answer."""
-    key = _idempotency_key()
+    key = idempotency_key()
     order_request = OrderRequest(
         lines=[OrderLine(line["product_id"], line["quantity"]) for line in body["items"]],
         shipping_address=body["shipping_address"],
@@ -150,32 +154,29 @@ def get_order(order_id: str) -> Response:
     return _json(order_document(view.order, view.history))
 
 
-class PaySchema(InputSchema):
-    payment_reference = ma.fields.String(validate=ma.validate.Length(min=1, max=255))
-
-
 class CancelSchema(InputSchema):
     reason = ma.fields.String(validate=ma.validate.Length(min=1, max=2000))
 
 
-def _after(
-    order_id: str, action: Action, *, payment_reference: str | None = None, reason: str | None = None
-) -> Response:
-    done = transition(
-        parse_order_id(order_id), current_user(), action, payment_reference=payment_reference, reason=reason
-    )
-    return _json(order_document(done.order, done.history))
+def _after(order_id: str, action: Action, *, reason: str | None = None) -> Response:
+    done = transition(parse_order_id(order_id), current_user(), action, reason=reason)
+    return order_json(done.order, done.history)
+
+
+class PaymentsAreConfirmed(Gone):
+    slug = "payments-are-confirmed"
+    title = "Payments are confirmed, not claimed"
 
 
 @blp.post("/<order_id>/pay")
-@authenticated()
-@blp.arguments(PaySchema())
-@blp.response(200, OrderSchema)
-@blp.alt_response(404, description="No such order, or not yours")
-@blp.alt_response(409, description="Not pending; the problem names the current status")
-def pay_order(body: dict[str, Any], order_id: str) -> Response:
-    """Mark a pending order paid (its owner or staff)."""
-    return _after(order_id, Action.PAY, payment_reference=body.get("payment_reference"))
+@blp.response(410, description="Gone: an order is paid by its provider's notification, or by staff")
+def pay_order(order_id: str) -> Response:
+    """Gone. An order becomes paid when its payment provider confirms the capture (POST /api/v1/payments/notifications)
+    or when staff record a payment by hand (POST /api/v1/orders/{id}/payments)."""
+    raise PaymentsAreConfirmed(
+        "Nobody marks an order paid by asking: it is paid when the payment provider's notification confirms the "
+        "capture, or when staff record a payment (POST /api/v1/orders/{id}/payments).",
+    )
 
 
 @blp.post("/<order_id>/ship")

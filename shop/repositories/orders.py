@@ -44,6 +44,13 @@ LOCK_CUSTOMER = sa.text(
 )
 
 
+# the order left pending: out of its customer's unpaid counts (under the customer's lock, lock_customer_of)
+RELEASE_UNPAID = sa.text(
+    "UPDATE users SET unpaid_orders = unpaid_orders - 1, unpaid_units = unpaid_units - :units WHERE id = :user_id"
+)
+HAS_REFUNDS = sa.text("SELECT EXISTS (SELECT 1 FROM refunds WHERE order_id = :order_id)")
+
+
 class OrderRepository:
     def __init__(self, session: Session) -> None:
         self.session = session
@@ -70,6 +77,17 @@ class OrderRepository:
         setattr(order, stamped, sa.func.now())
         self.session.add(change)
         self.session.flush()
+
+    def release_unpaid(self, order: Order) -> None:
+        """The order is no longer pending: it leaves its customer's unpaid counts."""
+        self.session.execute(RELEASE_UNPAID, {"units": order.units, "user_id": order.user_id})
+
+    def has_refunds(self, order_id: int) -> bool:
+        return bool(self.session.scalar(HAS_REFUNDS, {"order_id": order_id}))
+
+    def add_change(self, change: OrderStatusChange) -> None:
+        """An entry of the order's history for a step that is not a transition (flushed with the commit)."""
+        self.session.add(change)
 
     def read_back(self, order: Order, attributes: list[str]) -> None:
         """Load these attributes again (set by the database), inside the transaction."""

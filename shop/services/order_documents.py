@@ -51,6 +51,7 @@ def order_document(order: Order | PlacedOrder, history: Sequence[OrderStatusChan
                 "by": change.changed_by,
                 "at": _when(change.changed_at),
                 "note": change.note,
+                "event": change.event,
             }
             for change in history
         ]

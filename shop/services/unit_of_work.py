@@ -26,6 +26,7 @@ from shop.db.statements import Statements, discard_opening, open_with
 from shop.db.transactions import bounded_waits
 from shop.extensions import db
 from shop.repositories import EventRepository, OrderRepository, ProductRepository, TokenRepository, UserRepository
+from shop.repositories.money import MoneyRepository
 from shop.repositories.placement import PlacementRepository
 from shop.repositories.protocols import Events, Orders, Placement, Products, Tokens, Users
 from shop.webhooks.notifier import events_committed
@@ -86,6 +87,8 @@ class UnitOfWork:
         self.tokens = TokenRepository(self.session)
         self.placement = PlacementRepository(self.statements)
         self.events = EventRepository(self.session)
+        # PostgreSQL's alone (not in AbstractUnitOfWork): the money's use cases run only against the database
+        self.money = MoneyRepository(self.session)
         return self
 
     def __exit__(
