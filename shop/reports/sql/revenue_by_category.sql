@@ -8,7 +8,7 @@
 -- an amount alone (no lines) lower the revenue report's net, not a category's.
 -- Index: ix_order_items_revenue, partial on counted lines, on placed_at and covering category, quantity,
 -- line_total and first_in_category: the counted lines of the range, read from the index alone, no join.
-WITH bounds AS (
+WITH bounds AS NOT MATERIALIZED (  -- read twice: inlined into each, so neither scan loses its parallel plan
     SELECT CAST(:start AS date)::timestamp AT TIME ZONE :tz AS from_utc,
            (CAST(:end AS date) + 1)::timestamp AT TIME ZONE :tz AS until_utc
 ), gross AS (

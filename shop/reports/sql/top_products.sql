@@ -6,7 +6,7 @@
 -- refunded lines (their amounts and units, in the period each refund was paid out).
 -- Indexes: ix_order_items_revenue (the counted lines of the range, from the index alone: product_id, quantity
 -- and line_total are in it); products by their primary key for the few rows kept.
-WITH bounds AS (
+WITH bounds AS NOT MATERIALIZED (  -- read twice: inlined into each, so neither scan loses its parallel plan
     SELECT CAST(:start AS date)::timestamp AT TIME ZONE :tz AS from_utc,
            (CAST(:end AS date) + 1)::timestamp AT TIME ZONE :tz AS until_utc
 ), gross AS (
