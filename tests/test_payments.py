@@ -228,3 +228,23 @@ def test_the_ledger_cannot_be_changed_or_deleted(shop: dict[str, Any], committin
             with pytest.raises(sa.exc.DBAPIError, match="never changed or deleted"):
                 connection.execute(sa.text(statement))
             connection.rollback()
+
+
+def test_flagged_notifications_and_pending_refunds_are_on_metrics(shop: dict[str, Any]) -> None:
+    notify(shop["client"], shop["order"], amount="0.01", reference="ch_short")
+    notify(shop["client"], shop["order"], reference="ch_ok")
+    refund = shop["client"].post(
+        f"/api/v1/orders/{shop['order']['id']}/refunds", json={"amount": "1.00", "reason": "x"},
+        headers=shop["staff"] | {"Idempotency-Key": "m1"},
+    )  # fmt: skip
+    assert refund.get_json()["status"] == "pending"
+
+    text = shop["client"].get("/metrics").get_data(as_text=True)
+
+    def metric(line_start: str) -> float:
+        return next(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(line_start))
+
+    assert metric('shop_payment_notifications_flagged_last_24h{flag="amount_mismatch"}') == 1
+    assert metric('shop_payment_notifications_flagged_last_24h{flag="unknown_order"}') == 0
+    assert metric("shop_refunds_pending ") == 1
+    assert metric("shop_refunds_oldest_pending_seconds") >= 0

@@ -44,10 +44,13 @@ def _registry() -> CollectorRegistry:
 
 
 def register_metrics(app: Flask) -> None:
-    from shop.webhooks.metrics import WebhookCollector  # it reads the database: imported once the app has one
+    # they read the database: imported once the app has one
+    from shop.observability.money_metrics import MoneyCollector
+    from shop.webhooks.metrics import WebhookCollector
 
     from_database = CollectorRegistry()
     from_database.register(WebhookCollector(app))
+    from_database.register(MoneyCollector(app))
 
     @app.get("/metrics")
     def metrics() -> Response:

@@ -9,23 +9,22 @@ process or container serves the scrape and however many workers deliver:
                                                           been sent yet (its cursor has not passed them)
     shop_webhook_attempts_last_5m{result}                 attempts of the last five minutes, by outcome
 
-A database that does not answer in a second leaves them out of that scrape; /metrics itself never fails for them.
+(shop/observability/scrape.py: a database that does not answer in a second leaves them out of that scrape.)
 """
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterator
+from typing import Any
 
 import sqlalchemy as sa
 from flask import Flask
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
+from sqlalchemy.engine import Connection, Row
 
-from shop.extensions import db
+from shop.observability.scrape import read_at_scrape
 from shop.repositories.events import RELEASED_BELOW
-
-log = logging.getLogger(__name__)
 
 STATE = sa.text(
     f"""
@@ -61,20 +60,19 @@ RECENT = sa.text(
 RESULTS = ("delivered", "retryable", "refused", "no_answer")
 
 
+def _read(connection: Connection) -> tuple[Row[Any], dict[str, int]]:
+    return connection.execute(STATE).one(), {row.result: int(row.attempts) for row in connection.execute(RECENT)}
+
+
 class WebhookCollector(Collector):
     def __init__(self, app: Flask) -> None:
         self._app = app
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
-        try:
-            with self._app.app_context(), db.engine.connect() as connection:
-                connection.execute(sa.text("SET LOCAL statement_timeout = '1s'"))
-                state = connection.execute(STATE).one()
-                recent: dict[str, int] = {row.result: int(row.attempts) for row in connection.execute(RECENT)}
-                connection.rollback()
-        except Exception as error:
-            log.warning("webhook metrics unavailable: %s", error)
+        figures = read_at_scrape(self._app, "webhook", _read)
+        if figures is None:
             return
+        state, recent = figures
         deliveries = GaugeMetricFamily("shop_webhook_deliveries", "Webhook deliveries by status", labels=["status"])
         deliveries.add_metric(["pending"], float(state.pending))
         deliveries.add_metric(["dead"], float(state.dead))
