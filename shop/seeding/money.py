@@ -22,17 +22,17 @@ CAPTURES = sa.text(
 PLAN = sa.text(
     """
     CREATE TEMPORARY TABLE seed_refunds ON COMMIT DROP AS
-    WITH returned AS (
-        SELECT o.id AS order_id, o.user_id, o.currency, i.id AS item_id, i.product_id, i.category,
+    WITH returned AS (  -- each picked order's first line: one hash join, the tables have no statistics yet
+        SELECT DISTINCT ON (o.id)
+               o.id AS order_id, o.user_id, o.currency, i.id AS item_id, i.product_id, i.category,
                i.unit_price AS amount,
                o.delivered_at + make_interval(days => 1 + (o.id % 5)::int) AS requested_at,
                o.delivered_at + make_interval(days => 4 + (o.id % 5)::int) AS at,
                o.id % 5 = 0 AS damaged, 'returned' AS reason, true AS in_revenue
-          FROM orders o
-          JOIN LATERAL (SELECT id, product_id, category, unit_price FROM order_items
-                         WHERE order_id = o.id ORDER BY id LIMIT 1) i ON true
+          FROM orders o JOIN order_items i ON i.order_id = o.id
          WHERE o.status = 'delivered' AND (o.id * 7919) % 100 < 3
            AND o.delivered_at + make_interval(days => 4 + (o.id % 5)::int) < now()
+         ORDER BY o.id, i.id
     ), cancelled AS (
         SELECT id AS order_id, user_id, currency, NULL::bigint AS item_id, NULL::bigint AS product_id,
                NULL::text AS category, total AS amount, NULL::timestamptz AS requested_at,
