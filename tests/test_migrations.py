@@ -104,3 +104,65 @@ def test_webhook_cursors_keep_the_deliveries_and_where_dispatch_had_got_to(
     assert [tuple(row) for row in attempts] == [(1, 500), (2, 503)]
     assert tuple(dispatch) == (42, 9)
     assert back == [500, 503]
+
+
+BEFORE_MONEY = [
+    "INSERT INTO users (email, name, password_hash) VALUES ('ann@example.com', 'Ann', '!')",
+    "INSERT INTO products (sku, name, description, category, price, stock) VALUES ('L', 'Lamp', '', 'Home', 2.50, 9)",
+    *[
+        f"""WITH o AS (
+                INSERT INTO orders (user_id, status, currency, total, units, shipping_address{extra_columns})
+                SELECT u.id, '{status}', 'USD', 5.00, 2, '{{}}'{extra_values} FROM users u RETURNING id
+            )
+            INSERT INTO order_items (order_id, product_id, sku, name, quantity, unit_price, line_total, category,
+                                     first_in_category)
+            SELECT o.id, p.id, 'L', 'Lamp', 2, 2.50, 5.00, 'Home', true FROM o, products p"""  # noqa: S608 - constants
+        for status, extra_columns, extra_values in [
+            ("pending", "", ""),
+            ("pending", "", ""),
+            ("cancelled", ", cancelled_at", ", now()"),
+        ]
+    ],
+]
+
+
+def test_money_counts_each_customers_pending_orders_and_goes_back_without_its_events(
+    make_app: Callable[..., Flask], scratch_database: str
+) -> None:
+    """0013 starts each customer's unpaid counts from their pending orders; its way back drops the money's tables,
+    their events and the ledger's trigger function."""
+    app = make_app(SQLALCHEMY_DATABASE_URI=scratch_database)
+    with app.app_context():
+        flask_migrate.upgrade(revision="0012_order_expiry")
+        with db.engine.begin() as connection:
+            for statement in BEFORE_MONEY:
+                connection.execute(sa.text(statement))
+        flask_migrate.upgrade()
+        with db.engine.begin() as connection:
+            counts = connection.execute(sa.text("SELECT unpaid_orders, unpaid_units FROM users")).one()
+            connection.execute(
+                sa.text(
+                    "INSERT INTO events (type, resource_type, resource_id, sequence, data)"
+                    " SELECT 'payment.captured', 'order', id, 2, '{}' FROM orders WHERE status = 'pending' LIMIT 1"
+                )
+            )
+        flask_migrate.downgrade(revision="0012_order_expiry")
+        with db.engine.connect() as connection:
+            events = connection.scalar(sa.text("SELECT count(*) FROM events"))
+            functions = connection.scalar(
+                sa.text("SELECT count(*) FROM pg_proc WHERE proname = 'ledger_entries_immutable'")
+            )
+        tables = table_names()
+        db.engine.dispose()
+
+    assert tuple(counts) == (2, 4)
+    assert events == 0
+    assert functions == 0
+    assert not tables & {
+        "ledger_entries",
+        "refunds",
+        "refund_lines",
+        "returns",
+        "return_lines",
+        "payment_notifications",
+    }
