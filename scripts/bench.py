@@ -168,14 +168,15 @@ async def _connection_loop(
 
 
 async def _drive(
-    port: int, scenario: Scenario, token: str | None, connections: int, seconds: float
+    port: int, scenario: Scenario, tokens: Sequence[str], connections: int, seconds: float
 ) -> tuple[list[float], int]:
     latencies: list[float] = []
     errors = [0]
     deadline = time.monotonic() + seconds
-    make_request = request_maker(port, scenario, token)
+    # each connection a customer of its own (one customer's orders are counted unpaid one at a time)
+    makers = [request_maker(port, scenario, tokens[n % len(tokens)] if tokens else None) for n in range(connections)]
     outcomes = await asyncio.gather(
-        *(_connection_loop(port, make_request, deadline, latencies, errors) for _ in range(connections)),
+        *(_connection_loop(port, make_request, deadline, latencies, errors) for make_request in makers),
         return_exceptions=True,
     )
     errors[0] += sum(1 for outcome in outcomes if isinstance(outcome, BaseException))
@@ -185,18 +186,20 @@ async def _drive(
 def _load_process(
     port: int,
     scenario: Scenario,
-    token: str | None,
+    tokens: Sequence[str],
     connections: int,
     seconds: float,
     results: multiprocessing.Queue,  # type: ignore[type-arg]
 ) -> None:
-    results.put(asyncio.run(_drive(port, scenario, token, connections, seconds)))
+    results.put(asyncio.run(_drive(port, scenario, tokens, connections, seconds)))
 
 
-def python_load(port: int, scenario: Scenario, connections: int, seconds: float, token: str | None = None) -> Result:
+def python_load(port: int, scenario: Scenario, connections: int, seconds: float, tokens: Sequence[str] = ()) -> Result:
     """Waits for every response in flight at the deadline, so its count of answers is exact."""
     results: multiprocessing.Queue = multiprocessing.Queue()  # type: ignore[type-arg]
-    loader = multiprocessing.Process(target=_load_process, args=(port, scenario, token, connections, seconds, results))
+    loader = multiprocessing.Process(
+        target=_load_process, args=(port, scenario, list(tokens), connections, seconds, results)
+    )
     started = time.monotonic()
     loader.start()
     latencies, errors = results.get(timeout=seconds + 60)
@@ -588,12 +591,13 @@ def flask(environ: dict[str, str], *arguments: str) -> None:
 
 @dataclass
 class Run:
-    """What one gunicorn run needs besides its port: the options, wrk, a token, and where to count orders."""
+    """What one gunicorn run needs besides its port: the options, wrk, the customers' tokens, and where to count
+    orders."""
 
     args: argparse.Namespace
     wrk: str | None
     database_url: str
-    token: str | None = None
+    tokens: list[str] = dataclasses.field(default_factory=list)
     orders_created: int = 0
     orders_answered: int = 0
     # every round of every scenario, in the order run; scenarios of one server run alternate round by round
@@ -639,7 +643,7 @@ def _run_scenario(port: int, scenario: Scenario, run: Run) -> Result:
         return python_load(port, scenario, args.connections, args.duration)
     # orders: the Python generator waits for every answer in flight, so 201s and new rows compare exactly
     before = _scalar(run.database_url, "SELECT count(*) FROM orders")
-    result = python_load(port, scenario, args.connections, args.duration, run.token)
+    result = python_load(port, scenario, args.connections, args.duration, run.tokens)
     run.orders_created += _scalar(run.database_url, "SELECT count(*) FROM orders") - before
     run.orders_answered += result.requests - result.errors
     return result
@@ -655,7 +659,7 @@ def run_rounds(port: int, scenarios: Sequence[Scenario], run: Run) -> list[Resul
     for scenario in scenarios:
         print(f"{scenario.name}: {scenario.what}", file=sys.stderr)
         if args.warmup > 0 and not scenario.pgbench:
-            python_load(port, scenario, args.connections, args.warmup, run.token)
+            python_load(port, scenario, args.connections, args.warmup, run.tokens)
     rounds: dict[str, list[Result]] = {scenario.name: [] for scenario in scenarios}
     for _ in range(args.rounds):
         for scenario in scenarios:
@@ -769,6 +773,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         # no per-request log lines, neither the app's nor gunicorn's access log (each costs every request alike)
         "LOG_LEVEL": "WARNING",
         "GUNICORN_ACCESS_LOG": "",
+        # a customer per connection, each signing up and in from 127.0.0.1
+        "REGISTER_LIMIT_PER_ADDRESS": "10000 per hour",
+        "TOKEN_REQUESTS_PER_ADDRESS": "10000 per minute",
+        # the bench's customers never pay: the unpaid limit's check is off, its counting on every order is not
+        "UNPAID_ORDERS_PER_CUSTOMER": "0",
+        "UNPAID_UNITS_PER_CUSTOMER": "0",
         # --webhooks: the receiver is on this machine
         "WEBHOOK_ALLOW_PRIVATE_ADDRESSES": "true",
         "WEBHOOK_REQUIRE_HTTPS": "false",
@@ -796,8 +806,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             if not scenarios:
                 continue
             with gunicorn_server(environ | settings) as url, contextlib.ExitStack() as in_front:
-                if ordering and run.token is None:
-                    run.token = bench_token(url, environ)
+                if ordering and not run.tokens:
+                    # a customer per connection, as in a store where many customers order at once
+                    run.tokens = [bench_token(url, environ) for _ in range(args.connections)]
                 port = int(url.rsplit(":", 1)[1])
                 if args.proxy == "nginx":
                     port = in_front.enter_context(nginx_proxy(port))

@@ -42,6 +42,15 @@ REPORTS: list[tuple[str, str, dict[str, str], str, float]] = [
     ("top products", "top-products", YEAR | {"limit": "10"}, "top_products", 500),
     ("top customers", "top-customers", YEAR | {"limit": "10"}, "top_customers", 500),
 ]
+# what the seed made of refunds and returns, for the reader to judge the rates by
+MONEY = sa.text(
+    """SELECT (SELECT count(*) FROM orders) AS orders,
+              (SELECT count(*) FROM orders WHERE status = 'delivered') AS delivered,
+              (SELECT count(*) FROM refunds) AS refunds,
+              (SELECT count(*) FROM ledger_entries WHERE kind = 'refund' AND in_revenue) AS in_revenue,
+              (SELECT count(*) FROM returns) AS returns,
+              (SELECT count(*) FROM ledger_entries) AS ledger"""
+)
 # the counted statuses are our constant, not input
 FLOOR = sa.text(
     f"""SELECT sum(total) FROM orders WHERE created_at >= CAST(:start AS date) AND created_at < CAST(:end AS date) + 1
@@ -105,6 +114,15 @@ def main(argv: list[str] | None = None) -> int:
         flask(environ, "seed-db", "--users", "50000", "--products", "2000", "--orders", "1000000",
               "--until", UNTIL.isoformat())  # fmt: skip
         engine = sa.create_engine(database_url)
+        with engine.connect() as connection:
+            money = connection.execute(MONEY).one()
+        print(
+            f"seeded: {money.orders:,} orders, {money.refunds:,} refunds ({money.refunds / money.orders:.1%}; "
+            f"{money.in_revenue:,} of orders in the revenue), {money.returns:,} returns "
+            f"({money.returns / max(money.delivered, 1):.1%} of {money.delivered:,} delivered), "
+            f"{money.ledger:,} ledger entries",
+            file=sys.stderr,
+        )
         production = environ | {
             "APP_ENV": "production", "SECRET_KEY": secrets.token_urlsafe(48), "DEBUG": "false", "LOG_LEVEL": "WARNING"
         }  # fmt: skip
