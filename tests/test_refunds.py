@@ -237,3 +237,51 @@ def test_a_refund_after_a_late_capture_is_money_back_not_revenue(shop: dict[str,
         in_revenue = connection.scalar(sa.text("SELECT bool_or(in_revenue) FROM ledger_entries WHERE kind = 'refund'"))
     assert in_revenue is False
     assert Decimal(money_back.get_json()["amount"]) == Decimal(shop["order"]["total"])
+
+
+def test_cancelling_a_paid_order_refunds_it_in_full_outside_the_revenue(
+    shop: dict[str, Any], committing_app: Flask
+) -> None:
+    paid(shop)
+
+    cancelled = order_step(shop["client"], shop["order"]["id"], "cancel", shop["ann"], {"reason": "changed my mind"})
+
+    assert cancelled.status_code == 200
+    assert figures(committing_app, shop["order"]["id"]) == (1, 1, "7.50", 1)
+    listed = shop["client"].get(f"/api/v1/orders/{shop['order']['id']}/refunds", headers=shop["ann"]).get_json()
+    assert [(r["status"], r["amount"], r["reason"]) for r in listed["items"]] == [
+        ("succeeded", "7.50", "order cancelled")
+    ]
+    with committing_app.app_context(), db.engine.connect() as connection:
+        in_revenue = connection.scalar(sa.text("SELECT in_revenue FROM ledger_entries WHERE kind = 'refund'"))
+        types = connection.scalars(
+            sa.text("SELECT type FROM events WHERE resource_type = 'order' AND resource_id = :id ORDER BY sequence"),
+            {"id": shop["order"]["id"]},
+        ).all()
+    assert in_revenue is False  # the order left the revenue with its cancel: its refund is not revenue's to lower
+    assert types[-2:] == ["order.cancelled", "refund.created"]
+    stock_invariant_holds(committing_app, {shop["ids"]["LAMP"]: 10, shop["ids"]["MUG"]: 10})
+
+
+def test_cancelling_an_order_a_provider_was_paid_for_asks_the_provider_and_a_pending_one_gives_nothing_back(
+    shop: dict[str, Any], committing_app: Flask
+) -> None:
+    assert notify(shop["client"], shop["order"]).get_json()["notification"]["outcome"] == "applied"
+    other = shop["client"].post(
+        "/api/v1/orders", json={"items": [{"product_id": shop["ids"]["MUG"], "quantity": 1}],
+                                "shipping_address": ADDRESS}, headers=shop["ann"],
+    ).get_json()  # fmt: skip
+
+    assert order_step(shop["client"], shop["order"]["id"], "cancel", shop["staff"]).status_code == 200
+    assert order_step(shop["client"], other["id"], "cancel", shop["ann"]).status_code == 200
+
+    assert figures(committing_app, shop["order"]["id"]) == (1, 0, "0.00", 1)  # asked of the provider, not paid out
+    assert figures(committing_app, other["id"]) == (0, 0, "0.00", 0)
+    refund_id = (
+        shop["client"]
+        .get(f"/api/v1/orders/{shop['order']['id']}/refunds", headers=shop["staff"])
+        .get_json()["items"][0]["id"]
+    )
+    settled = notify(shop["client"], shop["order"], "refunded", reference="re_cancel", refund_id=refund_id)
+    assert settled.get_json()["notification"]["outcome"] == "applied"
+    assert figures(committing_app, shop["order"]["id"]) == (1, 1, "7.50", 2)

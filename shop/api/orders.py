@@ -15,6 +15,7 @@ from shop.api.policy import authenticated, current_user, require_at_least
 from shop.api.schemas import Blueprint, InputSchema
 from shop.errors import Gone, ValidationFailed, handle_domain_error
 from shop.models import Order, OrderStatus, OrderStatusChange, Role
+from shop.services import cancelling
 from shop.services.order_documents import order_document
 from shop.services.order_lifecycle import Action, transition
 from shop.services.order_reads import read_order, read_order_page
@@ -204,8 +205,10 @@ def deliver_order(order_id: str) -> Response:
 @blp.alt_response(404, description="No such order, or not yours")
 @blp.alt_response(409, description="Shipped, delivered or already cancelled")
 def cancel_order(body: dict[str, Any], order_id: str) -> Response:
-    """Cancel a pending or paid order (its owner or staff); its units go back in stock, once."""
-    return _after(order_id, Action.CANCEL, reason=body.get("reason"))
+    """Cancel a pending or paid order (its owner or staff); its units go back in stock, once, and what was paid for it
+    is refunded in full (pending until the provider confirms, when a provider took the money)."""
+    done = cancelling.cancel_order(parse_order_id(order_id), current_user(), body.get("reason"))
+    return order_json(done.order, done.history)
 
 
 @blp.get("")

@@ -76,6 +76,8 @@ RESTOCKS = frozenset({Action.CANCEL, Action.EXPIRE})
 MAY_RECOUNT = frozenset({Action.PAY, Action.CANCEL})
 # the actions that can take an order out of pending, and so out of its customer's unpaid counts
 MAY_LEAVE_PENDING = frozenset({Action.PAY, Action.CANCEL, Action.EXPIRE})
+# so these lock the customer before the order
+LOCKS_CUSTOMER = MAY_RECOUNT | MAY_LEAVE_PENDING
 
 
 class IllegalTransition(Conflict):
@@ -121,7 +123,7 @@ def transition(
 def lock_for(uow: AbstractUnitOfWork, order_id: int, action: Action) -> None:
     """The locks an action needs before the order's: its customer's, when it can recount or leave pending (the
     same lock order as placement and every recount, so none deadlock)."""
-    if action in MAY_RECOUNT or action in MAY_LEAVE_PENDING:
+    if action in LOCKS_CUSTOMER:
         uow.orders.lock_customer_of(order_id)
 
 

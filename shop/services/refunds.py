@@ -105,19 +105,7 @@ def create_refund(order_id: int, staff: Principal, request: RefundRequest, key: 
         if order is None:
             raise OrderNotFound(order_id)
         refund, lines, restocked = _build(uow, order, staff, request)
-        uow.money.add(refund)
-        for line in lines:
-            line.refund_id = refund.id
-            uow.session.add(line)
-        uow.session.flush()
-        if refund.status == RefundStatus.SUCCEEDED.value:
-            _pay_out(uow, order, refund)
-        uow.session.refresh(refund)
-        document = refund_document(refund, lines)
-        record_step(
-            uow, order, EventType.REFUND_CREATED, document, actor_id=staff.id,
-            note=f"refund {refund.id} of {refund.amount} {refund.currency} ({refund.status}): {refund.reason}",
-        )  # fmt: skip
+        document = _write(uow, order, refund, lines, actor_id=staff.id)
         record_product_events(uow, restocked)
         text = json.dumps(document)
         uow.session.execute(KEEP_ANSWER, {"status": CREATED_CODE, "body": text, "id": record_id})
@@ -125,6 +113,43 @@ def create_refund(order_id: int, staff: Principal, request: RefundRequest, key: 
         return RefundAnswer(text)
 
     return run_transaction(work, unit_of_work=UnitOfWork)
+
+
+def _write(
+    uow: UnitOfWork, order: Order, refund: Refund, lines: Sequence[RefundLine], *, actor_id: int | None
+) -> dict[str, object]:
+    """The refund, its lines, its ledger entry if it is paid out now, its event and history entry; its document."""
+    uow.money.add(refund)
+    for line in lines:
+        line.refund_id = refund.id
+        uow.session.add(line)
+    uow.session.flush()
+    if refund.status == RefundStatus.SUCCEEDED.value:
+        _pay_out(uow, order, refund)
+    uow.session.refresh(refund)
+    document = refund_document(refund, lines)
+    record_step(
+        uow, order, EventType.REFUND_CREATED, document, actor_id=actor_id,
+        note=f"refund {refund.id} of {refund.amount} {refund.currency} ({refund.status}): {refund.reason}",
+    )  # fmt: skip
+    return document
+
+
+def refund_the_rest(uow: UnitOfWork, order: Order, *, actor_id: int | None, reason: str) -> Refund | None:
+    """Give back all that was paid for the order and not yet given back (a paid order cancelled): a refund of the
+    amount, paid out now if it was paid by hand, else asked of the provider. None if there is nothing to give back.
+    The caller holds the order's lock; the order no longer counts, so the refund is not revenue's."""
+    left = uow.money.received(order.id) - uow.money.refunded_or_pending(order.id)
+    if left <= 0:
+        return None
+    provider = uow.money.capture_provider(order.id)
+    refund = Refund(
+        order_id=order.id, amount=left, currency=order.currency, reason=reason,
+        status=(RefundStatus.PENDING if provider else RefundStatus.SUCCEEDED).value, provider=provider,
+        created_by=actor_id, succeeded_at=None if provider else sa.func.now(),
+    )  # fmt: skip
+    _write(uow, order, refund, [], actor_id=actor_id)
+    return refund
 
 
 def _claim(session: Session, user_id: int, key: str, fingerprint: str) -> tuple[int, RefundAnswer | None]:
