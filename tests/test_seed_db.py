@@ -21,7 +21,7 @@ pytestmark = pytest.mark.commits
 
 SMALL = ["--users", "40", "--products", "30", "--orders", "400", "--since", "2025-01-01", "--until", "2026-01-01"]
 ADDRESS = {"name": "Ann", "line1": "1 Main St", "city": "Springfield", "postal_code": "12345", "country": "US"}
-TABLES = ("users", "products", "orders", "order_items", "order_status_changes")
+TABLES = ("users", "products", "orders", "order_items", "order_status_changes", "ledger_entries", "refunds", "returns")
 
 
 def seed(app: Flask, *arguments: str, answer: str | None = None) -> Result:
@@ -116,6 +116,37 @@ def test_seeded_data_holds_every_invariant(committing_app: Flask) -> None:
              WHERE created_at < '2025-01-01'
                 OR greatest(paid_at, shipped_at, delivered_at, cancelled_at) >= '2026-01-01'
         """,
+        "money moved, or a step taken, at or after --until": """
+            SELECT (SELECT count(*) FROM ledger_entries WHERE occurred_at >= '2026-01-01')
+                 + (SELECT count(*) FROM order_status_changes WHERE changed_at >= '2026-01-01')""",
+        "a paid order without exactly one capture of its total": """
+            SELECT count(*) FROM orders o
+             WHERE o.paid_at IS NOT NULL
+               AND (SELECT count(*) FILTER (WHERE amount = o.total) FROM ledger_entries
+                     WHERE order_id = o.id AND kind = 'capture') <> 1""",
+        "a capture for an order never paid": """
+            SELECT count(*) FROM ledger_entries l JOIN orders o ON o.id = l.order_id
+             WHERE l.kind = 'capture' AND o.paid_at IS NULL""",
+        "more refunded than paid, or a refund not in the ledger once": """
+            SELECT count(*) FROM refunds r
+             WHERE (SELECT sum(amount) FROM refunds WHERE order_id = r.order_id)
+                   > (SELECT sum(amount) FROM ledger_entries WHERE order_id = r.order_id AND kind = 'capture')
+                OR (SELECT count(*) FROM ledger_entries WHERE refund_id = r.id AND amount = r.amount) <> 1""",
+        "a refund counted in the revenue of an order that does not count, or not of one that does": f"""
+            SELECT count(*) FROM ledger_entries l JOIN orders o ON o.id = l.order_id
+             WHERE l.kind = 'refund' AND l.in_revenue <> ({counted_sql("o.status")})""",  # noqa: S608 - our constant
+        "a paid order cancelled without its money back": """
+            SELECT count(*) FROM orders o
+             WHERE o.status = 'cancelled' AND o.paid_at IS NOT NULL
+               AND NOT EXISTS (SELECT FROM refunds WHERE order_id = o.id AND amount = o.total)""",
+        "a return of an order not delivered, or received before it was asked for": """
+            SELECT count(*) FROM returns r JOIN orders o ON o.id = r.order_id
+             WHERE o.status <> 'delivered' OR r.received_at < r.requested_at OR r.requested_at < o.delivered_at""",
+        "a customer whose unpaid counts are not their pending orders": """
+            SELECT count(*) FROM users u
+             WHERE (u.unpaid_orders, u.unpaid_units)
+                   <> (SELECT count(*), coalesce(sum(units), 0) FROM orders
+                        WHERE user_id = u.id AND status = 'pending')""",
     }
     for problem, sql in checks.items():
         assert scalar(committing_app, sql) == 0, problem
@@ -125,6 +156,13 @@ def test_seeded_data_holds_every_invariant(committing_app: Flask) -> None:
     assert statuses["delivered"] > 0.6 * 400
     assert statuses.get("cancelled", 0) > 0
     assert scalar(committing_app, "SELECT count(*) FROM orders WHERE cancel_reason = 'expired'") > 0
+    # refunds and returns at a few percent
+    assert 0 < scalar(committing_app, "SELECT count(*) FROM returns") < 0.06 * statuses["delivered"]
+    assert (
+        0
+        < scalar(committing_app, "SELECT count(*) FROM ledger_entries WHERE kind = 'refund' AND in_revenue")
+        < 0.1 * 400
+    )
     assert scalar(committing_app, "SELECT count(*) FROM (SELECT user_id FROM orders GROUP BY 1 HAVING count(*) > 5) r")
     assert 2.5 < scalar(committing_app, "SELECT count(*)::numeric / count(DISTINCT order_id) FROM order_items") < 3.5
     top, median = _rows(
@@ -193,7 +231,8 @@ def test_an_empty_store_is_just_the_demo_accounts(committing_app: Flask) -> None
 
     assert result.exit_code == 0, result.output
     assert counts(committing_app) == {
-        "users": 2, "products": 0, "orders": 0, "order_items": 0, "order_status_changes": 0
+        "users": 2, "products": 0, "orders": 0, "order_items": 0, "order_status_changes": 0, "ledger_entries": 0,
+        "refunds": 0, "returns": 0,
     }  # fmt: skip
 
 

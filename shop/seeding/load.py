@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
 from typing import Any
 
 import click
@@ -239,10 +240,11 @@ def _copy(connection: Connection, table: str, columns: str, rows: Iterator[str])
     return stream.finish()
 
 
-def seed_money(connection: Connection, staff_id: int | None) -> None:
+def seed_money(connection: Connection, staff_id: int | None, until: date) -> None:
     """The ledger, refunds and returns of the loaded orders, and each customer's unpaid counts (seeding/money.py)."""
     connection.execute(money.CAPTURES, {"provider": money.PROVIDER})
-    connection.execute(money.PLAN)
+    # the seed's "now", midnight UTC of --until, as the generator's timestamps are
+    connection.execute(money.PLAN, {"until": datetime.combine(until, datetime.min.time(), tzinfo=UTC)})
     connection.execute(money.RETURNS, {"provider": money.PROVIDER, "staff_id": staff_id})
     connection.execute(money.UNPAID)
 
@@ -319,7 +321,7 @@ def seed_store(
                 connection.execute(sa.schema.AddConstraint(key))  # checks uniqueness as it builds the index
             for index in indexes:
                 connection.execute(sa.schema.CreateIndex(index))
-            seed_money(connection, store.staff_id())
+            seed_money(connection, store.staff_id(), plan.until)
             for foreign_key in foreign_keys:
                 connection.execute(sa.schema.AddConstraint(foreign_key))  # validates every row
             wrong = connection.scalar(WRONG_TOTALS)

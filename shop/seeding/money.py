@@ -2,7 +2,8 @@
 order that was paid; a full refund for every paid order later cancelled; returns of about 3% of delivered orders
 (one unit of their first line, back in stock unless it is one of the one in five damaged) each refunded; and a
 goodwill refund (a tenth of the total) on about 1% of shipped orders. The picks hash the order's id, so the same
-seed gives the same rows. Each step is in its order's history, as the service would have written it.
+seed gives the same rows. Each step is in its order's history, as the service would have written it. Nothing happens
+at or after `until` (the seed's "now").
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ PLAN = sa.text(
                o.id % 5 = 0 AS damaged, 'returned' AS reason, true AS in_revenue
           FROM orders o JOIN order_items i ON i.order_id = o.id
          WHERE o.status = 'delivered' AND (o.id * 7919) % 100 < 3
-           AND o.delivered_at + make_interval(days => 4 + (o.id % 5)::int) < now()
+           AND o.delivered_at + make_interval(days => 4 + (o.id % 5)::int) + interval '2 hours' < :until
          ORDER BY o.id, i.id
     ), cancelled AS (
         SELECT id AS order_id, user_id, currency, NULL::bigint AS item_id, NULL::bigint AS product_id,
@@ -39,13 +40,14 @@ PLAN = sa.text(
                cancelled_at + interval '1 hour' AS at, false AS damaged, 'order cancelled' AS reason,
                false AS in_revenue
           FROM orders WHERE status = 'cancelled' AND paid_at IS NOT NULL
+           AND cancelled_at + interval '3 hours' < :until
     ), goodwill AS (
         SELECT id AS order_id, user_id, currency, NULL::bigint, NULL::bigint, NULL::text,
                greatest(round(total / 10, 2), 0.01), NULL::timestamptz, shipped_at + interval '2 days', false,
                'goodwill: late delivery', true
           FROM orders
          WHERE status IN ('shipped', 'delivered') AND (id * 104729) % 100 = 50
-           AND shipped_at + interval '2 days' < now()
+           AND shipped_at + interval '2 days 2 hours' < :until
     )
     SELECT row_number() OVER (ORDER BY at, order_id) AS id, * FROM (
         SELECT * FROM returned UNION ALL SELECT * FROM cancelled UNION ALL SELECT * FROM goodwill
