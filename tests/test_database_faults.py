@@ -26,6 +26,8 @@ from config import normalize_database_url
 from shop.devservices import PrivatePostgres
 from shop.extensions import db
 from shop.models import Product
+from shop.repositories.placement import Unpaid
+from shop.services import ordering
 from tests.conftest import COMMIT_MARK, AuthActions, autocommit_cursor, statements_sent
 from tests.helpers import ADDRESS, order_step
 
@@ -282,3 +284,35 @@ def test_a_database_that_is_starting_up_is_a_503_with_retry_after(make_app: Call
     finally:
         server.stop()
         shutil.rmtree(root, ignore_errors=True)
+
+
+def test_a_refusal_whose_connection_died_under_it_is_still_the_refusal(
+    faulty_app: Flask, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The database connection dies between the order's locks and its refusal (found by `make chaos`: PostgreSQL
+    going away while a customer at the unpaid limit ordered): the rollback on the dead connection must not turn the
+    409 into a 500. Nothing was committed, so the refusal is the truth."""
+    client = faulty_app.test_client()
+    product_id = lamp(faulty_app)
+    headers = AuthActions(client).headers("ann@example.com")
+    body = {"items": [{"product_id": product_id, "quantity": 1}], "shipping_address": ADDRESS}
+    refuse = ordering._check_unpaid_limit
+
+    def die_then_refuse(unpaid: Any) -> None:
+        # this transaction's own backend, terminated from another connection: a real dead connection, mid-transaction
+        with autocommit_cursor(sa.make_url(database_url)) as cursor:
+            cursor.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE application_name = %s AND state = 'idle in transaction'",
+                (APPLICATION_NAME,),
+            )
+        time.sleep(0.2)
+        refuse(Unpaid(99, 99))  # over any limit: the refusal
+
+    monkeypatch.setattr(ordering, "_check_unpaid_limit", die_then_refuse)
+    answer = client.post("/api/v1/orders", json=body, headers=headers)
+
+    assert answer.status_code == 409, answer.get_json()
+    assert answer.get_json()["type"] == "/problems/unpaid-limit"
+    monkeypatch.undo()
+    assert client.post("/api/v1/orders", json=body, headers=headers).status_code == 201  # and the pool recovers

@@ -36,6 +36,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import psycopg2
 from flask import Flask
 from psycopg2 import extensions as psycopg2_extensions
 from sqlalchemy import Connection, event
@@ -168,8 +169,11 @@ def _finish_own_transaction(record: Any) -> None:
                 cursor.execute("ROLLBACK")
             finally:
                 cursor.close()
-    finally:
-        dbapi_connection.autocommit = False
+    except psycopg2.Error:
+        if not dbapi_connection.closed:
+            raise
+        return  # the connection died under the ROLLBACK: the server ended the transaction with the session
+    dbapi_connection.autocommit = False
 
 
 def _has_own_transaction(connection: Connection) -> bool:

@@ -14,11 +14,13 @@ for ORM writers and statement writers alike.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from types import TracebackType
 from typing import Protocol, Self
 
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from shop.catalog.invalidation import note_product_changes, record_statement
@@ -30,6 +32,8 @@ from shop.repositories.money import MoneyRepository
 from shop.repositories.placement import PlacementRepository
 from shop.repositories.protocols import Events, Orders, Placement, Products, Tokens, Users
 from shop.webhooks.notifier import events_committed
+
+log = logging.getLogger(__name__)
 
 
 class AbstractUnitOfWork(Protocol):
@@ -99,7 +103,14 @@ class UnitOfWork:
     ) -> None:
         # after a commit there is nothing left to roll back; otherwise this discards the whole use case
         discard_opening(self.session)
-        self.session.rollback()
+        try:
+            self.session.rollback()
+        except DBAPIError as error:
+            if exc is None or not error.connection_invalidated:
+                raise
+            # the connection died before the rollback could be sent, and its transaction with it (nothing of it was
+            # committed): the error that ended the use case, a refusal say, is the one to answer with, not this
+            log.warning("rollback on a lost connection after %s", type(exc).__name__)
 
     def bound_waits(self, lock_timeout_ms: int, statement_timeout_ms: int) -> None:
         """Bound this transaction's lock and statement waits; sent with its first statement, whatever that is."""
