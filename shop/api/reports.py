@@ -20,6 +20,7 @@ from shop.api.schemas import Blueprint, InputSchema
 from shop.extensions import db
 from shop.models import Role
 from shop.reports import queries
+from shop.reports.compare import COMPARISONS, change, comparison_range
 from shop.reports.queries import ReportRange
 
 blp = Blueprint("reports", __name__, url_prefix="/api/v1/reports", description="Revenue reports (staff)")
@@ -74,7 +75,14 @@ class ReportQuerySchema(InputSchema):
             raise ma.ValidationError(f"The range may be at most {MAX_YEARS} years long.", field_name="end")
 
 
-class RevenueQuerySchema(ReportQuerySchema):
+class ComparableQuerySchema(ReportQuerySchema):
+    compare = ma.fields.String(
+        validate=ma.validate.OneOf(COMPARISONS),
+        metadata={"description": "previous_period (the same length just before) or previous_year"},
+    )
+
+
+class RevenueQuerySchema(ComparableQuerySchema):
     granularity = ma.fields.String(load_default="day", validate=ma.validate.OneOf(["day", "week", "month"]))
 
 
@@ -120,23 +128,56 @@ def _answer(
     extra: dict[str, Any] | None = None,
 ) -> Response:
     report_range = _range(arguments)
+    # the moment the figures are true of: the report transaction's start (its snapshot, in READ COMMITTED the first
+    # statement's; the few milliseconds between are nothing to a report)
+    as_of = queries.as_of(db.session()).isoformat()
     if _wants_csv(arguments):
-        header = list(rows[0]) if rows else _EMPTY_HEADERS[report]
+        empty = _EMPTY_HEADERS[report] + (COMPARED_COLUMNS[report] if "compare" in arguments else [])
+        header = list(rows[0]) if rows else empty
         filename = f"{report}_{report_range.start.isoformat()}_{report_range.end.isoformat()}.csv"
         return Response(
             _csv_lines(header, ([row[column] for column in header] for row in rows)),
             mimetype="text/csv",
-            headers={"Content-Disposition": f'attachment; filename="{filename}"', "Cache-Control": "no-store"},
-        )
+            headers={
+                "Content-Disposition": f'attachment; filename="{filename}"', "Cache-Control": "no-store",
+                "Report-As-Of": as_of,
+            },
+        )  # fmt: skip
     body = {
         "report": report,
         "start": report_range.start.isoformat(),
         "end": report_range.end.isoformat(),
         "tz": report_range.tz,
+        "as_of": as_of,
         **(extra or {}),
         "rows": rows,
     }
     return Response(json.dumps(body), mimetype="application/json", headers={"Cache-Control": "no-store"})
+
+
+def _comparison(arguments: dict[str, Any]) -> dict[str, Any]:
+    """The answer's description of its comparison range, if there is one."""
+    if "compare" not in arguments:
+        return {}
+    earlier = comparison_range(_range(arguments), arguments["compare"])
+    return {"compare": arguments["compare"], "compared_start": earlier.start.isoformat(),
+            "compared_end": earlier.end.isoformat()}  # fmt: skip
+
+
+def _change(value: Decimal | int, previous: Decimal | int) -> str | None:
+    moved = change(value, previous)
+    return None if moved is None else f"{moved:.4f}"
+
+
+def _compared(row: dict[str, Any], now: Any, then: Any, period: str | None = None) -> dict[str, Any]:
+    """`row` with the earlier figures and the changes (flat, so the CSV has them as columns too)."""
+    orders, revenue, net = (then.orders, then.revenue, then.net) if then is not None else (0, Decimal(0), Decimal(0))
+    extra: dict[str, Any] = {"previous_period": period} if period is not None or "period" in row else {}
+    return row | extra | {
+        "previous_orders": orders, "previous_revenue": _money(revenue), "previous_net": _money(net),
+        "orders_change": _change(now.orders, orders), "revenue_change": _change(now.revenue, revenue),
+        "net_change": _change(now.net, net),
+    }  # fmt: skip
 
 
 def _period(row: queries.RevenuePeriod) -> dict[str, Any]:
@@ -169,6 +210,9 @@ _EMPTY_HEADERS: dict[str, list[str]] = {
     "top-products": ["product_id", "sku", "name", "units", "revenue"],
     "top-customers": ["user_id", "email", "name", "orders", "revenue"],
 }
+_CHANGES = ["previous_orders", "previous_revenue", "previous_net", "orders_change", "revenue_change", "net_change"]
+# with ?compare=, after the report's own columns
+COMPARED_COLUMNS: dict[str, list[str]] = {"revenue": ["previous_period", *_CHANGES], "revenue-by-category": _CHANGES}
 
 
 def _report(path: str, schema: ma.Schema, summary: str) -> Callable[[Callable[..., Response]], Callable[..., Response]]:
@@ -191,28 +235,58 @@ def _report(path: str, schema: ma.Schema, summary: str) -> Callable[[Callable[..
 
 @_report("/revenue", RevenueQuerySchema(), "Revenue per day, ISO week or month of the range, empty periods included.")
 def revenue(arguments: dict[str, Any]) -> Response:
-    periods, totals = queries.revenue(db.session(), _range(arguments), arguments["granularity"])
+    session, granularity = db.session(), arguments["granularity"]
+    periods, totals = queries.revenue(session, _range(arguments), granularity)
     rows = [_period(period) for period in periods]
     total = _period(totals)
     del total["period"], total["running_revenue"]
-    return _answer("revenue", arguments, rows, {"granularity": arguments["granularity"], "totals": total})
+    if "compare" in arguments:
+        earlier, earlier_totals = queries.revenue(
+            session, comparison_range(_range(arguments), arguments["compare"]), granularity
+        )
+        rows = [
+            _compared(row, period, then, then.period.isoformat() if then is not None and then.period else None)
+            for row, period, then in zip(rows, periods, _by_position(earlier, len(periods)), strict=True)
+        ]
+        total = _compared(total, totals, earlier_totals)
+    extra = {"granularity": granularity, **_comparison(arguments), "totals": total}
+    return _answer("revenue", arguments, rows, extra)
 
 
-@_report("/revenue-by-category", ReportQuerySchema(), "Revenue by product category, largest first; shares sum to 1.")
+def _by_position(earlier: list[queries.RevenuePeriod], count: int) -> list[queries.RevenuePeriod | None]:
+    """The earlier range's periods, one for each of this range's (None where it has fewer)."""
+    return [earlier[index] if index < len(earlier) else None for index in range(count)]
+
+
+@_report(
+    "/revenue-by-category", ComparableQuerySchema(), "Revenue by product category, largest first; shares sum to 1."
+)
 def revenue_by_category(arguments: dict[str, Any]) -> Response:
-    rows = [
-        {
-            "category": row.category,
-            "orders": row.orders,
-            "units": row.units,
-            "revenue": _money(row.revenue),
-            "refunds": _money(row.refunds),
-            "net": _money(row.net),
-            "share": f"{row.share:.4f}",
-        }
-        for row in queries.revenue_by_category(db.session(), _range(arguments))
-    ]
-    return _answer("revenue-by-category", arguments, rows)
+    session = db.session()
+    categories = queries.revenue_by_category(session, _range(arguments))
+    if "compare" in arguments:
+        earlier = queries.revenue_by_category(session, comparison_range(_range(arguments), arguments["compare"]))
+        # a category sold then and not now is a row too (with zeros), after the others: nothing vanishes
+        known = {row.category for row in categories}
+        gone = [queries.CategoryRevenue(row.category, 0, 0, Decimal(0), Decimal(0), Decimal(0), Decimal(0))
+                for row in earlier if row.category not in known]  # fmt: skip
+        then = {row.category: row for row in earlier}
+        rows = [_compared(_category(row), row, then.get(row.category)) for row in [*categories, *gone]]
+    else:
+        rows = [_category(row) for row in categories]
+    return _answer("revenue-by-category", arguments, rows, _comparison(arguments))
+
+
+def _category(row: queries.CategoryRevenue) -> dict[str, Any]:
+    return {
+        "category": row.category,
+        "orders": row.orders,
+        "units": row.units,
+        "revenue": _money(row.revenue),
+        "refunds": _money(row.refunds),
+        "net": _money(row.net),
+        "share": f"{row.share:.4f}",
+    }
 
 
 @_report("/top-products", TopQuerySchema(), "The products that brought in the most revenue.")

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from importlib.resources import files
 from typing import Any
@@ -113,6 +113,12 @@ def _rows(session: Session, name: str, parameters: dict[str, Any], *, settings: 
             session.rollback()
             raise ValidationFailed({"tz": ["Unknown time zone."]}) from None
         raise
+
+
+def as_of(session: Session) -> datetime:
+    """When the report's transaction began: what its figures are true of (its first statement's snapshot)."""
+    moment: datetime = session.execute(sa.text("SELECT now()")).scalar_one()
+    return moment
 
 
 def revenue(session: Session, report_range: ReportRange, granularity: str) -> tuple[list[RevenuePeriod], RevenuePeriod]:
