@@ -160,6 +160,10 @@ class BaseConfig:
         )
         # a delivered order's lines may be asked back for this long after delivery
         self.RETURN_WINDOW_DAYS = _number(environ, "RETURN_WINDOW_DAYS", 30, int)
+        # what needs attention (GET /api/v1/reports/attention, /metrics): paid orders not shipped this long after their
+        # payment, and active products with this many units or fewer
+        self.SHIP_WITHIN_HOURS = _number(environ, "SHIP_WITHIN_HOURS", 48.0, float)
+        self.LOW_STOCK_THRESHOLD = _number(environ, "LOW_STOCK_THRESHOLD", 5, int)
 
         # catalog: Redis-cached reads (off only to measure what the cache is worth), CDN max-age for anonymous reads
         self.CATALOG_CACHE_ENABLED = _bool(env("CATALOG_CACHE_ENABLED"), True)

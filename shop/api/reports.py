@@ -8,18 +8,19 @@ import io
 import json
 import zoneinfo
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
 import marshmallow as ma
-from flask import Response, request
+from flask import Response, current_app, request
 
 from shop.api.policy import authenticated
 from shop.api.schemas import Blueprint, InputSchema
 from shop.extensions import db
 from shop.models import Role
 from shop.reports import queries
+from shop.reports.attention import Limits, needs_attention
 from shop.reports.compare import COMPARISONS, change, comparison_range
 from shop.reports.queries import ReportRange
 
@@ -286,6 +287,62 @@ def _category(row: queries.CategoryRevenue) -> dict[str, Any]:
         "refunds": _money(row.refunds),
         "net": _money(row.net),
         "share": f"{row.share:.4f}",
+    }
+
+
+class AttentionQuerySchema(InputSchema):
+    format = ma.fields.String(validate=ma.validate.OneOf(["json", "csv"]), metadata={"description": "or Accept"})
+
+
+ATTENTION_COLUMNS = [
+    "kind", "id", "user_id", "order_id", "sku", "name", "stock", "total", "amount", "currency", "provider",
+    "notification_kind",
+    "reference", "flag", "since",
+]  # fmt: skip
+
+
+@blp.get("/attention")
+@authenticated(Role.STAFF)
+@blp.arguments(AttentionQuerySchema(), location="query", unknown=ma.RAISE)
+@blp.response(200, description="JSON (each list's count and oldest items) or CSV (one row an item, with its kind)")
+@blp.alt_response(422, description="An invalid argument; the problem names it")
+def attention(arguments: dict[str, Any]) -> Response:
+    """What needs a person now: orders pending past half the payment window, paid orders not shipped within
+    SHIP_WITHIN_HOURS, products at or under LOW_STOCK_THRESHOLD, payment notifications flagged in the last day."""
+    session = db.session()
+    limits = Limits.of(current_app.config)
+    found = needs_attention(session, limits)
+    as_of = queries.as_of(session).isoformat()
+    if _wants_csv(arguments):
+        rows = ([{"kind": group.kind} | _plain(item) for item in group.items] for group in found)
+        lines = _csv_lines(ATTENTION_COLUMNS, ([row.get(c) for c in ATTENTION_COLUMNS] for g in rows for row in g))
+        headers = {"Content-Disposition": 'attachment; filename="attention.csv"', "Cache-Control": "no-store",
+                   "Report-As-Of": as_of}  # fmt: skip
+        return Response(lines, mimetype="text/csv", headers=headers)
+    body = {
+        "report": "attention",
+        "as_of": as_of,
+        "limits": {
+            "pending_after_minutes": limits.pending_seconds / 60,
+            "ship_within_hours": limits.ship_seconds / 3600,
+            "low_stock_threshold": limits.low_stock,
+        },
+        "lists": {
+            group.kind: {"count": group.count, "items": [_plain(item) for item in group.items]} for group in found
+        },
+    }
+    return Response(json.dumps(body), mimetype="application/json", headers={"Cache-Control": "no-store"})
+
+
+def _plain(item: dict[str, Any]) -> dict[str, Any]:
+    """Money as strings with two places, moments in ISO 8601."""
+    return {
+        key: _money(value)
+        if isinstance(value, Decimal)
+        else value.isoformat()
+        if isinstance(value, datetime)
+        else value
+        for key, value in item.items()
     }
 
 

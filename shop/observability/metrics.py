@@ -45,12 +45,14 @@ def _registry() -> CollectorRegistry:
 
 def register_metrics(app: Flask) -> None:
     # they read the database: imported once the app has one
+    from shop.observability.attention_metrics import AttentionCollector
     from shop.observability.money_metrics import MoneyCollector
     from shop.webhooks.metrics import WebhookCollector
 
     from_database = CollectorRegistry()
     from_database.register(WebhookCollector(app))
     from_database.register(MoneyCollector(app))
+    from_database.register(AttentionCollector(app))
 
     @app.get("/metrics")
     def metrics() -> Response:
