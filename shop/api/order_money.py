@@ -3,7 +3,6 @@ them. The order's owner may read its refunds and returns; its ledger and notific
 
 from __future__ import annotations
 
-import json
 from decimal import Decimal
 from typing import Any
 
@@ -14,6 +13,7 @@ from shop.api.orders import MAX_LINES, MAX_QUANTITY, idempotency_key, order_json
 from shop.api.pagination import MAX_ID, parse_id
 from shop.api.payments import MONEY
 from shop.api.policy import authenticated, current_user
+from shop.api.responses import json_response
 from shop.api.schemas import Blueprint, InputSchema
 from shop.errors import DomainError
 from shop.extensions import db
@@ -93,10 +93,6 @@ class ReceiveSchema(InputSchema):
         _each_product_once(data)
 
 
-def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    return Response(json.dumps(body), status=status, mimetype="application/json", headers=headers)
-
-
 @blp.post("/<order_id>/payments")
 @authenticated(Role.STAFF)
 @blp.arguments(ManualPaymentSchema())
@@ -118,7 +114,7 @@ def list_payments(order_id: str) -> Response:
     """The money of an order: its ledger (captures, payments by hand, refunds paid out) and its notifications."""
     view = read_order(parse_order_id(order_id), current_user())
     money = MoneyRepository(db.session())
-    return _json({
+    return json_response({
         "ledger": [ledger_document(entry) for entry in money.entries(view.order.id)],
         "notifications": [notification_document(row) for row in money.notifications(view.order.id)],
     })  # fmt: skip
@@ -165,7 +161,7 @@ class IdempotencyKeyRequired(DomainError):
 def list_refunds(order_id: str) -> Response:
     """An order's refunds, to its owner or staff."""
     view = read_order(parse_order_id(order_id), current_user())
-    return _json({"items": refunds_of(db.session(), view.order.id)})
+    return json_response({"items": refunds_of(db.session(), view.order.id)})
 
 
 @blp.post("/<order_id>/returns")
@@ -178,7 +174,7 @@ def ask_return(body: dict[str, Any], order_id: str) -> Response:
     """Ask to return lines of a delivered order, within RETURN_WINDOW_DAYS of its delivery (its owner, or staff)."""
     lines = [LineRequest(line["product_id"], line["quantity"]) for line in body["lines"]]
     document = request_return(parse_order_id(order_id), current_user(), lines, body.get("reason"))
-    return _json(document, 201)
+    return json_response(document, 201)
 
 
 @blp.get("/<order_id>/returns")
@@ -188,7 +184,7 @@ def ask_return(body: dict[str, Any], order_id: str) -> Response:
 def list_returns(order_id: str) -> Response:
     """An order's returns, to its owner or staff."""
     view = read_order(parse_order_id(order_id), current_user())
-    return _json({"items": returns_of(db.session(), view.order.id)})
+    return json_response({"items": returns_of(db.session(), view.order.id)})
 
 
 @blp.post("/<order_id>/returns/<return_id>/receive")
@@ -202,4 +198,4 @@ def receive(body: dict[str, Any], order_id: str, return_id: str) -> Response:
     not named came back with nothing."""
     lines = [ReceivedLine(line["product_id"], line["received"], line["damaged"]) for line in body["lines"]]
     document = receive_return(parse_order_id(order_id), parse_id(return_id, "return_id"), current_user(), lines)
-    return _json(document)
+    return json_response(document)

@@ -12,6 +12,7 @@ from flask import request as http_request
 
 from shop.api.pagination import MAX_ID, PageArgsSchema, envelope_json, link_header, page_schema, parse_id
 from shop.api.policy import authenticated, current_user, require_at_least
+from shop.api.responses import json_response
 from shop.api.schemas import Blueprint, InputSchema
 from shop.errors import Gone, ValidationFailed, handle_domain_error
 from shop.models import Order, OrderStatus, OrderStatusChange, Role
@@ -100,12 +101,8 @@ class OrderQuerySchema(PageArgsSchema):
     user_id = ma.fields.Integer(validate=ma.validate.Range(min=1, max=MAX_ID), metadata={"description": "staff only"})
 
 
-def _json(body: dict[str, Any]) -> Response:
-    return Response(json.dumps(body), status=200, mimetype="application/json")
-
-
 def order_json(order: Order, history: list[OrderStatusChange] | None) -> Response:
-    return _json(order_document(order, history))
+    return json_response(order_document(order, history))
 
 
 def idempotency_key() -> str | None:
@@ -152,7 +149,7 @@ def create_order(body: dict[str, Any]) -> Response:
 def get_order(order_id: str) -> Response:
     """One order, to its owner or to staff (who also see its status history)."""
     view = read_order(parse_order_id(order_id), current_user())
-    return _json(order_document(view.order, view.history))
+    return json_response(order_document(view.order, view.history))
 
 
 class CancelSchema(InputSchema):

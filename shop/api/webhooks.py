@@ -12,6 +12,7 @@ from flask import Response, url_for
 
 from shop.api.pagination import PageArgsSchema, envelope_json, link_header, page_schema, parse_id
 from shop.api.policy import authenticated, current_user
+from shop.api.responses import json_response
 from shop.api.schemas import Blueprint, InputSchema
 from shop.errors import ValidationFailed
 from shop.models import EventType, Role, WebhookAttempt, WebhookDelivery, WebhookEndpoint
@@ -77,8 +78,7 @@ def _document(endpoint: WebhookEndpoint, secret: str | None = None) -> dict[str,
 
 def _json(body: dict[str, Any], status: int = 200, headers: dict[str, str] | None = None) -> Response:
     # no-store: an answer may carry a secret
-    every = {"Cache-Control": "no-store"} | (headers or {})
-    return Response(json.dumps(body), status=status, mimetype="application/json", headers=every)
+    return json_response(body, status, {"Cache-Control": "no-store"} | (headers or {}))
 
 
 def _id(raw: str) -> int:

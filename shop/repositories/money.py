@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from decimal import Decimal
+from typing import NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -31,6 +32,14 @@ LINE_TALLIES = sa.text(
       FROM order_items i WHERE i.order_id = :order_id
     """
 )
+
+
+class LineTally(NamedTuple):
+    """What has become of an order line's units since the order: refunded, back in stock, asked back by returns."""
+
+    refunded: int
+    restocked: int
+    returned: int
 
 
 class MoneyRepository:
@@ -114,10 +123,10 @@ class MoneyRepository:
     def refund(self, order_id: int, refund_id: int) -> Refund | None:
         return self.session.scalars(sa.select(Refund).filter_by(order_id=order_id, id=refund_id)).one_or_none()
 
-    def line_tallies(self, order_id: int) -> dict[int, tuple[int, int, int]]:
-        """Per order line id: (units refunded, units restocked, units asked back by returns)."""
+    def line_tallies(self, order_id: int) -> dict[int, LineTally]:
+        """Per order line id, what has become of its units."""
         rows = self.session.execute(LINE_TALLIES, {"order_id": order_id})
-        return {row.id: (int(row.refunded), int(row.restocked), int(row.returned)) for row in rows}
+        return {row.id: LineTally(int(row.refunded), int(row.restocked), int(row.returned)) for row in rows}
 
     def returns(self, order_id: int) -> list[Return]:
         statement = sa.select(Return).filter_by(order_id=order_id).order_by(Return.id)

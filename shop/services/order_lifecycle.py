@@ -27,7 +27,7 @@ from shop.models import EventType, Order, OrderStatus, OrderStatusChange, Resour
 from shop.models.order import COUNTED_STATUSES, EXPIRED_REASON
 from shop.security.principal import Principal
 from shop.services.order_documents import order_document
-from shop.services.order_reads import OrderNotFound, ensure_visible
+from shop.services.order_reads import ensure_visible, lock_order
 from shop.services.product_events import record_product_events
 from shop.services.unit_of_work import AbstractUnitOfWork, UnitOfWork
 
@@ -147,9 +147,7 @@ def apply(
             # before any lock: a customer never locks (or waits on) another customer's rows
             ensure_visible(order_id, uow.orders.owner_of(order_id), actor)
         lock_for(uow, order_id, action)
-        order = uow.orders.get(order_id, for_update=True)
-    if order is None:
-        raise OrderNotFound(order_id)
+        order = lock_order(uow, order_id)
     if actor is not None:
         ensure_visible(order_id, order.user_id, actor)
     current = OrderStatus(order.status)

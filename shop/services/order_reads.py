@@ -14,6 +14,7 @@ from shop.extensions import db
 from shop.models import Order, OrderStatusChange, Role
 from shop.repositories import OrderRepository
 from shop.security.principal import Principal
+from shop.services.unit_of_work import AbstractUnitOfWork
 
 
 class OrderNotFound(ResourceNotFound):
@@ -47,6 +48,14 @@ class OrderPage:
 def _orders() -> OrderRepository:
     # reads run on the request's session, outside any unit of work: they write nothing
     return OrderRepository(db.session())
+
+
+def lock_order(uow: AbstractUnitOfWork, order_id: int) -> Order:
+    """The order with its lines, locked (FOR UPDATE) in the unit of work's transaction, or OrderNotFound."""
+    order = uow.orders.get(order_id, for_update=True)
+    if order is None:
+        raise OrderNotFound(order_id)
+    return order
 
 
 def read_order(order_id: int, viewer: Principal) -> OrderView:

@@ -30,7 +30,7 @@ from shop.repositories.money import MoneyRepository
 from shop.security.principal import Principal
 from shop.services.money_documents import refund_document
 from shop.services.order_lifecycle import record_step
-from shop.services.order_reads import OrderNotFound
+from shop.services.order_reads import lock_order
 from shop.services.ordering import IdempotencyKeyReused
 from shop.services.product_events import record_product_events
 from shop.services.unit_of_work import UnitOfWork
@@ -101,9 +101,7 @@ def create_refund(order_id: int, staff: Principal, request: RefundRequest, key: 
         record_id, replay = _claim(uow.session, staff.id, key, request.fingerprint(order_id))
         if replay is not None:
             return replay
-        order = uow.orders.get(order_id, for_update=True)
-        if order is None:
-            raise OrderNotFound(order_id)
+        order = lock_order(uow, order_id)
         refund, lines, restocked = _build(uow, order, staff, request)
         document = _write(uow, order, refund, lines, actor_id=staff.id)
         record_product_events(uow, restocked)
@@ -184,11 +182,13 @@ def _build(
         if item is None:
             errors[f"lines.{index}.product_id"] = ["The order has no line for this product."]
             continue
-        refunded, restocked, _ = tallies[item.id]
-        if line.quantity > item.quantity - refunded:
-            errors[f"lines.{index}.quantity"] = [f"At most {item.quantity - refunded} of this line may be refunded."]
-        if request.restock and line.quantity > item.quantity - restocked:
-            errors[f"lines.{index}.quantity"] = [f"At most {item.quantity - restocked} of this line may be restocked."]
+        tally = tallies[item.id]
+        if line.quantity > item.quantity - tally.refunded:
+            most = item.quantity - tally.refunded
+            errors[f"lines.{index}.quantity"] = [f"At most {most} of this line may be refunded."]
+        if request.restock and line.quantity > item.quantity - tally.restocked:
+            most = item.quantity - tally.restocked
+            errors[f"lines.{index}.quantity"] = [f"At most {most} of this line may be restocked."]
     if request.restock and order.status == OrderStatus.CANCELLED.value:
         errors["restock"] = ["The order was cancelled: its units went back to stock then."]
     if errors:

@@ -19,11 +19,11 @@ from sqlalchemy.orm import Session
 from shop.db.transactions import run_transaction
 from shop.errors import Conflict, ResourceNotFound, ValidationFailed
 from shop.models import EventType, Order, OrderStatus, Return, ReturnLine, ReturnStatus
-from shop.repositories.money import MoneyRepository
+from shop.repositories.money import LineTally, MoneyRepository
 from shop.security.principal import Principal
 from shop.services.money_documents import return_document
 from shop.services.order_lifecycle import record_step
-from shop.services.order_reads import OrderNotFound, ensure_visible
+from shop.services.order_reads import ensure_visible, lock_order
 from shop.services.product_events import record_product_events
 from shop.services.refunds import LineRequest
 from shop.services.unit_of_work import UnitOfWork
@@ -56,7 +56,7 @@ def request_return(
 ) -> dict[str, Any]:
     def work(uow: UnitOfWork) -> dict[str, Any]:
         ensure_visible(order_id, uow.orders.owner_of(order_id), customer)  # before any lock
-        order = _locked(uow, order_id)
+        order = lock_order(uow, order_id)
         _ensure_returnable(uow.session, order)
         items = {item.product_id: item for item in order.items}
         tallies = uow.money.line_tallies(order.id)
@@ -65,8 +65,8 @@ def request_return(
             item = items.get(line.product_id)
             if item is None:
                 errors[f"lines.{index}.product_id"] = ["The order has no line for this product."]
-            elif line.quantity > item.quantity - tallies[item.id][2]:
-                left = item.quantity - tallies[item.id][2]
+            elif line.quantity > item.quantity - tallies[item.id].returned:
+                left = item.quantity - tallies[item.id].returned
                 errors[f"lines.{index}.quantity"] = [f"At most {left} of this line may still be returned."]
         if errors:
             raise ValidationFailed(errors)
@@ -94,7 +94,7 @@ def request_return(
 
 def receive_return(order_id: int, return_id: int, staff: Principal, lines: Sequence[ReceivedLine]) -> dict[str, Any]:
     def work(uow: UnitOfWork) -> dict[str, Any]:
-        order = _locked(uow, order_id)
+        order = lock_order(uow, order_id)
         returned = uow.money.return_for_update(order.id, return_id)
         if returned is None:
             raise ReturnNotFound(f"Order {order_id} has no return {return_id}.")
@@ -141,17 +141,10 @@ def receive_return(order_id: int, return_id: int, staff: Principal, lines: Seque
     return run_transaction(work, unit_of_work=UnitOfWork)
 
 
-def _restockable(order: Order, row: ReturnLine, tallies: dict[int, tuple[int, int, int]]) -> int:
+def _restockable(order: Order, row: ReturnLine, tallies: dict[int, LineTally]) -> int:
     """Units of the line not yet back in stock (a refund with restock may have put some back)."""
     quantity = next(item.quantity for item in order.items if item.id == row.order_item_id)
-    return quantity - tallies[row.order_item_id][1]
-
-
-def _locked(uow: UnitOfWork, order_id: int) -> Order:
-    order = uow.orders.get(order_id, for_update=True)
-    if order is None:
-        raise OrderNotFound(order_id)
-    return order
+    return quantity - tallies[row.order_item_id].restocked
 
 
 def _ensure_returnable(session: Session, order: Order) -> None:
