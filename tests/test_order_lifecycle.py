@@ -225,7 +225,9 @@ CHAIN_TRUTH = sa.text(
            END AS truth,
            {COUNTED_SQL} AS counted,
            (SELECT bool_and(i.counted = ({counted_sql("o.status")}))
-              FROM order_items i WHERE i.order_id = o.id) AS lines_agree
+              FROM order_items i WHERE i.order_id = o.id)
+           AND first_counted_at IS NOT DISTINCT FROM
+               CASE WHEN {COUNTED_SQL} THEN min(created_at) OVER (PARTITION BY {COUNTED_SQL}) END AS facts_agree
       FROM orders o WHERE user_id = :user_id ORDER BY created_at, id
     """  # noqa: S608 - the counted statuses, our constant
 )
@@ -244,7 +246,7 @@ def chain(session: Any, user_id: int) -> list[tuple[Any, ...]]:
     ],
     ids=["out-of-order", "cancel-middle", "mixed"],
 )
-def test_every_transition_keeps_each_counted_order_pointing_at_the_customers_previous_one(
+def test_every_transition_keeps_each_counted_order_pointing_at_the_customers_previous_and_first_one(
     client: FlaskClient, auth: AuthActions, db_session: Any, steps: list[tuple[str, int]]
 ) -> None:
     lamp = add_product(db_session, "LAMP", price=Decimal("10.00"), stock=50)
@@ -256,9 +258,9 @@ def test_every_transition_keeps_each_counted_order_pointing_at_the_customers_pre
         who = staff if action in {"pay", "ship", "deliver"} else ann
         response = order_step(client, orders[index]["id"], action, who)
         assert response.status_code == 200, response.get_json()
-        for order_id, previous, truth, _counted, lines_agree in chain(db_session, user_id):
+        for order_id, previous, truth, _counted, facts_agree in chain(db_session, user_id):
             assert previous == truth, (action, index, order_id)
-            assert lines_agree, (action, index, order_id)
+            assert facts_agree, (action, index, order_id)
     assert any(counted for *_, counted, _ in chain(db_session, user_id))
 
 
@@ -286,4 +288,4 @@ def test_one_customer_paying_and_cancelling_several_orders_at_once_keeps_the_cha
         rows = chain(db.session, user_id)
         db.session.remove()
     assert [counted for *_, counted, _ in rows] == [False] * 3 + [True] * 5
-    assert all(previous == truth and lines_agree for _, previous, truth, _, lines_agree in rows)
+    assert all(previous == truth and facts_agree for _, previous, truth, _, facts_agree in rows)

@@ -328,6 +328,12 @@ def test_an_empty_range_has_zero_rows_and_a_header_only_csv(client: FlaskClient,
         ("top-products", {"start": "2025-01-01", "end": "2025-01-31", "limit": "0"}, "limit"),
         ("top-customers", {"start": "2025-01-01", "end": "2025-01-31", "limit": "101"}, "limit"),
         ("top-customers", {"start": "2025-01-01", "end": "2025-01-31", "limit": "ten"}, "limit"),
+        ("customers", {"start": "2025-01-01", "end": "2025-01-31", "granularity": "year"}, "granularity"),
+        ("customers", {"start": "2025-01-01", "end": "2025-01-31", "compare": "previous_year"}, "compare"),
+        ("cohorts", {"start": "2025-01-01", "end": "2025-01-31", "granularity": "month"}, "granularity"),
+        ("cohorts", {"start": "2025-01-01", "end": "2025-01-31", "tz": "Nowhere/Town"}, "tz"),
+        ("fulfilment", {"start": "2025-01-31", "end": "2025-01-01"}, "start"),
+        ("fulfilment", {"start": "2025-01-01", "end": "2025-01-31", "limit": "5"}, "limit"),
     ],
 )
 def test_bad_arguments_are_a_422_naming_the_parameter(
@@ -345,7 +351,9 @@ def test_a_five_year_range_is_allowed(client: FlaskClient, staff: dict[str, str]
     assert len(body["rows"]) == 60
 
 
-@pytest.mark.parametrize("name", ["revenue", "revenue-by-category", "top-products", "top-customers"])
+@pytest.mark.parametrize(
+    "name", ["revenue", "revenue-by-category", "top-products", "top-customers", "customers", "cohorts", "fulfilment"]
+)
 def test_reports_are_for_staff_only(client: FlaskClient, auth: AuthActions, name: str) -> None:
     query = {"start": "2025-01-01", "end": "2025-01-31"}
 

@@ -9,7 +9,7 @@ import json
 import zoneinfo
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import date, datetime
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 import marshmallow as ma
@@ -27,6 +27,7 @@ from shop.reports.queries import ReportRange
 blp = Blueprint("reports", __name__, url_prefix="/api/v1/reports", description="Revenue reports (staff)")
 
 MAX_YEARS = 5
+SHARE = Decimal("0.0001")
 TEXT_CELL_STARTS = ("=", "+", "-", "@", "\t", "\r")  # a spreadsheet would run these as formulas
 
 
@@ -83,8 +84,16 @@ class ComparableQuerySchema(ReportQuerySchema):
     )
 
 
+def _granularity() -> ma.fields.String:
+    return ma.fields.String(load_default="day", validate=ma.validate.OneOf(["day", "week", "month"]))
+
+
 class RevenueQuerySchema(ComparableQuerySchema):
-    granularity = ma.fields.String(load_default="day", validate=ma.validate.OneOf(["day", "week", "month"]))
+    granularity = _granularity()
+
+
+class PeriodQuerySchema(ReportQuerySchema):
+    granularity = _granularity()
 
 
 class TopQuerySchema(ReportQuerySchema):
@@ -210,6 +219,16 @@ _EMPTY_HEADERS: dict[str, list[str]] = {
     "revenue-by-category": ["category", "orders", "units", "revenue", "refunds", "net", "share"],
     "top-products": ["product_id", "sku", "name", "units", "revenue"],
     "top-customers": ["user_id", "email", "name", "orders", "revenue"],
+    "customers": [
+        "period",
+        "customers",
+        "new_customers",
+        "returning_customers",
+        "new_revenue",
+        "returning_revenue",
+    ],
+    "cohorts": ["cohort", "month", "months_since", "customers", "revenue", "retention"],
+    "fulfilment": ["period", "paid", "payment_p50", "payment_p90", "shipped", "shipment_p50", "shipment_p90"],
 }
 _CHANGES = ["previous_orders", "previous_revenue", "previous_net", "orders_change", "revenue_change", "net_change"]
 # with ?compare=, after the report's own columns
@@ -362,3 +381,80 @@ def top_customers(arguments: dict[str, Any]) -> Response:
         for r in queries.top_customers(db.session(), _range(arguments), arguments["limit"])
     ]
     return _answer("top-customers", arguments, rows, {"limit": arguments["limit"]})
+
+
+def _customers(row: queries.CustomerPeriod) -> dict[str, Any]:
+    return {
+        "period": row.period.isoformat() if row.period else None,
+        "customers": row.customers,
+        "new_customers": row.new_customers,
+        "returning_customers": row.returning_customers,
+        "new_revenue": _money(row.new_revenue),
+        "returning_revenue": _money(row.returning_revenue),
+    }
+
+
+@_report(
+    "/customers",
+    PeriodQuerySchema(),
+    "New and returning customers per period and what each spent; the totals add the repeat-purchase rate.",
+)
+def customers(arguments: dict[str, Any]) -> Response:
+    periods, totals = queries.customers(db.session(), _range(arguments), arguments["granularity"])
+    total = _customers(totals)
+    del total["period"]
+    total |= {"repeat_customers": totals.repeat_customers, "repeat_rate": f"{totals.repeat_rate:.4f}"}
+    extra = {"granularity": arguments["granularity"], "totals": total}
+    return _answer("customers", arguments, [_customers(period) for period in periods], extra)
+
+
+@_report(
+    "/cohorts",
+    ReportQuerySchema(),
+    "Monthly cohorts of the range's new customers: for each month since their first order, who ordered and spent.",
+)
+def cohorts(arguments: dict[str, Any]) -> Response:
+    cells = queries.cohorts(db.session(), _range(arguments))
+    sizes = {cell.cohort: cell.customers for cell in cells if cell.months_since == 0}
+    rows = [
+        {
+            "cohort": cell.cohort.isoformat(),
+            "month": cell.month.isoformat(),
+            "months_since": cell.months_since,
+            "customers": cell.customers,
+            "revenue": _money(cell.revenue),
+            # of the cohort's customers, the share who ordered this month
+            "retention": f"{(Decimal(cell.customers) / sizes[cell.cohort]).quantize(SHARE, ROUND_HALF_UP)}",
+        }
+        for cell in cells
+    ]
+    return _answer("cohorts", arguments, rows)
+
+
+def _seconds(value: float | None) -> float | None:
+    return None if value is None else round(value, 1)
+
+
+def _fulfilment(row: queries.FulfilmentPeriod) -> dict[str, Any]:
+    return {
+        "period": row.period.isoformat() if row.period else None,
+        "paid": row.paid,
+        "payment_p50": _seconds(row.payment_p50),
+        "payment_p90": _seconds(row.payment_p90),
+        "shipped": row.shipped,
+        "shipment_p50": _seconds(row.shipment_p50),
+        "shipment_p90": _seconds(row.shipment_p90),
+    }
+
+
+@_report(
+    "/fulfilment",
+    PeriodQuerySchema(),
+    "How long orders placed in each period waited for payment and for shipment (seconds, median and 90th percentile).",
+)
+def fulfilment(arguments: dict[str, Any]) -> Response:
+    periods, totals = queries.fulfilment(db.session(), _range(arguments), arguments["granularity"])
+    total = _fulfilment(totals)
+    del total["period"]
+    extra = {"granularity": arguments["granularity"], "totals": total}
+    return _answer("fulfilment", arguments, [_fulfilment(period) for period in periods], extra)

@@ -70,8 +70,15 @@ class Order(Timestamps, Base):
         sa.Index(
             "ix_orders_revenue",
             "created_at",
-            postgresql_include=["user_id", "total", "units", "previous_counted_at"],
+            postgresql_include=["user_id", "total", "units", "previous_counted_at", "first_counted_at"],
             postgresql_where=sa.text(COUNTED_SQL),
+        ),
+        # the fulfilment report: paid orders of a time range with their waits, read from the index alone
+        sa.Index(
+            "ix_orders_fulfilment",
+            "created_at",
+            postgresql_include=["paid_at", "shipped_at"],
+            postgresql_where=sa.text("paid_at IS NOT NULL"),
         ),
     )
 
@@ -94,6 +101,9 @@ class Order(Timestamps, Base):
     # for the reports, kept by the order code and checked at commit (migration 0006): when this customer's
     # previous counted order was placed; NULL for their first, and for an order that does not count
     previous_counted_at: Mapped[datetime | None]
+    # likewise (migration 0014): when this customer's first counted order was placed, on each of their counted
+    # orders; NULL on an order that does not count. The customers reports' new customers and cohorts.
+    first_counted_at: Mapped[datetime | None]
     # the sequence of the order's newest event (shop.models.event): the next one is this + 1
     event_sequence: Mapped[int] = mapped_column(server_default=sa.text("0"))
 

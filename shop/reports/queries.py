@@ -91,6 +91,45 @@ class CustomerRevenue:
     revenue: Decimal
 
 
+@dataclass(frozen=True)
+class CustomerPeriod:
+    period: date | None  # None: the totals of the whole range
+    customers: int
+    new_customers: int
+    returning_customers: int
+    new_revenue: Decimal
+    returning_revenue: Decimal
+    repeat_customers: int | None  # the totals only: customers of the range with two or more orders by its end
+
+    @property
+    def repeat_rate(self) -> Decimal | None:
+        if self.repeat_customers is None:
+            return None
+        if not self.customers:
+            return Decimal("0.0000")
+        return (Decimal(self.repeat_customers) / self.customers).quantize(Decimal("0.0001"), ROUND_HALF_UP)
+
+
+@dataclass(frozen=True)
+class CohortCell:
+    cohort: date  # the month (its part of the range) of the cohort's first orders
+    month: date  # a month of the range, the cohort's or later
+    months_since: int
+    customers: int
+    revenue: Decimal
+
+
+@dataclass(frozen=True)
+class FulfilmentPeriod:
+    period: date | None  # None: the whole range
+    paid: int
+    payment_p50: float | None  # seconds from placement to payment
+    payment_p90: float | None
+    shipped: int
+    shipment_p50: float | None  # seconds from payment to shipment
+    shipment_p90: float | None
+
+
 # For this transaction only: JIT compilation costs more than it saves on queries of well under a second (it took
 # 235 of 829 ms of revenue by month on a million orders); aggregates over a year of lines should not spill; and
 # index pages are costed as the memory or SSD reads they are (the default, 4, is a spinning disk's), so the
@@ -127,13 +166,46 @@ def revenue(session: Session, report_range: ReportRange, granularity: str) -> tu
     Two statements: the periods and where each begins come first, computed by PostgreSQL in the zone; they go
     into the second as literal arrays, which keeps its scan of the orders parallel (a shared CTE would not).
     """
+    parameters = _periods(session, report_range, granularity)
+    rows = [RevenuePeriod(*row) for row in _rows(session, "revenue", parameters, settings=False)]
+    return rows[:-1], rows[-1]
+
+
+def _periods(session: Session, report_range: ReportRange, granularity: str) -> dict[str, Any]:
+    """The range's periods and where each begins (revenue_periods.sql), as parameters of a report over them."""
     parameters = report_range.parameters() | {"granularity": granularity}
     ((periods, starts),) = _rows(session, "revenue_periods", parameters)
+    return report_range.parameters() | {"periods": periods, "starts": starts}
+
+
+def customers(
+    session: Session, report_range: ReportRange, granularity: str
+) -> tuple[list[CustomerPeriod], CustomerPeriod]:
+    """New and returning customers per period, and the totals with the repeat customers."""
+    rows = [CustomerPeriod(*row) for row in _rows(session, "customers", _periods(session, report_range, granularity),
+                                                  settings=False)]  # fmt: skip
+    return rows[:-1], rows[-1]
+
+
+def cohorts(session: Session, report_range: ReportRange) -> list[CohortCell]:
+    """Each monthly cohort of the range's new customers, month by month (months nobody ordered in are left out)."""
+    parameters = _periods(session, report_range, "month")
+    months: list[date] = parameters["periods"]
+    cells = []
+    for cohort, month, customers_then, revenue_then in _rows(session, "cohorts", parameters, settings=False):
+        first, then = months[cohort - 1], months[month - 1]
+        since = (then.year - first.year) * 12 + then.month - first.month
+        cells.append(CohortCell(first, then, since, customers_then, revenue_then))
+    return cells
+
+
+def fulfilment(
+    session: Session, report_range: ReportRange, granularity: str
+) -> tuple[list[FulfilmentPeriod], FulfilmentPeriod]:
+    """The waits for payment and for shipment per period of placement, and over the whole range."""
     rows = [
-        RevenuePeriod(*row)
-        for row in _rows(
-            session, "revenue", report_range.parameters() | {"periods": periods, "starts": starts}, settings=False
-        )
+        FulfilmentPeriod(*row)
+        for row in _rows(session, "fulfilment", _periods(session, report_range, granularity), settings=False)
     ]
     return rows[:-1], rows[-1]
 

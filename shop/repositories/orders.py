@@ -38,6 +38,29 @@ RELINK = sa.text(
      WHERE o.id = this.id OR o.id = (SELECT id FROM after_this)
     """  # noqa: S608 - the counted statuses, our constant
 )
+# Then the order's first_counted_at: its customer's first counted order's placement if it counts, else NULL. Answers
+# whether the order is at or before that first (or no order counts): only then may it have moved the first, and
+# the customer's other counted orders need RESTAMP_FIRST.
+STAMP_FIRST = sa.text(
+    f"""
+    WITH this AS (
+        SELECT id, user_id, created_at, {COUNTED_SQL} AS counted FROM orders WHERE id = :order_id
+    ), first AS (
+        SELECT min(o.created_at) AS at FROM orders o, this
+         WHERE o.user_id = this.user_id AND {counted_sql("o.status")}
+    )
+    UPDATE orders o SET first_counted_at = CASE WHEN this.counted THEN first.at END
+      FROM this, first
+     WHERE o.id = this.id
+    RETURNING this.user_id, first.at AS first_at, first.at IS NULL OR this.created_at <= first.at AS may_have_moved
+    """  # noqa: S608 - the counted statuses, our constant
+)
+RESTAMP_FIRST = sa.text(
+    f"""
+    UPDATE orders SET first_counted_at = :first_at
+     WHERE user_id = :user_id AND {COUNTED_SQL} AND first_counted_at IS DISTINCT FROM :first_at
+    """  # noqa: S608 - the counted statuses, our constant
+)
 # NO KEY UPDATE: placing an order takes KEY SHARE on its customer (the foreign key), which this does not block
 LOCK_CUSTOMER = sa.text(
     "SELECT 1 FROM users WHERE id = (SELECT user_id FROM orders WHERE id = :order_id) FOR NO KEY UPDATE"
@@ -100,8 +123,12 @@ class OrderRepository:
         self.relink(order.id)
 
     def relink(self, order_id: int) -> None:
-        """Put the order in (or take it out of) its customer's chain of counted orders, as its status now says."""
+        """Put the order in (or take it out of) its customer's chain of counted orders, as its status now says, and
+        keep every counted order of the customer stamped with the first one's placement."""
         self.session.execute(RELINK, {"order_id": order_id})
+        user_id, first_at, may_have_moved = self.session.execute(STAMP_FIRST, {"order_id": order_id}).one()
+        if may_have_moved:  # rare: the customer's first payment, or their first counted order cancelled
+            self.session.execute(RESTAMP_FIRST, {"user_id": user_id, "first_at": first_at})
 
     def add(self, order: Order) -> Order:
         self.session.add(order)

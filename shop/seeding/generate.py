@@ -264,14 +264,17 @@ class StoreGenerator:
             raise RuntimeError("order_items() decides the orders; run it first")
         stamp = self.timestamp
         # each customer's previous counted order, for the reports (orders come in time order: id order)
+        # and their first (every counted order carries it)
         last_counted: dict[int, str] = {}
+        first_counted: dict[int, str] = {}
         for index in range(self.plan.orders):
             user = orders.user[index]
             if orders.status[index] in COUNTED:
                 previous = last_counted.get(user, NULL)
                 last_counted[user] = stamp(orders.created[index])
+                first = first_counted.setdefault(user, last_counted[user])
             else:
-                previous = NULL
+                previous = first = NULL
             status = STATUSES[orders.status[index]]
             created, paid, shipped, delivered, cancelled = (
                 orders.created[index],
@@ -291,7 +294,7 @@ class StoreGenerator:
                 f"{self.customers.addresses[user]}\t{reference}\t{reason}\t"
                 f"{stamp(paid) if paid else NULL}\t{stamp(shipped) if shipped else NULL}\t"
                 f"{stamp(delivered) if delivered else NULL}\t{stamp(cancelled) if cancelled else NULL}\t"
-                f"{stamp(created)}\t{stamp(updated)}\t[]\t{previous}\n"
+                f"{stamp(created)}\t{stamp(updated)}\t[]\t{previous}\t{first}\n"
             )
 
     def staff_id(self) -> int | None:

@@ -46,7 +46,8 @@ ITEM_COLUMNS = (
 )
 ORDER_COLUMNS = (
     "id, user_id, status, currency, total, units, shipping_address, payment_reference, cancel_reason, "
-    "paid_at, shipped_at, delivered_at, cancelled_at, created_at, updated_at, dropped_lines, previous_counted_at"
+    "paid_at, shipped_at, delivered_at, cancelled_at, created_at, updated_at, dropped_lines, previous_counted_at, "
+    "first_counted_at"
 )
 
 # Every step of every order, as the lifecycle would have recorded it: customers place, pay and cancel; staff
@@ -94,13 +95,14 @@ WRONG_TOTALS = sa.text(
 WRONG_CHAINS = sa.text(
     f"""
     SELECT count(*) FROM (
-        SELECT previous_counted_at,
+        SELECT previous_counted_at, first_counted_at,
                CASE WHEN counted THEN lag(created_at) OVER (PARTITION BY user_id, counted ORDER BY created_at, id)
-               END AS expected
-          FROM (SELECT id, user_id, created_at, previous_counted_at,
+               END AS expected,
+               CASE WHEN counted THEN min(created_at) OVER (PARTITION BY user_id, counted) END AS expected_first
+          FROM (SELECT id, user_id, created_at, previous_counted_at, first_counted_at,
                        {COUNTED_SQL} AS counted FROM orders) o
     ) chain
-     WHERE previous_counted_at IS DISTINCT FROM expected
+     WHERE previous_counted_at IS DISTINCT FROM expected OR first_counted_at IS DISTINCT FROM expected_first
     """  # noqa: S608 - the counted statuses, our constant
 )
 
@@ -329,7 +331,9 @@ def seed_store(
                 raise RuntimeError(f"{wrong} seeded orders do not match their lines (totals, units or report facts)")
             wrong = connection.scalar(WRONG_CHAINS)
             if wrong:
-                raise RuntimeError(f"{wrong} seeded orders do not point at their customer's previous counted order")
+                raise RuntimeError(
+                    f"{wrong} seeded orders do not point at their customer's previous (or first) counted order"
+                )
             for table, trigger in TOTAL_TRIGGERS:
                 connection.execute(sa.text(f"ALTER TABLE {table} ENABLE TRIGGER {trigger}"))
             for table in ("users", "products", "orders", "order_items", "order_status_changes", *money.NUMBERED):

@@ -1,0 +1,193 @@
+"""The customers, cohorts and fulfilment reports, every figure worked out by hand on a fixture whose customers' first
+orders fall either side of a month boundary: the last evening of January in New York is already February in UTC."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from flask.testing import FlaskClient
+
+from tests.conftest import AuthActions
+from tests.helpers import add_product
+from tests.test_reports import NEW_YORK, REPORTS, add_order, add_user, report, utc
+
+FIRST_QUARTER = {"start": "2025-01-01", "end": "2025-03-31"}
+
+
+@pytest.fixture
+def staff(auth: AuthActions) -> dict[str, str]:
+    return auth.headers("staff@example.com", "staff")
+
+
+@pytest.fixture
+def store(db_session: Any) -> None:
+    """Each order of n units costs 10n, so a sum names its orders."""
+    book = add_product(db_session, "K1", category="Books", price=Decimal("10.00"))
+    ann, bob, cy, dee, eve = (
+        add_user(db_session, f"{name}@example.com") for name in ("ann", "bob", "cy", "dee", "eve")
+    )
+    for user, moment, status, units in [
+        (ann, "2025-02-01T04:30", "delivered", 1),  # 31 January 23:30 in New York: January there, February in UTC
+        (ann, "2025-02-10T12:00", "shipped", 2),
+        (ann, "2025-03-05T12:00", "paid", 3),
+        (bob, "2025-02-01T06:00", "delivered", 4),  # 1 February 01:00 in New York: February everywhere
+        (bob, "2025-02-20T12:00", "paid", 5),
+        (cy, "2024-12-15T12:00", "delivered", 1),  # before the range: cy returns in it
+        (cy, "2025-02-15T12:00", "delivered", 6),
+        (dee, "2025-04-01T03:30", "paid", 7),  # 31 March 23:30 in New York (EDT); April in UTC
+        (eve, "2025-01-10T12:00", "cancelled", 8),  # never counted
+        (eve, "2025-03-10T12:00", "pending", 9),
+    ]:
+        add_order(db_session, user, utc(moment), status, [(book, units)])
+
+
+def customers_rows(body: dict[str, Any]) -> list[tuple[Any, ...]]:
+    keys = ("period", "customers", "new_customers", "returning_customers", "new_revenue", "returning_revenue")
+    return [tuple(row[key] for key in keys) for row in body["rows"]]
+
+
+def test_new_and_returning_customers_by_month_in_new_york(
+    client: FlaskClient, staff: dict[str, str], store: None
+) -> None:
+    body = report(client, staff, "customers", tz=NEW_YORK, granularity="month", **FIRST_QUARTER)
+
+    assert customers_rows(body) == [
+        ("2025-01-01", 1, 1, 0, "10.00", "0.00"),  # ann's first order
+        # bob is new and both his orders are new revenue (90); ann and cy return (20 + 60)
+        ("2025-02-01", 3, 1, 2, "90.00", "80.00"),
+        ("2025-03-01", 2, 1, 1, "70.00", "30.00"),  # dee is new; ann returns
+    ]
+    # over the quarter: ann, bob and dee are new (10+20+30 + 40+50 + 70), cy returns (60); ann, bob and cy have
+    # two or more orders by its end, dee one
+    assert body["totals"] == {
+        "customers": 4, "new_customers": 3, "returning_customers": 1, "new_revenue": "220.00",
+        "returning_revenue": "60.00", "repeat_customers": 3, "repeat_rate": "0.7500",
+    }  # fmt: skip
+
+
+def test_the_same_quarter_in_utc_moves_anns_first_order_into_february_and_dees_out(
+    client: FlaskClient, staff: dict[str, str], store: None
+) -> None:
+    body = report(client, staff, "customers", granularity="month", **FIRST_QUARTER)
+
+    assert customers_rows(body) == [
+        ("2025-01-01", 0, 0, 0, "0.00", "0.00"),
+        ("2025-02-01", 3, 2, 1, "120.00", "60.00"),  # ann (10 + 20) and bob (40 + 50) new, cy returns
+        ("2025-03-01", 1, 0, 1, "0.00", "30.00"),
+    ]
+    assert (body["totals"]["customers"], body["totals"]["new_revenue"], body["totals"]["repeat_rate"]) == (
+        3, "150.00", "1.0000",
+    )  # fmt: skip
+
+
+def test_a_customer_new_in_one_week_returns_in_the_next(
+    client: FlaskClient, staff: dict[str, str], store: None
+) -> None:
+    body = report(client, staff, "customers", start="2025-02-03", end="2025-02-16", granularity="week")
+
+    # the week of 3 February: nobody; the week of 10 February: ann (her first order, the 1st, is before the range)
+    # and cy return; bob's orders fall before and after
+    assert customers_rows(body) == [
+        ("2025-02-03", 0, 0, 0, "0.00", "0.00"),
+        ("2025-02-10", 2, 0, 2, "0.00", "80.00"),
+    ]
+    assert body["totals"]["repeat_customers"] == 2
+
+
+def cohort_rows(body: dict[str, Any]) -> list[tuple[Any, ...]]:
+    keys = ("cohort", "month", "months_since", "customers", "revenue", "retention")
+    return [tuple(row[key] for key in keys) for row in body["rows"]]
+
+
+def test_monthly_cohorts_in_new_york(client: FlaskClient, staff: dict[str, str], store: None) -> None:
+    body = report(client, staff, "cohorts", tz=NEW_YORK, **FIRST_QUARTER)
+
+    # cy's first order is before the range: in no cohort
+    assert cohort_rows(body) == [
+        ("2025-01-01", "2025-01-01", 0, 1, "10.00", "1.0000"),  # ann
+        ("2025-01-01", "2025-02-01", 1, 1, "20.00", "1.0000"),
+        ("2025-01-01", "2025-03-01", 2, 1, "30.00", "1.0000"),
+        ("2025-02-01", "2025-02-01", 0, 1, "90.00", "1.0000"),  # bob, twice in his first month
+        ("2025-03-01", "2025-03-01", 0, 1, "70.00", "1.0000"),  # dee
+    ]
+
+
+def test_monthly_cohorts_in_utc(client: FlaskClient, staff: dict[str, str], store: None) -> None:
+    body = report(client, staff, "cohorts", **FIRST_QUARTER)
+
+    assert cohort_rows(body) == [
+        ("2025-02-01", "2025-02-01", 0, 2, "120.00", "1.0000"),  # ann and bob
+        ("2025-02-01", "2025-03-01", 1, 1, "30.00", "0.5000"),  # ann again
+    ]
+    csv_text = client.get(f"{REPORTS}/cohorts", query_string=FIRST_QUARTER | {"format": "csv"}, headers=staff)
+    assert csv_text.get_data(as_text=True).splitlines() == [
+        "cohort,month,months_since,customers,revenue,retention",
+        "2025-02-01,2025-02-01,0,2,120.00,1.0000",
+        "2025-02-01,2025-03-01,1,1,30.00,0.5000",
+    ]
+
+
+def test_a_range_starting_mid_month_makes_its_first_cohort_of_that_part(
+    client: FlaskClient, staff: dict[str, str], store: None
+) -> None:
+    body = report(client, staff, "cohorts", start="2025-02-05", end="2025-03-31")
+
+    # ann's and bob's first orders (1 February) are before the range; the range's first month is 5-28 February
+    assert cohort_rows(body) == []
+    assert report(client, staff, "cohorts", start="2025-02-01", end="2025-02-01")["rows"][0]["cohort"] == "2025-02-01"
+
+
+@pytest.fixture
+def waits(db_session: Any) -> None:
+    """Orders of 2 and 3 March 2025 (UTC) with their waits for payment and shipment in minutes."""
+    book = add_product(db_session, "W1", category="Books", price=Decimal("10.00"))
+    ann = add_user(db_session, "ann@example.com")
+    for moment, status, to_payment, to_shipment in [
+        ("2025-03-02T10:00", "paid", 1, None),
+        ("2025-03-02T11:00", "delivered", 2, 60),
+        ("2025-03-02T12:00", "shipped", 10, 120),
+        ("2025-03-02T13:00", "pending", None, None),  # never paid: in neither
+        ("2025-03-03T04:30", "cancelled", 30, None),  # paid, then cancelled: waited 30 minutes for payment
+    ]:
+        placed = utc(moment)
+        order = add_order(db_session, ann, placed, status, [(book, 1)])
+        paid = placed + timedelta(minutes=to_payment) if to_payment is not None else None
+        order.paid_at = paid
+        if paid is not None and to_shipment is not None:
+            order.shipped_at = paid + timedelta(minutes=to_shipment)
+        db_session.flush()
+
+
+def test_fulfilment_medians_and_90th_percentiles(client: FlaskClient, staff: dict[str, str], waits: None) -> None:
+    body = report(client, staff, "fulfilment", start="2025-03-02", end="2025-03-03")
+
+    # 2 March: payment waits 60, 120, 600 s: median 120, p90 120 + 0.8 * 480 = 504;
+    # shipment waits 3600, 7200: median 5400, p90 3600 + 0.9 * 3600 = 6840
+    assert body["rows"] == [
+        {"period": "2025-03-02", "paid": 3, "payment_p50": 120.0, "payment_p90": 504.0, "shipped": 2,
+         "shipment_p50": 5400.0, "shipment_p90": 6840.0},
+        {"period": "2025-03-03", "paid": 1, "payment_p50": 1800.0, "payment_p90": 1800.0, "shipped": 0,
+         "shipment_p50": None, "shipment_p90": None},
+    ]  # fmt: skip
+    # all four: 60, 120, 600, 1800: median 360; p90 600 + 0.7 * 1200 = 1440
+    assert body["totals"] == {"paid": 4, "payment_p50": 360.0, "payment_p90": 1440.0, "shipped": 2,
+                              "shipment_p50": 5400.0, "shipment_p90": 6840.0}  # fmt: skip
+
+
+def test_fulfilment_counts_an_order_in_the_day_it_was_placed_in_the_zone(
+    client: FlaskClient, staff: dict[str, str], waits: None
+) -> None:
+    body = report(client, staff, "fulfilment", start="2025-03-02", end="2025-03-02", tz=NEW_YORK)
+
+    # 3 March 04:30 UTC is 2 March 23:30 in New York: the cancelled order joins the 2nd
+    assert [(row["paid"], row["payment_p50"]) for row in body["rows"]] == [(4, 360.0)]
+
+
+def test_an_empty_range_has_no_waits(client: FlaskClient, staff: dict[str, str]) -> None:
+    body = report(client, staff, "fulfilment", start="2030-01-01", end="2030-01-01")
+    assert body["totals"] == {"paid": 0, "payment_p50": None, "payment_p90": None, "shipped": 0,
+                              "shipment_p50": None, "shipment_p90": None}  # fmt: skip
+    assert report(client, staff, "customers", start="2030-01-01", end="2030-01-01")["totals"]["repeat_rate"] == "0.0000"
