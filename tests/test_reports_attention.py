@@ -30,6 +30,15 @@ def backdate(app: Flask, order_id: int, *, placed_minutes_ago: float, paid_minut
             ),
             moment,
         )
+        connection.execute(  # the customer's counted orders carry their first one's placement
+            sa.text(
+                "UPDATE orders o SET first_counted_at = (SELECT min(created_at) FROM orders f"
+                "       WHERE f.user_id = o.user_id AND f.status IN ('paid', 'shipped', 'delivered'))"
+                " WHERE o.user_id = (SELECT user_id FROM orders WHERE id = :id)"
+                "   AND o.status IN ('paid', 'shipped', 'delivered')"
+            ),
+            moment,
+        )
         connection.execute(
             sa.text("UPDATE order_items SET placed_at = now() - make_interval(secs => :placed) WHERE order_id = :id"),
             moment,

@@ -123,6 +123,12 @@ VIOLATIONS = [
         "ck_order_items_one_first_per_category",
     ),
     ("UPDATE orders SET previous_counted_at = now() WHERE id = :order_id", "ck_orders_previous_counted_at_chain"),
+    ("UPDATE orders SET first_counted_at = now() WHERE id = :order_id", "ck_orders_first_counted_at"),  # pending
+    (
+        "UPDATE orders SET status = 'paid', paid_at = now(), first_counted_at = now() - interval '1 day'"
+        " WHERE id = :order_id; UPDATE order_items SET counted = true WHERE order_id = :order_id",
+        "ck_orders_first_counted_at",  # its own placement is the customer's first counted order's
+    ),
     (
         "UPDATE orders SET status = 'paid', paid_at = now(), previous_counted_at = now() - interval '1 day'"
         " WHERE id = :order_id; UPDATE order_items SET counted = true WHERE order_id = :order_id",

@@ -28,6 +28,7 @@ blp = Blueprint("reports", __name__, url_prefix="/api/v1/reports", description="
 
 MAX_YEARS = 5
 SHARE = Decimal("0.0001")
+Built = tuple[list[dict[str, Any]], dict[str, Any]]  # a report's rows and what its answer says beside them
 TEXT_CELL_STARTS = ("=", "+", "-", "@", "\t", "\r")  # a spreadsheet would run these as formulas
 
 
@@ -131,7 +132,7 @@ def _csv_lines(header: Sequence[str], rows: Iterable[Sequence[object]]) -> Itera
         buffer.truncate()
 
 
-def _answer(
+def answer(
     report: str,
     arguments: dict[str, Any],
     rows: list[dict[str, Any]],
@@ -255,6 +256,10 @@ def _report(path: str, schema: ma.Schema, summary: str) -> Callable[[Callable[..
 
 @_report("/revenue", RevenueQuerySchema(), "Revenue per day, ISO week or month of the range, empty periods included.")
 def revenue(arguments: dict[str, Any]) -> Response:
+    return answer("revenue", arguments, *revenue_report(arguments))
+
+
+def revenue_report(arguments: dict[str, Any]) -> Built:
     session, granularity = db.session(), arguments["granularity"]
     periods, totals = queries.revenue(session, _range(arguments), granularity)
     rows = [_period(period) for period in periods]
@@ -269,8 +274,7 @@ def revenue(arguments: dict[str, Any]) -> Response:
             for row, period, then in zip(rows, periods, _by_position(earlier, len(periods)), strict=True)
         ]
         total = _compared(total, totals, earlier_totals)
-    extra = {"granularity": granularity, **_comparison(arguments), "totals": total}
-    return _answer("revenue", arguments, rows, extra)
+    return rows, {"granularity": granularity, **_comparison(arguments), "totals": total}
 
 
 def _by_position(earlier: list[queries.RevenuePeriod], count: int) -> list[queries.RevenuePeriod | None]:
@@ -282,6 +286,10 @@ def _by_position(earlier: list[queries.RevenuePeriod], count: int) -> list[queri
     "/revenue-by-category", ComparableQuerySchema(), "Revenue by product category, largest first; shares sum to 1."
 )
 def revenue_by_category(arguments: dict[str, Any]) -> Response:
+    return answer("revenue-by-category", arguments, *revenue_by_category_report(arguments))
+
+
+def revenue_by_category_report(arguments: dict[str, Any]) -> Built:
     session = db.session()
     categories = queries.revenue_by_category(session, _range(arguments))
     if "compare" in arguments:
@@ -294,7 +302,7 @@ def revenue_by_category(arguments: dict[str, Any]) -> Response:
         rows = [_compared(_category(row), row, then.get(row.category)) for row in [*categories, *gone]]
     else:
         rows = [_category(row) for row in categories]
-    return _answer("revenue-by-category", arguments, rows, _comparison(arguments))
+    return rows, _comparison(arguments)
 
 
 def _category(row: queries.CategoryRevenue) -> dict[str, Any]:
@@ -367,20 +375,28 @@ def _plain(item: dict[str, Any]) -> dict[str, Any]:
 
 @_report("/top-products", TopQuerySchema(), "The products that brought in the most revenue.")
 def top_products(arguments: dict[str, Any]) -> Response:
+    return answer("top-products", arguments, *top_products_report(arguments))
+
+
+def top_products_report(arguments: dict[str, Any]) -> Built:
     rows = [
         {"product_id": r.product_id, "sku": r.sku, "name": r.name, "units": r.units, "revenue": _money(r.revenue)}
         for r in queries.top_products(db.session(), _range(arguments), arguments["limit"])
     ]
-    return _answer("top-products", arguments, rows, {"limit": arguments["limit"]})
+    return rows, {"limit": arguments["limit"]}
 
 
 @_report("/top-customers", TopQuerySchema(), "The customers who spent the most.")
 def top_customers(arguments: dict[str, Any]) -> Response:
+    return answer("top-customers", arguments, *top_customers_report(arguments))
+
+
+def top_customers_report(arguments: dict[str, Any]) -> Built:
     rows = [
         {"user_id": r.user_id, "email": r.email, "name": r.name, "orders": r.orders, "revenue": _money(r.revenue)}
         for r in queries.top_customers(db.session(), _range(arguments), arguments["limit"])
     ]
-    return _answer("top-customers", arguments, rows, {"limit": arguments["limit"]})
+    return rows, {"limit": arguments["limit"]}
 
 
 def _customers(row: queries.CustomerPeriod) -> dict[str, Any]:
@@ -400,12 +416,15 @@ def _customers(row: queries.CustomerPeriod) -> dict[str, Any]:
     "New and returning customers per period and what each spent; the totals add the repeat-purchase rate.",
 )
 def customers(arguments: dict[str, Any]) -> Response:
+    return answer("customers", arguments, *customers_report(arguments))
+
+
+def customers_report(arguments: dict[str, Any]) -> Built:
     periods, totals = queries.customers(db.session(), _range(arguments), arguments["granularity"])
     total = _customers(totals)
     del total["period"]
     total |= {"repeat_customers": totals.repeat_customers, "repeat_rate": f"{totals.repeat_rate:.4f}"}
-    extra = {"granularity": arguments["granularity"], "totals": total}
-    return _answer("customers", arguments, [_customers(period) for period in periods], extra)
+    return [_customers(period) for period in periods], {"granularity": arguments["granularity"], "totals": total}
 
 
 @_report(
@@ -414,6 +433,10 @@ def customers(arguments: dict[str, Any]) -> Response:
     "Monthly cohorts of the range's new customers: for each month since their first order, who ordered and spent.",
 )
 def cohorts(arguments: dict[str, Any]) -> Response:
+    return answer("cohorts", arguments, *cohorts_report(arguments))
+
+
+def cohorts_report(arguments: dict[str, Any]) -> Built:
     cells = queries.cohorts(db.session(), _range(arguments))
     sizes = {cell.cohort: cell.customers for cell in cells if cell.months_since == 0}
     rows = [
@@ -428,7 +451,7 @@ def cohorts(arguments: dict[str, Any]) -> Response:
         }
         for cell in cells
     ]
-    return _answer("cohorts", arguments, rows)
+    return rows, {}
 
 
 def _seconds(value: float | None) -> float | None:
@@ -453,8 +476,24 @@ def _fulfilment(row: queries.FulfilmentPeriod) -> dict[str, Any]:
     "How long orders placed in each period waited for payment and for shipment (seconds, median and 90th percentile).",
 )
 def fulfilment(arguments: dict[str, Any]) -> Response:
+    return answer("fulfilment", arguments, *fulfilment_report(arguments))
+
+
+def fulfilment_report(arguments: dict[str, Any]) -> Built:
     periods, totals = queries.fulfilment(db.session(), _range(arguments), arguments["granularity"])
     total = _fulfilment(totals)
     del total["period"]
-    extra = {"granularity": arguments["granularity"], "totals": total}
-    return _answer("fulfilment", arguments, [_fulfilment(period) for period in periods], extra)
+    return [_fulfilment(period) for period in periods], {"granularity": arguments["granularity"], "totals": total}
+
+
+# Every report with a range, by name: its arguments and its rows as the API answers them (the staff pages show and
+# export exactly these, so the page and the API cannot disagree).
+REPORTS: dict[str, tuple[ma.Schema, Callable[[dict[str, Any]], Built]]] = {
+    "revenue": (RevenueQuerySchema(), revenue_report),
+    "revenue-by-category": (ComparableQuerySchema(), revenue_by_category_report),
+    "top-products": (TopQuerySchema(), top_products_report),
+    "top-customers": (TopQuerySchema(), top_customers_report),
+    "customers": (PeriodQuerySchema(), customers_report),
+    "cohorts": (ReportQuerySchema(), cohorts_report),
+    "fulfilment": (PeriodQuerySchema(), fulfilment_report),
+}
