@@ -82,6 +82,14 @@ class BaseConfig:
         self.SQLALCHEMY_DATABASE_URI: str | None = normalize_database_url(env("DATABASE_URL") or None)
         self.REDIS_URL: str | None = env("REDIS_URL") or None
         self.DEBUG = _bool(env("DEBUG"), type(self).DEBUG)
+        # the staff pages' browser session (shop/staff): a signed cookie holding a bearer token and a CSRF token,
+        # out of scripts' reach, never sent on cross-site requests other than top-level navigation, and over HTTPS
+        # only in production
+        self.SESSION_COOKIE_NAME = "shop_staff"
+        self.SESSION_COOKIE_PATH = "/staff"
+        self.SESSION_COOKIE_HTTPONLY = True
+        self.SESSION_COOKIE_SAMESITE = "Lax"
+        self.SESSION_COOKIE_SECURE = _bool(env("SESSION_COOKIE_SECURE"), type(self).APP_ENV == "production")
 
         self.SQLALCHEMY_ENGINE_OPTIONS: dict[str, Any] = {
             # not on every checkout: shop.db.connections pings connections that sat idle (DB_PING_AFTER_IDLE_SECONDS)

@@ -8,8 +8,8 @@ import sys
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from flask import Flask, Request, Response
-from flask.sessions import SessionInterface, SessionMixin
+from flask import Flask, Request, Response, has_request_context, request
+from flask.sessions import SecureCookieSessionInterface, SessionInterface, SessionMixin
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from config import load_config
@@ -95,17 +95,31 @@ def configure_logging(app: Flask) -> None:
             each.addFilter(RedactingFilter())
 
 
+STAFF_PATH = "/staff"
+
+
 class NoCookieSessions(SessionInterface):
-    """No cookie sessions at all: callers authenticate with bearer tokens, and nothing reads `flask.session`.
+    """No cookie sessions outside the staff pages: API callers authenticate with bearer tokens, and nothing there
+    reads `flask.session`. The staff pages (shop/staff) sign in with a signed cookie whose path is /staff, so the
+    browser never sends it to the API either.
 
     Flask would otherwise open (verify and decode) a signed session cookie on every request.
     """
 
-    def open_session(self, app: Flask, request: Request) -> None:
+    cookies = SecureCookieSessionInterface()
+
+    @staticmethod
+    def _staff(asked: Request) -> bool:
+        return asked.path == STAFF_PATH or asked.path.startswith(STAFF_PATH + "/")
+
+    def open_session(self, app: Flask, asked: Request) -> SessionMixin | None:
+        if self._staff(asked):
+            return self.cookies.open_session(app, asked)
         return None  # Flask then hands out its NullSession, which refuses writes
 
     def save_session(self, app: Flask, session: SessionMixin, response: Response) -> None:
-        return None
+        if has_request_context() and self._staff(request):
+            self.cookies.save_session(app, session, response)
 
 
 def configure_json(app: Flask) -> None:
@@ -168,6 +182,9 @@ def register_blueprints(app: Flask) -> None:
     from shop.api import register_blueprints as register_api_blueprints
 
     register_api_blueprints(app)
+    from shop.staff import blp as staff_pages
+
+    app.register_blueprint(staff_pages)
 
 
 def register_errorhandlers(app: Flask) -> None:

@@ -1,0 +1,374 @@
+"""The staff pages: sign-in, the overview, sales, customers, what needs attention, and each order with the staff
+actions the API allows. Every figure is a report's rows as the API answers them (shop/api/reports.py, REPORTS)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
+from urllib.parse import urlencode
+from zoneinfo import ZoneInfo
+
+import marshmallow as ma
+from flask import Blueprint, Response, abort, current_app, g, redirect, render_template, request, url_for
+from werkzeug.exceptions import HTTPException
+from werkzeug.wrappers import Response as BaseResponse
+
+from shop.api.reports import REPORTS, answer
+from shop.errors import DomainError, flatten_messages, status_of
+from shop.extensions import db
+from shop.reports import queries
+from shop.reports.attention import Limits, needs_attention
+from shop.reports.compare import change, comparison_range
+from shop.reports.queries import ReportRange
+from shop.services.order_documents import order_document
+from shop.services.order_lifecycle import Action, transition
+from shop.services.order_reads import read_order
+from shop.services.payments import record_manual_payment
+from shop.staff import session as staff_session
+from shop.staff.charts import bar_chart, line_chart
+
+blp = Blueprint("staff", __name__, url_prefix="/staff", template_folder="templates", static_folder="static")
+
+CONTENT_SECURITY_POLICY = (
+    "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; base-uri 'none'; "
+    "frame-ancestors 'none'"
+)
+DEFAULT_DAYS = 30
+CENT = Decimal("0.01")
+ZONES = (
+    "UTC",
+    "America/New_York",
+    "America/Los_Angeles",
+    "America/St_Johns",
+    "Europe/London",
+    "Europe/Berlin",
+    "Asia/Kolkata",
+    "Asia/Kathmandu",
+    "Asia/Tokyo",
+    "Australia/Sydney",
+)
+ACTIONS = {"ship": Action.SHIP, "deliver": Action.DELIVER, "cancel": Action.CANCEL}
+NEXT_ACTIONS = {"paid": ("ship", "cancel"), "shipped": ("deliver",), "pending": ("cancel",)}
+
+
+class BadRange(Exception):
+    def __init__(self, errors: dict[str, list[str]]) -> None:
+        super().__init__("bad range")
+        self.errors = errors
+
+
+@blp.before_request
+def guard() -> BaseResponse | None:
+    """Anonymous callers go to sign-in, signed-in customers get a 403; every POST carries the CSRF token."""
+    if request.endpoint in {"staff.login", "staff.static"}:
+        if request.method == "POST":
+            staff_session.check_csrf()
+        return None
+    principal = staff_session.signed_in()
+    if principal is None:
+        return redirect(url_for("staff.login", next=request.full_path.rstrip("?")))
+    if not staff_session.is_staff(principal):
+        abort(403, "These pages are for staff accounts.")
+    if request.method == "POST":
+        staff_session.check_csrf()
+    g.staff = principal
+    return None
+
+
+@blp.after_request
+def page_headers(response: Response) -> Response:
+    response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
+    if request.endpoint != "staff.static":
+        response.headers["Cache-Control"] = "no-store"  # one account's view of the business
+    return response
+
+
+@blp.app_template_global()
+def csrf_token() -> str:
+    return staff_session.csrf_token()
+
+
+@blp.app_template_filter()
+def duration(seconds: float | None) -> str:
+    """A wait for people to read: 45 s, 12.5 min, 26.3 h, 3.1 days."""
+    if seconds is None:
+        return "-"
+    for unit, size in (("days", 86_400), ("h", 3_600), ("min", 60)):
+        if seconds >= size * 1.5 or (unit == "min" and seconds >= 90):
+            return f"{seconds / size:.1f} {unit}"
+    return f"{seconds:.0f} s"
+
+
+@blp.errorhandler(HTTPException)
+def http_error(error: HTTPException) -> tuple[str, int]:
+    status = error.code or 500
+    return render_template("staff/error.html", status=status, message=error.description), status
+
+
+@blp.errorhandler(DomainError)
+def domain_error(error: DomainError) -> tuple[str, int]:
+    status = status_of(error)
+    return render_template("staff/error.html", status=status, message=error.detail), status
+
+
+# --- signing in and out -------------------------------------------------------------------------------------------
+
+
+@blp.route("/login", methods=["GET", "POST"])
+def login() -> Any:
+    target = staff_session.safe_next(request.values.get("next"))
+    if request.method == "GET":
+        return render_template("staff/login.html", next=target, email="", message=None)
+    email, password = request.form.get("email", "").strip(), request.form.get("password", "")
+    if not email or not password:
+        return render_template(
+            "staff/login.html", next=target, email=email, message="Enter your email and password."
+        ), 422
+    try:
+        principal = staff_session.sign_in(email, password)
+    except DomainError as error:  # wrong credentials (401) or too many attempts (429, with Retry-After)
+        status = status_of(error)
+        message = "Wrong email or password." if status == 401 else error.detail
+        headers = {"Retry-After": str(error.retry_after)} if hasattr(error, "retry_after") else {}
+        return render_template("staff/login.html", next=target, email=email, message=message), status, headers
+    if not staff_session.is_staff(principal):
+        abort(403, "These pages are for staff accounts.")
+    return redirect(target or url_for("staff.overview"))
+
+
+@blp.post("/logout")
+def logout() -> BaseResponse:
+    staff_session.sign_out()
+    return redirect(url_for("staff.login"))
+
+
+# --- the range every report page shares ---------------------------------------------------------------------------
+
+
+def _report_arguments(name: str, form: Mapping[str, str], **fixed: Any) -> dict[str, Any]:
+    """`form`'s range for report `name`, loaded by the API's own schema (the same rules and messages)."""
+    schema = REPORTS[name][0]
+    raw = {key: value for key, value in form.items() if key in schema.fields and value != ""} | fixed
+    try:
+        loaded: dict[str, Any] = schema.load(raw)
+    except ma.ValidationError as error:
+        raise BadRange(flatten_messages(error.messages)) from None
+    return loaded
+
+
+def _range_form() -> dict[str, str]:
+    """The page's range as the form shows it: the query's, else the last 30 days in UTC by day, compared with the
+    30 before."""
+    tz = request.args.get("tz") or "UTC"
+    try:
+        today = datetime.now(ZoneInfo(tz)).date()
+    except (ValueError, KeyError):
+        today = datetime.now(ZoneInfo("UTC")).date()
+    defaults = {
+        "start": (today - timedelta(days=DEFAULT_DAYS - 1)).isoformat(),
+        "end": today.isoformat(),
+        "tz": "UTC",
+        "granularity": "day",
+        "compare": "previous_period",
+    }
+    return defaults | {key: request.args[key] for key in defaults if key in request.args}
+
+
+def _report(name: str, form: Mapping[str, str], **fixed: Any) -> tuple[list[dict[str, Any]], dict[str, Any], str]:
+    """The report's rows and extras, and the link to its CSV."""
+    arguments = _report_arguments(name, form, **fixed)
+    rows, extra = REPORTS[name][1](arguments)
+    link = {key: str(value) for key, value in form.items() if key in REPORTS[name][0].fields} | {
+        key: str(value) for key, value in fixed.items()
+    }
+    return rows, extra, f"{url_for('staff.export', name=name)}?{urlencode(link)}"
+
+
+def _page(template: str, build: Any) -> Any:
+    form = _range_form()
+    if form.get("compare") == "none":
+        form.pop("compare")
+    try:
+        context = build(form)
+    except BadRange as bad:
+        return render_template(template, form=form, errors=bad.errors, zones=ZONES), 422
+    as_of = queries.as_of(db.session()).isoformat(timespec="seconds")
+    return render_template(template, form=form, errors={}, zones=ZONES, as_of=as_of, **context)
+
+
+@blp.get("/export/<name>.csv")
+def export(name: str) -> Response:
+    """A report as CSV, exactly as the API's `format=csv` answers it."""
+    if name not in REPORTS:
+        abort(404, "No such report.")
+    schema, build = REPORTS[name]
+    try:
+        arguments = schema.load({key: value for key, value in request.args.items() if key in schema.fields})
+    except ma.ValidationError as error:
+        abort(
+            422,
+            "; ".join(f"{field}: {' '.join(messages)}" for field, messages in flatten_messages(error.messages).items()),
+        )
+    return answer(name, arguments | {"format": "csv"}, *build(arguments))
+
+
+# --- pages -------------------------------------------------------------------------------------------------------
+
+
+def _money(text: str | None) -> Decimal:
+    return Decimal(text) if text is not None else Decimal(0)
+
+
+def _kpi(label: str, key: str, now: Any, then: Any, money: bool) -> dict[str, Any]:
+    moved = None if then is None else change(Decimal(now), Decimal(then))
+    return {
+        "label": label,
+        "key": key,
+        "value": now,
+        "previous": then,
+        "money": money,
+        "change": None if moved is None else f"{moved:.4f}",
+    }
+
+
+@blp.get("/")
+def overview() -> Any:
+    def build(form: dict[str, str]) -> dict[str, Any]:
+        rows, extra, csv_link = _report("revenue", form)
+        totals = extra["totals"]
+        customers_form = {key: value for key, value in form.items() if key != "compare"}
+        _, customers, customers_link = _report("customers", customers_form)
+        compared = "compare" in extra
+        previous_new = None
+        if compared:
+            earlier = comparison_range(
+                ReportRange(*(_report_arguments("cohorts", form)[k] for k in ("start", "end", "tz"))), form["compare"]
+            )
+            earlier_form = customers_form | {"start": earlier.start.isoformat(), "end": earlier.end.isoformat()}
+            previous_new = _report("customers", earlier_form)[1]["totals"]["new_customers"]
+        previous_orders = totals.get("previous_orders")
+        previous_aov = None
+        if compared:
+            previous_aov = (
+                (_money(totals["previous_revenue"]) / previous_orders).quantize(CENT, ROUND_HALF_UP)
+                if previous_orders
+                else Decimal("0.00")
+            )
+        kpis = [
+            _kpi("Revenue", "revenue", totals["revenue"], totals.get("previous_revenue"), True),
+            _kpi("Orders", "orders", totals["orders"], previous_orders, False),
+            _kpi(
+                "Average order value",
+                "average_order_value",
+                totals["average_order_value"],
+                None if previous_aov is None else f"{previous_aov:.2f}",
+                True,
+            ),
+            _kpi("New customers", "new_customers", customers["totals"]["new_customers"], previous_new, False),
+        ]
+        series = [("This range", [_money(row["revenue"]) for row in rows])]
+        if compared:
+            series.append(("Compared range", [_money(row["previous_revenue"]) for row in rows]))
+        chart = line_chart("Revenue per period", [row["period"] for row in rows], series)
+        return {
+            "kpis": kpis,
+            "rows": rows,
+            "extra": extra,
+            "chart": chart,
+            "csv_link": csv_link,
+            "customers_link": customers_link,
+        }
+
+    return _page("staff/overview.html", build)
+
+
+@blp.get("/sales")
+def sales() -> Any:
+    def build(form: dict[str, str]) -> dict[str, Any]:
+        categories, category_extra, categories_link = _report("revenue-by-category", form)
+        products, _, products_link = _report("top-products", form, limit=10)
+        customers, _, customers_link = _report("top-customers", form, limit=10)
+        chart = bar_chart("Net revenue by category", [(row["category"], _money(row["net"])) for row in categories])
+        return {
+            "categories": categories,
+            "category_extra": category_extra,
+            "chart": chart,
+            "categories_link": categories_link,
+            "products": products,
+            "products_link": products_link,
+            "customers": customers,
+            "customers_link": customers_link,
+        }
+
+    return _page("staff/sales.html", build)
+
+
+@blp.get("/customers")
+def customers() -> Any:
+    def build(form: dict[str, str]) -> dict[str, Any]:
+        plain = {key: value for key, value in form.items() if key != "compare"}
+        rows, extra, link = _report("customers", plain)
+        cells, _, cohorts_link = _report("cohorts", {k: v for k, v in plain.items() if k != "granularity"})
+        chart = line_chart(
+            "New and returning customers per period",
+            [row["period"] for row in rows],
+            [
+                ("New customers", [Decimal(row["new_customers"]) for row in rows]),
+                ("Returning customers", [Decimal(row["returning_customers"]) for row in rows]),
+            ],
+        )
+        cohorts: dict[str, dict[int, dict[str, Any]]] = {}
+        for cell in cells:
+            cohorts.setdefault(cell["cohort"], {})[cell["months_since"]] = cell
+        width = max((since for grid in cohorts.values() for since in grid), default=-1) + 1
+        return {
+            "rows": rows,
+            "extra": extra,
+            "link": link,
+            "chart": chart,
+            "cohorts": cohorts,
+            "cohort_months": range(width),
+            "cohorts_link": cohorts_link,
+        }
+
+    return _page("staff/customers.html", build)
+
+
+@blp.get("/attention")
+def attention() -> Any:
+    def build(form: dict[str, str]) -> dict[str, Any]:
+        plain = {key: value for key, value in form.items() if key != "compare"}
+        waits, extra, link = _report("fulfilment", plain)
+        limits = Limits.of(current_app.config)
+        lists = needs_attention(db.session(), limits)
+        return {"lists": lists, "limits": limits, "waits": waits, "waits_extra": extra, "waits_link": link}
+
+    return _page("staff/attention.html", build)
+
+
+@blp.get("/orders/<int:order_id>")
+def order(order_id: int) -> str:
+    view = read_order(order_id, g.staff)
+    document = order_document(view.order, view.history)
+    return render_template(
+        "staff/order.html",
+        order=document,
+        actions=NEXT_ACTIONS.get(document["status"], ()),
+        message=request.args.get("done"),
+    )
+
+
+@blp.post("/orders/<int:order_id>/<action>")
+def act(order_id: int, action: str) -> BaseResponse:
+    if action == "payment":
+        reference = request.form.get("reference", "").strip()
+        if not reference or len(reference) > 255:
+            abort(422, "A payment needs its reference (up to 255 characters): the receipt or transfer it came by.")
+        record_manual_payment(order_id, g.staff, reference, None)
+    elif action in ACTIONS:
+        transition(order_id, g.staff, ACTIONS[action], reason=request.form.get("reason") or None)
+    else:
+        abort(404, "No such action.")
+    return redirect(url_for("staff.order", order_id=order_id, done=action))
