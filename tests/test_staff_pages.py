@@ -81,7 +81,9 @@ def test_the_session_cookie_is_http_only_same_site_and_scoped_to_the_pages(
     cookie = sign_in(app.test_client(), STAFF_EMAIL).headers["Set-Cookie"]
 
     assert cookie.startswith("shop_staff=")
-    assert "; HttpOnly" in cookie and "; SameSite=Lax" in cookie and "; Path=/staff" in cookie
+    assert "; HttpOnly" in cookie
+    assert "; SameSite=Lax" in cookie
+    assert "; Path=/staff" in cookie
     assert "Secure" not in cookie  # tests run over plain HTTP; production sets it:
     assert load_config({"APP_ENV": "production", "SECRET_KEY": "x" * 40, "DATABASE_URL": "postgresql://h/d",
                         "REDIS_URL": "redis://h"})["SESSION_COOKIE_SECURE"] is True  # fmt: skip
@@ -190,11 +192,13 @@ def test_the_overview_shows_the_apis_figures(staff_client: FlaskClient, auth: Au
     assert f'id="kpi-revenue">{api["totals"]["revenue"]}<' in page  # 30.00
     assert api["totals"]["revenue"] == "30.00"
     # ann's first order was the week before: only bob is new
-    assert 'id="kpi-orders">2<' in page and 'id="kpi-new_customers">1<' in page
+    assert 'id="kpi-orders">2<' in page
+    assert 'id="kpi-new_customers">1<' in page
     for row in api["rows"]:
         assert f'<tr data-period="{row["period"]}"><th scope="row">{row["period"]}</th><td data-key="orders">' \
                f'{row["orders"]}</td><td data-key="revenue">{row["revenue"]}</td>' in page  # fmt: skip
-    assert "<svg" in page and "Compared range" in page
+    assert "<svg" in page
+    assert "Compared range" in page
 
 
 def test_the_csv_download_is_the_apis_csv(staff_client: FlaskClient, auth: AuthActions, sales: None) -> None:
@@ -204,7 +208,8 @@ def test_the_csv_download_is_the_apis_csv(staff_client: FlaskClient, auth: AuthA
         f"{REPORTS}/revenue-by-category", query_string=query | {"format": "csv"},
         headers=auth.headers("staff2@example.com", "staff"),
     )  # fmt: skip
-    assert mine.status_code == 200 and mine.mimetype == "text/csv"
+    assert mine.status_code == 200
+    assert mine.mimetype == "text/csv"
     assert mine.get_data(as_text=True) == api.get_data(as_text=True)
     assert "attachment" in mine.headers["Content-Disposition"]
 
@@ -233,5 +238,6 @@ def test_every_page_renders_for_an_empty_store(staff_client: FlaskClient) -> Non
         assert response.headers["Cache-Control"] == "no-store"
         assert "script-src" not in response.headers["Content-Security-Policy"]  # no script at all
     css = staff_client.get("/staff/static/staff.css")
-    assert css.status_code == 200 and css.mimetype == "text/css"
+    assert css.status_code == 200
+    assert css.mimetype == "text/css"
     css.close()
