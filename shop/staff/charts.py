@@ -9,7 +9,8 @@ from decimal import Decimal
 from markupsafe import Markup, escape
 
 WIDTH, HEIGHT = 720, 260
-LEFT, RIGHT, TOP, BOTTOM = 64, 12, 12, 40
+LEFT, RIGHT, TOP, BOTTOM = 56, 12, 12, 44
+MOST_LABELS = 7  # under the x axis, so they never overlap
 BAR_HEIGHT, BAR_GAP, LABEL_WIDTH = 22, 8, 160
 
 
@@ -27,6 +28,16 @@ def _nice_ceiling(value: Decimal) -> Decimal:
 
 def _amount(value: Decimal) -> str:
     return f"{value:,.0f}" if abs(value) >= 100 else f"{value:,.2f}"
+
+
+def _axis(value: Decimal) -> str:
+    """An axis label short enough for the margin: 35M, 120k, 7.5."""
+    if value == 0:
+        return "0"
+    for size, suffix in ((Decimal(1_000_000), "M"), (Decimal(1_000), "k")):
+        if abs(value) >= size:
+            return f"{(value / size).normalize():f}{suffix}"
+    return f"{value.normalize():f}"
 
 
 def line_chart(title: str, labels: Sequence[str], series: Sequence[tuple[str, Sequence[Decimal | None]]]) -> Markup:
@@ -53,7 +64,7 @@ def line_chart(title: str, labels: Sequence[str], series: Sequence[tuple[str, Se
         parts.append(
             f'<text class="axis" x="{LEFT - 6}" y="{y(level) + 4:.1f}" text-anchor="end">{_amount(level)}</text>'
         )
-    every = max(1, count // 8)  # at most about eight labels under the axis
+    every = -(-count // MOST_LABELS)
     for index, label in enumerate(labels):
         if index % every == 0:
             parts.append(

@@ -101,6 +101,26 @@ def duration(seconds: float | None) -> str:
     return f"{seconds:.0f} s"
 
 
+@blp.app_template_filter()
+def grouped(value: object) -> str:
+    """A figure as the API gives it, with thousands separated for reading: 532354070.05 -> 532,354,070.05."""
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, str):
+        try:
+            number = Decimal(value)
+        except ArithmeticError:
+            return value
+        places = len(value.partition(".")[2])
+        return f"{number:,.{places}f}"
+    return str(value)
+
+
+def _label(period: str, granularity: str) -> str:
+    """A period's short name under a chart: 2025-12 for a month, 03-09 for a day or a week's Monday."""
+    return period[:7] if granularity == "month" else period[5:]
+
+
 @blp.errorhandler(HTTPException)
 def http_error(error: HTTPException) -> tuple[str, int]:
     status = error.code or 500
@@ -271,7 +291,8 @@ def overview() -> Any:
         series = [("This range", [_money(row["revenue"]) for row in rows])]
         if compared:
             series.append(("Compared range", [_money(row["previous_revenue"]) for row in rows]))
-        chart = line_chart("Revenue per period", [row["period"] for row in rows], series)
+        labels = [_label(row["period"], extra["granularity"]) for row in rows]
+        chart = line_chart("Revenue per period", labels, series)
         return {
             "kpis": kpis,
             "rows": rows,
