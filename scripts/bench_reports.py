@@ -15,10 +15,13 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import secrets
 import statistics
 import sys
 import time
+import urllib.error
+import urllib.parse
 import urllib.request
 from datetime import date, timedelta
 from pathlib import Path
@@ -34,6 +37,7 @@ from shop.reports.queries import REPORT_SETTINGS, statement
 UNTIL = date(2026, 11, 1)
 YEAR = {"start": (UNTIL - timedelta(days=365)).isoformat(), "end": (UNTIL - timedelta(days=1)).isoformat()}
 QUARTER = {"start": (UNTIL - timedelta(days=90)).isoformat(), "end": (UNTIL - timedelta(days=1)).isoformat()}
+MONTH = {"start": (UNTIL - timedelta(days=30)).isoformat(), "end": (UNTIL - timedelta(days=1)).isoformat()}
 # name, path, query, SQL file, target in ms
 REPORTS: list[tuple[str, str, dict[str, str], str, float]] = [
     ("revenue by month", "revenue", YEAR | {"granularity": "month"}, "revenue", 250),
@@ -41,7 +45,24 @@ REPORTS: list[tuple[str, str, dict[str, str], str, float]] = [
     ("revenue by category", "revenue-by-category", YEAR, "revenue_by_category", 500),
     ("top products", "top-products", YEAR | {"limit": "10"}, "top_products", 500),
     ("top customers", "top-customers", YEAR | {"limit": "10"}, "top_customers", 500),
+    ("revenue by month, compared", "revenue", YEAR | {"granularity": "month", "compare": "previous_year"},
+     "revenue", 500),
+    ("customers by month", "customers", YEAR | {"granularity": "month"}, "customers", 500),
+    ("cohorts", "cohorts", YEAR, "cohorts", 500),
+    ("fulfilment by month", "fulfilment", YEAR | {"granularity": "month"}, "fulfilment", 500),
+    ("fulfilment by day, 30 days", "fulfilment", MONTH | {"granularity": "day"}, "fulfilment", 500),
+]  # fmt: skip
+# the staff pages (server time, from their Server-Timing header): the default range, the last 30 days by day
+# against the 30 before, and the overview of a year by month against the year before; target 300 ms each
+PAGES: list[tuple[str, str, dict[str, str]]] = [
+    ("overview, 30 days", "/staff/", MONTH | {"granularity": "day", "compare": "previous_period"}),
+    ("sales, 30 days", "/staff/sales", MONTH | {"compare": "previous_period"}),
+    ("customers, 30 days", "/staff/customers", MONTH | {"granularity": "day"}),
+    ("needs attention", "/staff/attention", MONTH | {"granularity": "day"}),
+    ("overview, 12 months", "/staff/", YEAR | {"granularity": "month", "compare": "previous_year"}),
+    ("customers, 12 months", "/staff/customers", YEAR | {"granularity": "month"}),
 ]
+PAGE_TARGET_MS = 300
 # what the seed made of refunds and returns, for the reader to judge the rates by
 MONEY = sa.text(
     """SELECT (SELECT count(*) FROM orders) AS orders,
@@ -66,6 +87,40 @@ def _get(url: str, token: str) -> float:
     return (time.perf_counter() - started) * 1000
 
 
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None  # the sign-in's 302 carries the session cookie: read it, do not follow it
+
+
+def staff_cookie(base_url: str, environ: dict[str, str]) -> str:
+    """Sign in to the staff pages through their form, as a browser would; the session cookie to send."""
+    password, email = secrets.token_urlsafe(16), f"bench-{secrets.token_hex(4)}@example.com"
+    flask(environ, "create-user", "--email", email, "--name", "Bench", "--role", "staff", "--password", password)
+    with urllib.request.urlopen(f"{base_url}/staff/login", timeout=10) as response:  # noqa: S310 - our server
+        cookie = response.headers["Set-Cookie"].split(";")[0]
+        found = re.search(r'name="csrf_token" value="([^"]+)"', response.read().decode())
+    if found is None:
+        raise RuntimeError("the sign-in form has no CSRF token")
+    form = urllib.parse.urlencode({"email": email, "password": password, "csrf_token": found.group(1)}).encode()
+    request = urllib.request.Request(f"{base_url}/staff/login", data=form, headers={"Cookie": cookie})  # noqa: S310
+    try:
+        urllib.request.build_opener(_NoRedirects).open(request, timeout=10)
+    except urllib.error.HTTPError as redirect:
+        if redirect.code != 302:
+            raise
+        return str(redirect.headers["Set-Cookie"]).split(";")[0]
+    raise RuntimeError("signing in did not redirect")
+
+
+def page_ms(url: str, cookie: str) -> float:
+    """The page's server time, from its Server-Timing header."""
+    request = urllib.request.Request(url, headers={"Cookie": cookie})  # noqa: S310 - our server
+    with urllib.request.urlopen(request, timeout=60) as response:  # noqa: S310
+        response.read()
+        timing = response.headers["Server-Timing"]
+    return float(timing.split("dur=")[1])
+
+
 def floor_ms(engine: sa.Engine, query: dict[str, str], runs: int) -> float:
     times = []
     with engine.connect() as connection:
@@ -83,8 +138,10 @@ def explain(engine: sa.Engine, path: Path) -> None:
             parameters: dict[str, Any] = {"tz": "UTC", "limit": 10, "granularity": "day"} | query
             parameters["limit"] = int(parameters["limit"])
             connection.execute(REPORT_SETTINGS)
-            if sql_file == "revenue":  # the periods come first, as shop.reports.queries.revenue runs them
-                periods, starts = connection.execute(statement("revenue_periods"), parameters).one()
+            if sql_file in {"revenue", "customers", "fulfilment", "cohorts"}:  # the periods come first, as
+                # shop.reports.queries runs them (cohorts by month)
+                by = {"granularity": "month"} if sql_file == "cohorts" else {}
+                periods, starts = connection.execute(statement("revenue_periods"), parameters | by).one()
                 parameters |= {"periods": periods, "starts": starts}
             explained = sa.text("EXPLAIN (ANALYZE, BUFFERS) " + statement(sql_file).text)
             plan = "\n".join(row[0] for row in connection.execute(explained, parameters))
@@ -107,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
         "DATABASE_URL": database_url,
         "CACHE_KEY_PREFIX": f"shop-reports-{secrets.token_hex(4)}:",
     }
-    results = []
+    results, pages = [], []
     try:
         print("seeding 1,000,000 orders ...", file=sys.stderr)
         flask(environ, "db", "upgrade")
@@ -133,6 +190,11 @@ def main(argv: list[str] | None = None) -> int:
                 _get(url, token)
                 median = statistics.median(_get(url, token) for _ in range(args.runs))
                 results.append((name, median, floor_ms(engine, query, args.runs), target))
+            cookie = staff_cookie(base_url, environ)
+            for name, path, query in PAGES:
+                url = f"{base_url}{path}?{urllib.parse.urlencode(query)}"
+                page_ms(url, cookie)
+                pages.append((name, statistics.median(page_ms(url, cookie) for _ in range(args.runs))))
         if args.explain:
             explain(engine, args.explain)
         engine.dispose()
@@ -144,6 +206,10 @@ def main(argv: list[str] | None = None) -> int:
         verdict = "meets" if median <= target else "MISSES"
         print(f"{name:<26} {median:9.0f} {floor:8.0f} {target:7.0f}  {verdict}")
     print(f"\nmedian of {args.runs} requests through gunicorn; floor: a bare SELECT sum(total) over the same orders")
+    print(f"\n{'staff page':<26} {'server ms':>9} {'target':>7}")
+    for name, median in pages:
+        verdict = "meets" if median <= PAGE_TARGET_MS else "MISSES"
+        print(f"{name:<26} {median:9.0f} {PAGE_TARGET_MS:7.0f}  {verdict}")
     return 0
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import shutil
 import sys
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -41,7 +41,7 @@ def main() -> None:
     parser.add_argument("--email", default="staff@example.com")
     parser.add_argument("--password", default="shop-demo-password")
     parser.add_argument("--out", type=Path, default=Path("docs/images"))
-    parser.add_argument("--end", type=date.fromisoformat, default=date.today() - timedelta(days=1))
+    parser.add_argument("--end", type=date.fromisoformat, default=datetime.now(UTC).date() - timedelta(days=1))
     arguments = parser.parse_args()
     arguments.out.mkdir(parents=True, exist_ok=True)
     start = date(arguments.end.year - 1, arguments.end.month, 1) + timedelta(days=31)

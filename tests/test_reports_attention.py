@@ -10,9 +10,17 @@ import sqlalchemy as sa
 from flask import Flask
 
 from shop.extensions import db
+from shop.models.order import counted_sql
 from tests.helpers import make_products, notify, one_line_order, order_step, staff_headers, tokens
 
 pytestmark = pytest.mark.commits
+RESTAMP_FIRST = sa.text(
+    f"""
+    UPDATE orders o SET first_counted_at = (SELECT min(created_at) FROM orders f
+                                            WHERE f.user_id = o.user_id AND {counted_sql("f.status")})
+     WHERE o.user_id = (SELECT user_id FROM orders WHERE id = :id) AND {counted_sql("o.status")}
+    """  # noqa: S608 - the counted statuses, our constant
+)
 
 URL = "/api/v1/reports/attention"
 
@@ -31,12 +39,7 @@ def backdate(app: Flask, order_id: int, *, placed_minutes_ago: float, paid_minut
             moment,
         )
         connection.execute(  # the customer's counted orders carry their first one's placement
-            sa.text(
-                "UPDATE orders o SET first_counted_at = (SELECT min(created_at) FROM orders f"
-                "       WHERE f.user_id = o.user_id AND f.status IN ('paid', 'shipped', 'delivered'))"
-                " WHERE o.user_id = (SELECT user_id FROM orders WHERE id = :id)"
-                "   AND o.status IN ('paid', 'shipped', 'delivered')"
-            ),
+            RESTAMP_FIRST,
             moment,
         )
         connection.execute(

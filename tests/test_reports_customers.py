@@ -3,12 +3,16 @@ orders fall either side of a month boundary: the last evening of January in New 
 
 from __future__ import annotations
 
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from flask.testing import FlaskClient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from tests.conftest import AuthActions
 from tests.helpers import add_product
@@ -191,3 +195,128 @@ def test_an_empty_range_has_no_waits(client: FlaskClient, staff: dict[str, str])
     assert body["totals"] == {"paid": 0, "payment_p50": None, "payment_p90": None, "shipped": 0,
                               "shipment_p50": None, "shipment_p90": None}  # fmt: skip
     assert report(client, staff, "customers", start="2030-01-01", end="2030-01-01")["totals"]["repeat_rate"] == "0.0000"
+
+
+# --- the customers and cohorts reports against a model of them in Python, on random stores ---------------------
+
+
+def _period_label(day: date, granularity: str) -> date:
+    if granularity == "week":
+        return day - timedelta(days=day.weekday())
+    if granularity == "month":
+        return day.replace(day=1)
+    return day
+
+
+@dataclass(frozen=True)
+class Placed:
+    user: int
+    created: datetime
+    counted: bool
+    total: Decimal
+    position: int  # insertion order: the id order among equal placement times
+
+
+def _model(orders: list[Placed], start: date, end: date, tz: str, granularity: str) -> dict[str, Any]:
+    """What the customers and cohorts reports must answer, worked out by brute force."""
+    zone = ZoneInfo(tz)
+    counted = sorted((o for o in orders if o.counted), key=lambda o: (o.created, o.position))
+    first: dict[int, Placed] = {}
+    for order in counted:
+        first.setdefault(order.user, order)
+
+    def local(order: Placed) -> date:
+        return order.created.astimezone(zone).date()
+
+    in_range = [o for o in counted if start <= local(o) <= end]
+    rows: dict[date, dict[str, Any]] = {}
+    label = _period_label(start, granularity)
+    while label <= end:
+        rows[label] = {"customers": set(), "new": set(), "new_revenue": Decimal(0), "revenue": Decimal(0)}
+        label = (label + timedelta(days=32)).replace(day=1) if granularity == "month" else label + timedelta(
+            days=7 if granularity == "week" else 1)  # fmt: skip
+    for order in in_range:
+        row = rows[_period_label(local(order), granularity)]
+        row["customers"].add(order.user)
+        row["revenue"] += order.total
+        first_here = first[order.user]
+        if _period_label(local(first_here), granularity) == _period_label(local(order), granularity) and (
+            start <= local(first_here)
+        ):
+            row["new"].add(order.user)
+            row["new_revenue"] += order.total
+    newcomers = {o.user for o in in_range if first[o.user] is o}
+    customers = {o.user for o in in_range}
+    until = {o.user for o in counted if local(o) <= end}
+    orders_by_end = {user: sum(1 for o in counted if o.user == user and local(o) <= end) for user in until}
+    cells: dict[tuple[date, date], dict[str, Any]] = {}
+    for order in in_range:
+        if order.user in newcomers:
+            key = (local(first[order.user]).replace(day=1), local(order).replace(day=1))
+            cell = cells.setdefault(key, {"customers": set(), "revenue": Decimal(0)})
+            cell["customers"].add(order.user)
+            cell["revenue"] += order.total
+    return {
+        "rows": [
+            (label.isoformat(), len(row["customers"]), len(row["new"]), len(row["customers"] - row["new"]),
+             f"{row['new_revenue']:.2f}", f"{row['revenue'] - row['new_revenue']:.2f}")
+            for label, row in rows.items()
+        ],
+        "totals": (len(customers), len(newcomers), len(customers - newcomers),
+                   f"{sum((o.total for o in in_range if o.user in newcomers), Decimal(0)):.2f}",
+                   f"{sum((o.total for o in in_range if o.user not in newcomers), Decimal(0)):.2f}",
+                   sum(1 for user in customers if orders_by_end[user] >= 2)),
+        "cohorts": [
+            (first_month.isoformat(), month.isoformat(), len(cell["customers"]), f"{cell['revenue']:.2f}")
+            for (first_month, month), cell in sorted(cells.items())
+        ],
+    }  # fmt: skip
+
+
+random_orders = st.lists(
+    st.tuples(
+        st.integers(min_value=0, max_value=40),  # a day of the 41 from 2024-12-28, in the report's zone: crowded
+        # quarter hours from that day's local midnight: exactly midnight, or just before it, as often as not
+        st.one_of(st.just(0), st.just(-1), st.integers(0, 95)),
+        st.sampled_from(["pending", "paid", "shipped", "delivered", "cancelled"]),
+        st.integers(1, 5),  # units of a 7.35 product
+        st.integers(0, 2),  # which of three customers: each has several orders, some in one period
+    ),
+    min_size=4,
+    max_size=30,
+)
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(orders=random_orders, granularity=st.sampled_from(["day", "week", "month"]),
+       tz=st.sampled_from(["UTC", NEW_YORK, "Asia/Kathmandu", "America/St_Johns", "Pacific/Chatham"]),
+       start_offset=st.integers(0, 20), length=st.integers(0, 40))  # fmt: skip
+def test_the_customers_and_cohorts_reports_match_a_brute_force_model(
+    client: FlaskClient, staff: dict[str, str], db_session: Any, orders: list[Any], granularity: str, tz: str,
+    start_offset: int, length: int,
+) -> None:  # fmt: skip
+    example = db_session.begin_nested()
+    try:
+        lamp = add_product(db_session, "PROP", category="Home", price=Decimal("7.35"))
+        users = [add_user(db_session, f"p{n}@example.com") for n in range(3)]
+        placed = []
+        for position, (day, quarters, status, units, user) in enumerate(orders):
+            midnight = datetime.combine(date(2024, 12, 28) + timedelta(days=day), time(), tzinfo=ZoneInfo(tz))
+            created = (midnight + timedelta(minutes=15 * quarters)).astimezone(UTC)
+            add_order(db_session, users[user], created, status, [(lamp, units)])
+            placed.append(Placed(user, created, status in {"paid", "shipped", "delivered"},
+                                 Decimal("7.35") * units, position))  # fmt: skip
+        start = date(2025, 1, 1) + timedelta(days=start_offset)
+        end = start + timedelta(days=length)
+        window = {"start": start.isoformat(), "end": end.isoformat(), "tz": tz}
+        expected = _model(placed, start, end, tz, granularity)
+
+        body = report(client, staff, "customers", granularity=granularity, **window)
+        assert customers_rows(body) == expected["rows"]
+        totals = body["totals"]
+        assert (totals["customers"], totals["new_customers"], totals["returning_customers"], totals["new_revenue"],
+                totals["returning_revenue"], totals["repeat_customers"]) == expected["totals"]  # fmt: skip
+        cohorts = report(client, staff, "cohorts", **window)
+        assert [(r["cohort"], r["month"], r["customers"], r["revenue"]) for r in cohorts["rows"]] == expected["cohorts"]
+    finally:
+        example.rollback()

@@ -4,7 +4,8 @@ and paid orders are indexed by placement time with their payment and shipment ti
 - orders.first_counted_at (kept by the order code, checked at commit by check_order_total()): the customer's first
   counted order's created_at on each of their counted orders, NULL on the others. A customer is new in the period
   holding that moment, and their cohort is its month: the customers reports read one index, with no join.
-- ix_orders_revenue covers it too; ix_orders_fulfilment holds paid orders by created_at with paid_at and shipped_at.
+- ix_orders_customers: counted orders by created_at covering what the customers reports read; ix_orders_fulfilment:
+  paid orders by created_at with paid_at and shipped_at.
 
 Revision ID: 0014_customer_reports
 Revises: 0013_money
@@ -75,17 +76,6 @@ def _triggers(orders: str) -> None:
         )
 
 
-def _revenue_index(columns: list[str]) -> None:
-    op.drop_index("ix_orders_revenue", table_name="orders")
-    op.create_index(
-        "ix_orders_revenue",
-        "orders",
-        ["created_at"],
-        postgresql_include=columns,
-        postgresql_where=sa.text(COUNTED),
-    )
-
-
 def upgrade():
     op.add_column("orders", sa.Column("first_counted_at", sa.DateTime(timezone=True), nullable=True))
     op.execute(
@@ -97,7 +87,14 @@ def upgrade():
     )
     op.execute(_check_with_first_counted())
     _triggers(ORDER_COLUMNS)
-    _revenue_index(["user_id", "total", "units", "previous_counted_at", "first_counted_at"])
+    # its own index rather than a wider ix_orders_revenue: the revenue reports would read 8 more bytes an order
+    op.create_index(
+        "ix_orders_customers",
+        "orders",
+        ["created_at"],
+        postgresql_include=["user_id", "total", "previous_counted_at", "first_counted_at"],
+        postgresql_where=sa.text(COUNTED),
+    )
     op.create_index(
         "ix_orders_fulfilment",
         "orders",
@@ -109,7 +106,7 @@ def upgrade():
 
 def downgrade():
     op.drop_index("ix_orders_fulfilment", table_name="orders")
-    _revenue_index(["user_id", "total", "units", "previous_counted_at"])
+    op.drop_index("ix_orders_customers", table_name="orders")
     _triggers(ORDER_COLUMNS_BEFORE)
     op.execute(_function_of("0006_report_facts.py", "CHECK_ORDER_FACTS"))
     op.drop_column("orders", "first_counted_at")

@@ -70,7 +70,14 @@ class Order(Timestamps, Base):
         sa.Index(
             "ix_orders_revenue",
             "created_at",
-            postgresql_include=["user_id", "total", "units", "previous_counted_at", "first_counted_at"],
+            postgresql_include=["user_id", "total", "units", "previous_counted_at"],
+            postgresql_where=sa.text(COUNTED_SQL),
+        ),
+        # the customers reports: new and returning customers, cohorts (its own, so the revenue index stays narrow)
+        sa.Index(
+            "ix_orders_customers",
+            "created_at",
+            postgresql_include=["user_id", "total", "previous_counted_at", "first_counted_at"],
             postgresql_where=sa.text(COUNTED_SQL),
         ),
         # the fulfilment report: paid orders of a time range with their waits, read from the index alone

@@ -187,6 +187,12 @@ def customers(
     return rows[:-1], rows[-1]
 
 
+def new_customers(session: Session, report_range: ReportRange) -> int:
+    """Customers whose first counted order ever was placed in the range."""
+    ((count,),) = _rows(session, "new_customers", report_range.parameters())
+    return int(count)
+
+
 def cohorts(session: Session, report_range: ReportRange) -> list[CohortCell]:
     """Each monthly cohort of the range's new customers, month by month (months nobody ordered in are left out)."""
     parameters = _periods(session, report_range, "month")

@@ -7,7 +7,7 @@
 -- An order's cohort is the month holding its customer's first counted order (orders.first_counted_at, kept by the
 -- order code). A customer counts in a month at their first order in it: the one whose previous counted order came
 -- before the month began (previous_counted_at, as in revenue.sql), so nothing is sorted for a DISTINCT.
--- Index: ix_orders_revenue, read from the index alone, in parallel, with no join.
+-- Index: ix_orders_customers, read from the index alone, in parallel, with no join.
 WITH bounds AS (
     SELECT CAST(:start AS date)::timestamp AT TIME ZONE :tz AS from_utc,
            (CAST(:end AS date) + 1)::timestamp AT TIME ZONE :tz AS until_utc

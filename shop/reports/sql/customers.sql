@@ -8,7 +8,7 @@
 -- it, their second and later orders in it included (first_counted_at, their first order's placement, is in the
 -- period); in the totals, what customers new in the range spent in it. Returning revenue is the rest. A customer
 -- counts once per period (at their first order in it, as in revenue.sql) and once in the totals.
--- Index: ix_orders_revenue (counted orders by created_at, covering user_id, total, previous_counted_at and
+-- Index: ix_orders_customers (counted orders by created_at, covering user_id, total, previous_counted_at and
 -- first_counted_at), read from the index alone: the range's orders once, in parallel, with no join; and once more
 -- for the orders of customers new in the range that followed their first (the repeats, counted per customer).
 WITH bounds AS NOT MATERIALIZED (  -- read twice: inlined into each, so neither scan loses its parallel plan
