@@ -62,7 +62,7 @@ def line_chart(title: str, labels: Sequence[str], series: Sequence[tuple[str, Se
         level = top * Decimal(str(fraction))
         parts.append(f'<line class="grid" x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{y(level):.1f}" y2="{y(level):.1f}"/>')
         parts.append(
-            f'<text class="axis" x="{LEFT - 6}" y="{y(level) + 4:.1f}" text-anchor="end">{_amount(level)}</text>'
+            f'<text class="axis" x="{LEFT - 6}" y="{y(level) + 4:.1f}" text-anchor="end">{_axis(level)}</text>'
         )
     every = -(-count // MOST_LABELS)
     for index, label in enumerate(labels):
