@@ -80,16 +80,10 @@ def register(registration: dict[str, Any]) -> User:
 @blp.alt_response(429, description="Too many sign-in attempts from this address or for this account")
 def create_token(credentials: dict[str, Any]) -> accounts.IssuedToken:
     """Log in: trade an email and password for a bearer token."""
-    attempt = login_throttle.reserve(credentials["email"])  # counted as a failure before the password is checked
-    try:
-        issued = accounts.issue_token(credentials["email"], credentials["password"])
-    except accounts.InvalidCredentials:
-        raise
-    except Exception:
-        attempt.succeeded()  # not a wrong password (the database was down, say): give the attempt back
-        raise
-    attempt.succeeded()
-    return issued
+    email, password = credentials["email"], credentials["password"]
+    return login_throttle.attempt(
+        email, lambda: accounts.issue_token(email, password), refused=accounts.InvalidCredentials
+    )
 
 
 @blp.delete("/tokens/current")

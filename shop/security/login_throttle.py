@@ -22,8 +22,10 @@ from __future__ import annotations
 import hashlib
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib.resources import files
+from typing import TypeVar
 
 import limits
 import redis
@@ -32,6 +34,8 @@ from flask import current_app, request
 from shop.errors import TooManyAttempts
 from shop.extensions import redis_client
 from shop.redis_client import OUTAGES
+
+Checked = TypeVar("Checked")
 
 RESERVE = files("shop.security").joinpath("lua", "login_reserve.lua").read_text(encoding="utf-8")
 RELEASE = files("shop.security").joinpath("lua", "login_release.lua").read_text(encoding="utf-8")
@@ -98,6 +102,22 @@ def reserve(email: str) -> Reservation:
         limit, retry_after = refused
         raise TooManyLogins(str(items[limit - 1]), retry_after)
     return Reservation(keys, in_memory)
+
+
+def attempt(email: str, check: Callable[[], Checked], *, refused: type[Exception]) -> Checked:
+    """Run `check` (a password check) as one sign-in attempt for `email`: counted against every limit before it
+    runs, kept as a failure if it raises `refused`, given back if it succeeds or fails for another reason (the
+    database was down, say: not a wrong password)."""
+    reservation = reserve(email)
+    try:
+        checked = check()
+    except refused:
+        raise
+    except Exception:
+        reservation.succeeded()
+        raise
+    reservation.succeeded()
+    return checked
 
 
 def _script(source: str) -> redis.commands.core.Script:

@@ -46,15 +46,9 @@ def signed_in() -> Principal | None:
 def sign_in(email: str, password: str) -> Principal:
     """Check the credentials under the API's login limits (TooManyLogins, InvalidCredentials) and start a session
     holding a new token; a fresh CSRF token too, so one planted before sign-in is worth nothing after it."""
-    attempt = login_throttle.reserve(email)
-    try:
-        issued = accounts.issue_token(email, password)
-    except accounts.InvalidCredentials:
-        raise
-    except Exception:
-        attempt.succeeded()  # not a wrong password (the database was down, say): give the attempt back
-        raise
-    attempt.succeeded()
+    issued = login_throttle.attempt(
+        email, lambda: accounts.issue_token(email, password), refused=accounts.InvalidCredentials
+    )
     session.clear()
     session[TOKEN] = issued.token
     session[CSRF] = secrets.token_urlsafe(32)
