@@ -19,6 +19,8 @@ from urllib.parse import urlencode
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
+from selenium.webdriver.support import expected_conditions
+from selenium.webdriver.support.ui import WebDriverWait
 
 WIDTH, HEIGHT = 1280, 1500
 
@@ -53,7 +55,9 @@ def main() -> None:
         driver.get(f"{arguments.base_url}/staff/login")
         driver.find_element(By.NAME, "email").send_keys(arguments.email)
         driver.find_element(By.NAME, "password").send_keys(arguments.password)
+        page = driver.find_element(By.TAG_NAME, "html")
         driver.find_element(By.ID, "sign-in").click()
+        WebDriverWait(driver, 10).until(expected_conditions.staleness_of(page))  # signed in before going on
         for page, name in (("/staff/", "staff-overview.png"), ("/staff/customers", "staff-customers.png")):
             driver.get(f"{arguments.base_url}{page}?{urlencode(query)}")
             driver.set_window_size(WIDTH, driver.execute_script("return document.documentElement.scrollHeight"))

@@ -37,7 +37,8 @@ if CHROMIUM is None or CHROMEDRIVER is None:
 
 from selenium.webdriver.chrome.service import Service  # noqa: E402 - only once Chromium is known to be here
 from selenium.webdriver.common.by import By  # noqa: E402
-from selenium.webdriver.support.ui import Select  # noqa: E402
+from selenium.webdriver.support import expected_conditions  # noqa: E402
+from selenium.webdriver.support.ui import Select, WebDriverWait  # noqa: E402
 
 pytestmark = pytest.mark.commits
 STAFF_EMAIL = "staff@example.com"
@@ -110,6 +111,14 @@ def api(app: Flask, shop: Shop, report: str, **query: str) -> Any:
     return response.get_json()
 
 
+def click_and_load(driver: Any, element: Any) -> None:
+    """Click what leads to another page and wait until that page has replaced this one (reading the old page's
+    elements in between would race the navigation)."""
+    page = driver.find_element(By.TAG_NAME, "html")
+    element.click()
+    WebDriverWait(driver, WAIT_SECONDS).until(expected_conditions.staleness_of(page))
+
+
 def choose_range(driver: Any, **fields: str) -> None:
     """Fill the page's range form as a person would and submit it."""
     form = driver.find_element(By.ID, "range")
@@ -122,7 +131,7 @@ def choose_range(driver: Any, **fields: str) -> None:
         else:
             element.clear()
             element.send_keys(value)
-    form.find_element(By.ID, "apply").click()
+    click_and_load(driver, form.find_element(By.ID, "apply"))
 
 
 def test_a_staff_session_from_sign_in_to_sign_out(committing_app: Flask, shop: Shop, browser: Any) -> None:
@@ -130,7 +139,7 @@ def test_a_staff_session_from_sign_in_to_sign_out(committing_app: Flask, shop: S
     assert "/staff/login" in browser.current_url  # anonymous: sent to sign in
     browser.find_element(By.NAME, "email").send_keys(STAFF_EMAIL)
     browser.find_element(By.NAME, "password").send_keys(AuthActions.password)
-    browser.find_element(By.ID, "sign-in").click()
+    click_and_load(browser, browser.find_element(By.ID, "sign-in"))
     assert browser.find_element(By.TAG_NAME, "h1").text == "Overview"
 
     # the week of New York's change to daylight saving time, by day, against the week before
@@ -169,14 +178,14 @@ def test_a_staff_session_from_sign_in_to_sign_out(committing_app: Flask, shop: S
     assert shown_utc[:3] == ["0.00", "92.50", "37.50"]
 
     # the needs-attention list links to the order waiting for payment; staff record its payment there
-    browser.find_element(By.LINK_TEXT, "Needs attention").click()
+    click_and_load(browser, browser.find_element(By.LINK_TEXT, "Needs attention"))
     pending = browser.find_element(By.ID, "list-pending_overdue")
     assert pending.find_element(By.CSS_SELECTOR, ".count").text == "1"
-    pending.find_element(By.LINK_TEXT, f"Order {shop.pending_order_id}").click()
+    click_and_load(browser, pending.find_element(By.LINK_TEXT, f"Order {shop.pending_order_id}"))
     assert browser.find_element(By.ID, "order-id").text == str(shop.pending_order_id)
     assert browser.find_element(By.ID, "order-status").text == "pending"
     browser.find_element(By.NAME, "reference").send_keys("till receipt 42")
-    browser.find_element(By.ID, "action-payment").click()
+    click_and_load(browser, browser.find_element(By.ID, "action-payment"))
     assert browser.find_element(By.ID, "order-status").text == "paid"
     assert "order.paid" in browser.find_element(By.ID, "history").text
     with committing_app.app_context():
@@ -184,7 +193,7 @@ def test_a_staff_session_from_sign_in_to_sign_out(committing_app: Flask, shop: S
         db.session.remove()
     assert unpaid == 0
 
-    browser.find_element(By.ID, "sign-out").click()
+    click_and_load(browser, browser.find_element(By.ID, "sign-out"))
     assert "/staff/login" in browser.current_url
     browser.get(f"{shop.url}/staff/attention")
     assert "/staff/login" in browser.current_url  # the session is over
