@@ -55,9 +55,9 @@ def main() -> None:
         driver.get(f"{arguments.base_url}/staff/login")
         driver.find_element(By.NAME, "email").send_keys(arguments.email)
         driver.find_element(By.NAME, "password").send_keys(arguments.password)
-        page = driver.find_element(By.TAG_NAME, "html")
+        login_page = driver.find_element(By.TAG_NAME, "html")
         driver.find_element(By.ID, "sign-in").click()
-        WebDriverWait(driver, 10).until(expected_conditions.staleness_of(page))  # signed in before going on
+        WebDriverWait(driver, 10).until(expected_conditions.staleness_of(login_page))  # signed in first
         for page, name in (("/staff/", "staff-overview.png"), ("/staff/customers", "staff-customers.png")):
             driver.get(f"{arguments.base_url}{page}?{urlencode(query)}")
             driver.set_window_size(WIDTH, driver.execute_script("return document.documentElement.scrollHeight"))
