@@ -14,6 +14,7 @@ Create Date: 2026-12-02
 
 import importlib.util
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 from alembic import op
@@ -24,12 +25,7 @@ branch_labels = None
 depends_on = None
 
 COUNTED = "status IN ('paid', 'shipped', 'delivered')"
-TRIGGERS = {
-    "trg_orders_total_matches_lines": "AFTER INSERT OR UPDATE OF {orders} ON orders",
-    "trg_order_items_total_matches_lines": "AFTER INSERT OR UPDATE OF {items} OR DELETE ON order_items",
-}
-ITEM_COLUMNS = "line_total, order_id, quantity, placed_at, counted, category, first_in_category"
-ORDER_COLUMNS_BEFORE = "total, units, status, created_at, user_id, previous_counted_at"
+ORDER_COLUMNS_BEFORE = "total, units, status, created_at, user_id, previous_counted_at"  # 0006's
 ORDER_COLUMNS = f"{ORDER_COLUMNS_BEFORE}, first_counted_at"
 
 # 0006's check, with one more fact checked on each order: its first_counted_at
@@ -47,19 +43,19 @@ FIRST_COUNTED_CHECK = """
 END"""
 
 
-def _function_of(migration: str, name: str) -> str:
-    """A trigger function as an earlier migration wrote it, read from that migration rather than copied here."""
-    path = Path(__file__).with_name(migration)
-    spec = importlib.util.spec_from_file_location(migration.removesuffix(".py"), path)
+def _migration(file_name: str) -> Any:
+    """An earlier migration's module, so its trigger function and helpers are read from it rather than copied."""
+    path = Path(__file__).with_name(file_name)
+    spec = importlib.util.spec_from_file_location(file_name.removesuffix(".py"), path)
     if spec is None or spec.loader is None:
         raise RuntimeError(f"cannot load {path}")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return str(getattr(module, name))
+    return module
 
 
 def _check_with_first_counted() -> str:
-    before = _function_of("0006_report_facts.py", "CHECK_ORDER_FACTS")
+    before = str(_migration("0006_report_facts.py").CHECK_ORDER_FACTS)
     ending = "\n    END IF;\n    RETURN NULL;\nEND"
     if before.count(ending) != 1:
         raise RuntimeError("0006's check_order_total() is not as this migration expects")
@@ -67,13 +63,9 @@ def _check_with_first_counted() -> str:
 
 
 def _triggers(orders: str) -> None:
-    for name, when in TRIGGERS.items():
-        table = "orders" if "ON orders" in when else "order_items"
-        op.execute(f"DROP TRIGGER {name} ON {table}")
-        op.execute(
-            f"CREATE CONSTRAINT TRIGGER {name} {when.format(orders=orders, items=ITEM_COLUMNS)} "
-            "DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION check_order_total()"
-        )
+    """0006's constraint triggers, firing on updates of `orders` columns (its helper, its line columns)."""
+    facts = _migration("0006_report_facts.py")
+    facts._triggers(orders=orders, items=facts.ITEM_COLUMNS)
 
 
 def upgrade():
@@ -108,5 +100,5 @@ def downgrade():
     op.drop_index("ix_orders_fulfilment", table_name="orders")
     op.drop_index("ix_orders_customers", table_name="orders")
     _triggers(ORDER_COLUMNS_BEFORE)
-    op.execute(_function_of("0006_report_facts.py", "CHECK_ORDER_FACTS"))
+    op.execute(_migration("0006_report_facts.py").CHECK_ORDER_FACTS)
     op.drop_column("orders", "first_counted_at")
