@@ -682,11 +682,17 @@ def median_round(samples: list[Result]) -> Result:
     )
 
 
-def bench_token(base_url: str, environ: dict[str, str], role: str = "customer") -> str:
-    """An account for the benchmark, made as an operator would, and its bearer token."""
+def bench_account(environ: dict[str, str], role: str = "customer") -> tuple[str, str]:
+    """An account for the benchmark, made as an operator would: its email and password."""
     password = secrets.token_urlsafe(16)
     email = f"bench-{secrets.token_hex(4)}@example.com"
     flask(environ, "create-user", "--email", email, "--name", "Bench", "--role", role, "--password", password)
+    return email, password
+
+
+def bench_token(base_url: str, environ: dict[str, str], role: str = "customer") -> str:
+    """An account for the benchmark and its bearer token."""
+    email, password = bench_account(environ, role)
     request = urllib.request.Request(  # noqa: S310 - the loopback server we started
         f"{base_url}/api/v1/auth/tokens",
         data=json.dumps({"email": email, "password": password}).encode(),

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from bench import bench_token, drop_bench_database, flask, fresh_database
+from bench import bench_account, bench_token, drop_bench_database, flask, fresh_database
 
 from shop.devservices import gunicorn_server
 from shop.models.order import COUNTED_SQL
@@ -94,8 +94,7 @@ class _NoRedirects(urllib.request.HTTPRedirectHandler):
 
 def staff_cookie(base_url: str, environ: dict[str, str]) -> str:
     """Sign in to the staff pages through their form, as a browser would; the session cookie to send."""
-    password, email = secrets.token_urlsafe(16), f"bench-{secrets.token_hex(4)}@example.com"
-    flask(environ, "create-user", "--email", email, "--name", "Bench", "--role", "staff", "--password", password)
+    email, password = bench_account(environ, role="staff")
     with urllib.request.urlopen(f"{base_url}/staff/login", timeout=10) as response:  # noqa: S310 - our server
         cookie = response.headers["Set-Cookie"].split(";")[0]
         found = re.search(r'name="csrf_token" value="([^"]+)"', response.read().decode())

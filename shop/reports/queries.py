@@ -59,7 +59,12 @@ class RevenuePeriod:
 
     @property
     def average_order_value(self) -> Decimal:
-        return (self.revenue / self.orders).quantize(CENT, ROUND_HALF_UP) if self.orders else Decimal("0.00")
+        return average_order_value(self.revenue, self.orders)
+
+
+def average_order_value(revenue: Decimal, orders: int) -> Decimal:
+    """Revenue per order to the cent, half up; 0.00 with no orders."""
+    return (revenue / orders).quantize(CENT, ROUND_HALF_UP) if orders else Decimal("0.00")
 
 
 @dataclass(frozen=True)

@@ -10,8 +10,11 @@ from shop.models.order import COUNTED_SQL, counted_sql
 COUNT_LINES = sa.text("UPDATE order_items SET counted = :counted WHERE order_id = :order_id AND counted <> :counted")
 # After an order moved into or out of the revenue: it points at its customer's previous counted order (or
 # at nothing, if it no longer counts), and the customer's next counted order points at it (or past it). Two
-# rows, found by ix_orders_customer_counted whatever the customer's history. The caller holds the customer's
-# lock (lock_customer_of), so these never interleave for one customer.
+# rows, found by ix_orders_customer_counted whatever the customer's history. The order also carries its customer's
+# first counted order's placement (NULL if it no longer counts), in the same row version. The caller holds the
+# customer's lock (lock_customer_of), so these never interleave for one customer. Answers, for the order's row,
+# whether it is at or before that first (or no order counts): only then may the first have moved, and the
+# customer's other counted orders need RESTAMP_FIRST.
 RELINK = sa.text(
     f"""
     WITH this AS (
@@ -27,32 +30,24 @@ RELINK = sa.text(
          WHERE o.user_id = this.user_id AND {counted_sql("o.status")}
            AND (o.created_at, o.id) > (this.created_at, this.id)
          ORDER BY o.created_at, o.id LIMIT 1
+    ), first AS (
+        SELECT min(o.created_at) AS at FROM orders o, this
+         WHERE o.user_id = this.user_id AND {counted_sql("o.status")}
     )
     UPDATE orders o
        SET previous_counted_at = CASE
                WHEN o.id = this.id THEN CASE WHEN this.counted THEN (SELECT created_at FROM before_this) END
                WHEN this.counted THEN this.created_at
                ELSE (SELECT created_at FROM before_this)
+           END,
+           first_counted_at = CASE
+               WHEN o.id = this.id THEN CASE WHEN this.counted THEN first.at END
+               ELSE o.first_counted_at
            END
-      FROM this
-     WHERE o.id = this.id OR o.id = (SELECT id FROM after_this)
-    """  # noqa: S608 - the counted statuses, our constant
-)
-# Then the order's first_counted_at: its customer's first counted order's placement if it counts, else NULL. Answers
-# whether the order is at or before that first (or no order counts): only then may it have moved the first, and
-# the customer's other counted orders need RESTAMP_FIRST.
-STAMP_FIRST = sa.text(
-    f"""
-    WITH this AS (
-        SELECT id, user_id, created_at, {COUNTED_SQL} AS counted FROM orders WHERE id = :order_id
-    ), first AS (
-        SELECT min(o.created_at) AS at FROM orders o, this
-         WHERE o.user_id = this.user_id AND {counted_sql("o.status")}
-    )
-    UPDATE orders o SET first_counted_at = CASE WHEN this.counted THEN first.at END
       FROM this, first
-     WHERE o.id = this.id
-    RETURNING this.user_id, first.at AS first_at, first.at IS NULL OR this.created_at <= first.at AS may_have_moved
+     WHERE o.id = this.id OR o.id = (SELECT id FROM after_this)
+    RETURNING o.id = this.id AS is_this, this.user_id, first.at AS first_at,
+              first.at IS NULL OR this.created_at <= first.at AS may_have_moved
     """  # noqa: S608 - the counted statuses, our constant
 )
 RESTAMP_FIRST = sa.text(
@@ -125,8 +120,8 @@ class OrderRepository:
     def relink(self, order_id: int) -> None:
         """Put the order in (or take it out of) its customer's chain of counted orders, as its status now says, and
         keep every counted order of the customer stamped with the first one's placement."""
-        self.session.execute(RELINK, {"order_id": order_id})
-        user_id, first_at, may_have_moved = self.session.execute(STAMP_FIRST, {"order_id": order_id}).one()
+        rows = self.session.execute(RELINK, {"order_id": order_id}).all()
+        _, user_id, first_at, may_have_moved = next(row for row in rows if row.is_this)
         if may_have_moved:  # rare: the customer's first payment, or their first counted order cancelled
             self.session.execute(RESTAMP_FIRST, {"user_id": user_id, "first_at": first_at})
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from datetime import datetime, timedelta
-from decimal import ROUND_HALF_UP, Decimal
+from datetime import date, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
@@ -17,12 +17,12 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response as BaseResponse
 
 from shop.api.reports import REPORTS, answer
-from shop.errors import DomainError, flatten_messages, status_of
+from shop.errors import DomainError, TooManyAttempts, flatten_messages, headers_of, status_of
 from shop.extensions import db
 from shop.reports import queries
 from shop.reports.attention import Limits, needs_attention
-from shop.reports.compare import change, comparison_range
-from shop.reports.queries import ReportRange
+from shop.reports.compare import change
+from shop.reports.queries import ReportRange, average_order_value
 from shop.services.order_documents import order_document
 from shop.services.order_lifecycle import Action, transition
 from shop.services.order_reads import read_order
@@ -37,7 +37,6 @@ CONTENT_SECURITY_POLICY = (
     "frame-ancestors 'none'"
 )
 DEFAULT_DAYS = 30
-CENT = Decimal("0.01")
 ZONES = (
     "UTC",
     "America/New_York",
@@ -151,13 +150,13 @@ def login() -> Any:
             "staff/login.html", next=target, email=email, message="Enter your email and password."
         ), 422
     try:
-        principal = staff_session.sign_in(email, password)
+        account = staff_session.sign_in(email, password)
     except DomainError as error:  # wrong credentials (401) or too many attempts (429, with Retry-After)
         status = status_of(error)
         message = "Wrong email or password." if status == 401 else error.detail
-        headers = {"Retry-After": str(error.retry_after)} if hasattr(error, "retry_after") else {}
+        headers = headers_of(error) if isinstance(error, TooManyAttempts) else {}  # Retry-After
         return render_template("staff/login.html", next=target, email=email, message=message), status, headers
-    if not staff_session.is_staff(principal):
+    if not staff_session.is_staff(account):
         abort(403, "These pages are for staff accounts.")
     return redirect(target or url_for("staff.overview"))
 
@@ -180,12 +179,6 @@ def _report_arguments(name: str, form: Mapping[str, str], **fixed: Any) -> dict[
     except ma.ValidationError as error:
         raise BadRange(flatten_messages(error.messages)) from None
     return loaded
-
-
-def _range_of(form: Mapping[str, str]) -> ReportRange:
-    """The form's range, checked by the API's schema."""
-    arguments = _report_arguments("cohorts", form)
-    return ReportRange(arguments["start"], arguments["end"], arguments["tz"])
 
 
 def _range_form() -> dict[str, str]:
@@ -251,16 +244,10 @@ def _money(text: str | None) -> Decimal:
     return Decimal(text) if text is not None else Decimal(0)
 
 
-def _kpi(label: str, key: str, now: Any, then: Any, money: bool) -> dict[str, Any]:
+def _kpi(label: str, key: str, now: Any, then: Any) -> dict[str, Any]:
     moved = None if then is None else change(Decimal(now), Decimal(then))
-    return {
-        "label": label,
-        "key": key,
-        "value": now,
-        "previous": then,
-        "money": money,
-        "change": None if moved is None else f"{moved:.4f}",
-    }
+    return {"label": label, "key": key, "value": now, "previous": then,
+            "change": None if moved is None else f"{moved:.4f}"}  # fmt: skip
 
 
 @blp.get("/")
@@ -269,30 +256,28 @@ def overview() -> Any:
         rows, extra, csv_link = _report("revenue", form)
         totals = extra["totals"]
         compared = "compare" in extra
+        # new customers of the range, and of the range the revenue report compared it with (its answer names it)
         session = db.session()
-        new_customers = queries.new_customers(session, _range_of(form))
-        previous_new = (
-            queries.new_customers(session, comparison_range(_range_of(form), form["compare"])) if compared else None
+        arguments = _report_arguments("revenue", form)
+        new_customers = queries.new_customers(
+            session, ReportRange(arguments["start"], arguments["end"], arguments["tz"])
         )
-        previous_orders = totals.get("previous_orders")
-        previous_aov = None
+        previous_new = previous_aov = None
         if compared:
-            previous_aov = (
-                (_money(totals["previous_revenue"]) / previous_orders).quantize(CENT, ROUND_HALF_UP)
-                if previous_orders
-                else Decimal("0.00")
-            )
+            start, end = date.fromisoformat(extra["compared_start"]), date.fromisoformat(extra["compared_end"])
+            earlier = ReportRange(start, end, arguments["tz"])
+            previous_new = queries.new_customers(session, earlier)
+            previous_aov = average_order_value(Decimal(totals["previous_revenue"]), totals["previous_orders"])
         kpis = [
-            _kpi("Revenue", "revenue", totals["revenue"], totals.get("previous_revenue"), True),
-            _kpi("Orders", "orders", totals["orders"], previous_orders, False),
+            _kpi("Revenue", "revenue", totals["revenue"], totals.get("previous_revenue")),
+            _kpi("Orders", "orders", totals["orders"], totals.get("previous_orders")),
             _kpi(
                 "Average order value",
                 "average_order_value",
                 totals["average_order_value"],
                 None if previous_aov is None else f"{previous_aov:.2f}",
-                True,
             ),
-            _kpi("New customers", "new_customers", new_customers, previous_new, False),
+            _kpi("New customers", "new_customers", new_customers, previous_new),
         ]
         series = [("This range", [_money(row["revenue"]) for row in rows])]
         if compared:
@@ -334,12 +319,11 @@ def sales() -> Any:
 @blp.get("/customers")
 def customers() -> Any:
     def build(form: dict[str, str]) -> dict[str, Any]:
-        plain = {key: value for key, value in form.items() if key != "compare"}
-        rows, extra, link = _report("customers", plain)
-        cells, _, cohorts_link = _report("cohorts", {k: v for k, v in plain.items() if k != "granularity"})
+        rows, extra, link = _report("customers", form)  # each report's schema takes the fields it has
+        cells, _, cohorts_link = _report("cohorts", form)
         chart = line_chart(
             "New and returning customers per period",
-            [row["period"] for row in rows],
+            [_label(row["period"], extra["granularity"]) for row in rows],
             [
                 ("New customers", [Decimal(row["new_customers"]) for row in rows]),
                 ("Returning customers", [Decimal(row["returning_customers"]) for row in rows]),
@@ -365,8 +349,7 @@ def customers() -> Any:
 @blp.get("/attention")
 def attention() -> Any:
     def build(form: dict[str, str]) -> dict[str, Any]:
-        plain = {key: value for key, value in form.items() if key != "compare"}
-        waits, extra, link = _report("fulfilment", plain)
+        waits, extra, link = _report("fulfilment", form)
         limits = Limits.of(current_app.config)
         lists = needs_attention(db.session(), limits)
         return {"lists": lists, "limits": limits, "waits": waits, "waits_extra": extra, "waits_link": link}
