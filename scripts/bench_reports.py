@@ -32,6 +32,7 @@ from bench import bench_account, bench_token, drop_bench_database, flask, fresh_
 
 from shop.devservices import gunicorn_server
 from shop.models.order import COUNTED_SQL
+from shop.reports import fulfilment
 from shop.reports.queries import REPORT_SETTINGS, statement
 
 UNTIL = date(2026, 11, 1)
@@ -142,9 +143,14 @@ def explain(engine: sa.Engine, path: Path) -> None:
                 by = {"granularity": "month"} if sql_file == "cohorts" else {}
                 periods, starts = connection.execute(statement("revenue_periods"), parameters | by).one()
                 parameters |= {"periods": periods, "starts": starts}
-            explained = sa.text("EXPLAIN (ANALYZE, BUFFERS) " + statement(sql_file).text)
+            if sql_file == "fulfilment":  # a branch per period and two for the range (shop/reports/fulfilment.py)
+                query_statement, parameters = fulfilment.report_query(parameters)
+                source = "shop/reports/sql/fulfilment_period.sql` and `fulfilment_totals.sql"
+            else:
+                query_statement, source = statement(sql_file), f"shop/reports/sql/{sql_file}.sql"
+            explained = sa.text("EXPLAIN (ANALYZE, BUFFERS) " + query_statement.text)
             plan = "\n".join(row[0] for row in connection.execute(explained, parameters))
-            parts.append(f"\n## {name} (`shop/reports/sql/{sql_file}.sql`, {query})\n\n```\n{plan}\n```\n")
+            parts.append(f"\n## {name} (`{source}`, {query})\n\n```\n{plan}\n```\n")
             connection.rollback()
     path.write_text("".join(parts), encoding="utf-8")
     print(f"plans written to {path}")

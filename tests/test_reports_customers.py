@@ -3,6 +3,8 @@ orders fall either side of a month boundary: the last evening of January in New 
 
 from __future__ import annotations
 
+import math
+import random
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
@@ -195,6 +197,67 @@ def test_an_empty_range_has_no_waits(client: FlaskClient, staff: dict[str, str])
     assert body["totals"] == {"paid": 0, "payment_p50": None, "payment_p90": None, "shipped": 0,
                               "shipment_p50": None, "shipment_p90": None}  # fmt: skip
     assert report(client, staff, "customers", start="2030-01-01", end="2030-01-01")["totals"]["repeat_rate"] == "0.0000"
+
+
+def _percentile_cont(waits: list[float], fraction: float) -> float | None:
+    """PostgreSQL's percentile_cont, as its documentation defines it: interpolated between the two nearest waits."""
+    if not waits:
+        return None
+    ordered = sorted(waits)
+    position = fraction * (len(ordered) - 1)
+    low, high = ordered[math.floor(position)], ordered[math.ceil(position)]
+    return round(low + (position - math.floor(position)) * (high - low), 1)
+
+
+@pytest.mark.parametrize("tz", ["UTC", NEW_YORK, "Asia/Kathmandu"])
+@pytest.mark.parametrize("granularity", ["day", "week", "month"])
+def test_fulfilment_matches_percentiles_worked_out_in_python(
+    client: FlaskClient, staff: dict[str, str], db_session: Any, tz: str, granularity: str
+) -> None:
+    """Every period's waits and the range's, on orders crowded about local midnights across New York's change to
+    summer time (9 March 2025), some before and after the range, with ties among the waits."""
+    book = add_product(db_session, "R1", category="Books", price=Decimal("10.00"))
+    ann = add_user(db_session, "ann@example.com")
+    randomly = random.Random(f"{tz}-{granularity}")
+    zone = ZoneInfo(tz)
+    placed: list[tuple[datetime, float | None, float | None]] = []
+    for _ in range(90):
+        midnight = datetime.combine(date(2025, 3, 1) + timedelta(days=randomly.randrange(14)), time(), zone)
+        created = (midnight + timedelta(minutes=randomly.choice([-30, -1, 0, 1, 30, 600]))).astimezone(UTC)
+        to_payment = randomly.choice([None, 60.0, 90.25, 600.5, randomly.randrange(1, 4000) / 4])
+        to_shipment = None if to_payment is None else randomly.choice([None, 3600.0, randomly.randrange(1, 9**6) / 4])
+        order = add_order(db_session, ann, created, "pending", [(book, 1)])
+        if to_payment is not None:
+            order.paid_at = created + timedelta(seconds=to_payment)
+            order.shipped_at = None if to_shipment is None else order.paid_at + timedelta(seconds=to_shipment)
+        placed.append((created, to_payment, to_shipment))
+    db_session.flush()
+    start, end = date(2025, 3, 3), date(2025, 3, 11)
+
+    body = report(client, staff, "fulfilment", start=start.isoformat(), end=end.isoformat(), tz=tz,
+                  granularity=granularity)  # fmt: skip
+
+    def figures(of: list[tuple[datetime, float | None, float | None]]) -> dict[str, Any]:
+        payment = [wait for _, wait, _ in of if wait is not None]
+        shipment = [wait for _, _, wait in of if wait is not None]
+        return {
+            "paid": len(payment), "payment_p50": _percentile_cont(payment, 0.5),
+            "payment_p90": _percentile_cont(payment, 0.9), "shipped": len(shipment),
+            "shipment_p50": _percentile_cont(shipment, 0.5), "shipment_p90": _percentile_cont(shipment, 0.9),
+        }  # fmt: skip
+
+    in_range = [order for order in placed if start <= order[0].astimezone(zone).date() <= end]
+    labels = sorted({_period_label(start + timedelta(days=n), granularity) for n in range((end - start).days + 1)})
+    expected = [
+        {"period": label.isoformat()}
+        | figures(
+            [order for order in in_range if _period_label(order[0].astimezone(zone).date(), granularity) == label]
+        )
+        for label in labels
+    ]
+    assert len({wait for _, wait, _ in in_range}) < len(in_range)  # ties among the waits
+    assert body["rows"] == expected
+    assert body["totals"] == figures(in_range)
 
 
 # --- the customers and cohorts reports against a model of them in Python, on random stores ---------------------

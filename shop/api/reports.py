@@ -19,6 +19,7 @@ from shop.api.policy import authenticated
 from shop.api.schemas import Blueprint, InputSchema
 from shop.extensions import db
 from shop.models import Role
+from shop.reports import fulfilment as fulfilment_figures
 from shop.reports import queries
 from shop.reports.attention import Limits, needs_attention
 from shop.reports.compare import COMPARISONS, change, comparison_range
@@ -458,7 +459,7 @@ def _seconds(value: float | None) -> float | None:
     return None if value is None else round(value, 1)
 
 
-def _fulfilment(row: queries.FulfilmentPeriod) -> dict[str, Any]:
+def _fulfilment(row: fulfilment_figures.FulfilmentPeriod) -> dict[str, Any]:
     return {
         "period": row.period.isoformat() if row.period else None,
         "paid": row.paid,
@@ -480,7 +481,7 @@ def fulfilment(arguments: dict[str, Any]) -> Response:
 
 
 def fulfilment_report(arguments: dict[str, Any]) -> Built:
-    periods, totals = queries.fulfilment(db.session(), _range(arguments), arguments["granularity"])
+    periods, totals = fulfilment_figures.fulfilment(db.session(), _range(arguments), arguments["granularity"])
     total = _fulfilment(totals)
     del total["period"]
     return [_fulfilment(period) for period in periods], {"granularity": arguments["granularity"], "totals": total}

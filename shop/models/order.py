@@ -80,6 +80,12 @@ class Order(Timestamps, Base):
             postgresql_include=["user_id", "total", "previous_counted_at", "first_counted_at"],
             postgresql_where=sa.text(COUNTED_SQL),
         ),
+        # the customers' first counted orders: the new customers of a range (the staff overview), a few index entries
+        sa.Index(
+            "ix_orders_first_counted",
+            "created_at",
+            postgresql_where=sa.text(f"{COUNTED_SQL} AND previous_counted_at IS NULL"),
+        ),
         # the fulfilment report: paid orders of a time range with their waits, read from the index alone
         sa.Index(
             "ix_orders_fulfilment",

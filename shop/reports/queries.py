@@ -124,17 +124,6 @@ class CohortCell:
     revenue: Decimal
 
 
-@dataclass(frozen=True)
-class FulfilmentPeriod:
-    period: date | None  # None: the whole range
-    paid: int
-    payment_p50: float | None  # seconds from placement to payment
-    payment_p90: float | None
-    shipped: int
-    shipment_p50: float | None  # seconds from payment to shipment
-    shipment_p90: float | None
-
-
 # For this transaction only: JIT compilation costs more than it saves on queries of well under a second (it took
 # 235 of 829 ms of revenue by month on a million orders); aggregates over a year of lines should not spill; and
 # index pages are costed as the memory or SSD reads they are (the default, 4, is a spinning disk's), so the
@@ -145,7 +134,9 @@ REPORT_SETTINGS = sa.text(
 )
 
 
-def _rows(session: Session, name: str, parameters: dict[str, Any], *, settings: bool = True) -> list[tuple[Any, ...]]:
+def report_rows(
+    session: Session, name: str, parameters: dict[str, Any], *, settings: bool = True
+) -> list[tuple[Any, ...]]:
     """`settings=False`: REPORT_SETTINGS already hold in this transaction (a report of two statements)."""
     try:
         if settings:
@@ -171,15 +162,15 @@ def revenue(session: Session, report_range: ReportRange, granularity: str) -> tu
     Two statements: the periods and where each begins come first, computed by PostgreSQL in the zone; they go
     into the second as literal arrays, which keeps its scan of the orders parallel (a shared CTE would not).
     """
-    parameters = _periods(session, report_range, granularity)
-    rows = [RevenuePeriod(*row) for row in _rows(session, "revenue", parameters, settings=False)]
+    parameters = report_periods(session, report_range, granularity)
+    rows = [RevenuePeriod(*row) for row in report_rows(session, "revenue", parameters, settings=False)]
     return rows[:-1], rows[-1]
 
 
-def _periods(session: Session, report_range: ReportRange, granularity: str) -> dict[str, Any]:
+def report_periods(session: Session, report_range: ReportRange, granularity: str) -> dict[str, Any]:
     """The range's periods and where each begins (revenue_periods.sql), as parameters of a report over them."""
     parameters = report_range.parameters() | {"granularity": granularity}
-    ((periods, starts),) = _rows(session, "revenue_periods", parameters)
+    ((periods, starts),) = report_rows(session, "revenue_periods", parameters)
     return report_range.parameters() | {"periods": periods, "starts": starts}
 
 
@@ -187,42 +178,31 @@ def customers(
     session: Session, report_range: ReportRange, granularity: str
 ) -> tuple[list[CustomerPeriod], CustomerPeriod]:
     """New and returning customers per period, and the totals with the repeat customers."""
-    rows = [CustomerPeriod(*row) for row in _rows(session, "customers", _periods(session, report_range, granularity),
-                                                  settings=False)]  # fmt: skip
+    parameters = report_periods(session, report_range, granularity)
+    rows = [CustomerPeriod(*row) for row in report_rows(session, "customers", parameters, settings=False)]
     return rows[:-1], rows[-1]
 
 
 def new_customers(session: Session, report_range: ReportRange) -> int:
     """Customers whose first counted order ever was placed in the range."""
-    ((count,),) = _rows(session, "new_customers", report_range.parameters())
+    ((count,),) = report_rows(session, "new_customers", report_range.parameters())
     return int(count)
 
 
 def cohorts(session: Session, report_range: ReportRange) -> list[CohortCell]:
     """Each monthly cohort of the range's new customers, month by month (months nobody ordered in are left out)."""
-    parameters = _periods(session, report_range, "month")
+    parameters = report_periods(session, report_range, "month")
     months: list[date] = parameters["periods"]
     cells = []
-    for cohort, month, customers_then, revenue_then in _rows(session, "cohorts", parameters, settings=False):
+    for cohort, month, customers_then, revenue_then in report_rows(session, "cohorts", parameters, settings=False):
         first, then = months[cohort - 1], months[month - 1]
         since = (then.year - first.year) * 12 + then.month - first.month
         cells.append(CohortCell(first, then, since, customers_then, revenue_then))
     return cells
 
 
-def fulfilment(
-    session: Session, report_range: ReportRange, granularity: str
-) -> tuple[list[FulfilmentPeriod], FulfilmentPeriod]:
-    """The waits for payment and for shipment per period of placement, and over the whole range."""
-    rows = [
-        FulfilmentPeriod(*row)
-        for row in _rows(session, "fulfilment", _periods(session, report_range, granularity), settings=False)
-    ]
-    return rows[:-1], rows[-1]
-
-
 def revenue_by_category(session: Session, report_range: ReportRange) -> list[CategoryRevenue]:
-    rows = _rows(session, "revenue_by_category", report_range.parameters())
+    rows = report_rows(session, "revenue_by_category", report_range.parameters())
     return [
         CategoryRevenue(category, orders, units, revenue, refunds, net, share)
         for (category, orders, units, revenue, refunds, net), share in zip(
@@ -233,13 +213,15 @@ def revenue_by_category(session: Session, report_range: ReportRange) -> list[Cat
 
 def top_products(session: Session, report_range: ReportRange, limit: int) -> list[ProductRevenue]:
     return [
-        ProductRevenue(*row) for row in _rows(session, "top_products", report_range.parameters() | {"limit": limit})
+        ProductRevenue(*row)
+        for row in report_rows(session, "top_products", report_range.parameters() | {"limit": limit})
     ]
 
 
 def top_customers(session: Session, report_range: ReportRange, limit: int) -> list[CustomerRevenue]:
     return [
-        CustomerRevenue(*row) for row in _rows(session, "top_customers", report_range.parameters() | {"limit": limit})
+        CustomerRevenue(*row)
+        for row in report_rows(session, "top_customers", report_range.parameters() | {"limit": limit})
     ]
 
 
