@@ -9,6 +9,7 @@ shares out among its parallel workers: one snapshot, and the sorts side by side 
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -21,6 +22,9 @@ from sqlalchemy.orm import Session
 from shop.reports.queries import ReportRange, report_periods
 
 RANGE_PAYMENT, RANGE_SHIPMENT = 0, -1  # the positions of fulfilment_totals.sql's rows
+# Branches of the statement at most: a year by month is a branch a month; a longer list of periods (five years by
+# day is 1,827) is cut into this many runs of consecutive periods, so the statement stays small to plan.
+MOST_BRANCHES = 24
 
 
 @dataclass(frozen=True)
@@ -40,10 +44,10 @@ def _sql(name: str) -> str:
 
 
 @functools.cache
-def report_statement(periods: int) -> sa.TextClause:
-    """fulfilment_period.sql once per period, numbered, then fulfilment_totals.sql, as the branches of one UNION ALL."""
+def report_statement(branches_wanted: int) -> sa.TextClause:
+    """fulfilment_period.sql once per branch, numbered, then fulfilment_totals.sql, as the branches of one UNION ALL."""
     branch = _sql("fulfilment_period")
-    branches = [branch.replace("$N", str(number)) for number in range(1, periods + 1)]
+    branches = [branch.replace("$N", str(number)) for number in range(1, branches_wanted + 1)]
     return sa.text("\nUNION ALL\n".join([*branches, _sql("fulfilment_totals")]))
 
 
@@ -55,7 +59,7 @@ def fulfilment(
     rows = {row[0]: row[1:] for row in session.execute(*report_query(parameters))}
     periods = []
     for position, day in enumerate(parameters["periods"], 1):
-        paid, payment, shipped, shipment = rows[position]
+        paid, payment, shipped, shipment = rows.get(position, (0, None, 0, None))  # no row: no paid orders
         periods.append(FulfilmentPeriod(day, paid, *_pair(payment), shipped, *_pair(shipment)))
     paid, payment, _, _ = rows[RANGE_PAYMENT]
     _, _, shipped, shipment = rows[RANGE_SHIPMENT]
@@ -63,12 +67,19 @@ def fulfilment(
 
 
 def report_query(parameters: dict[str, Any]) -> tuple[sa.TextClause, dict[str, Any]]:
-    """The statement over the periods of report_periods() and its parameters: where each period begins and ends."""
+    """The statement over the periods of report_periods() and its parameters: each branch's periods."""
     starts: list[datetime] = parameters["starts"]
-    ends: list[datetime | None] = [*starts[1:], None]  # the last period ends with the range
-    bounds: dict[str, datetime | None] = {f"from_{number}": start for number, start in enumerate(starts, 1)}
-    bounds |= {f"until_{number}": end for number, end in enumerate(ends, 1)}
-    return report_statement(len(starts)), parameters | bounds
+    size = math.ceil(len(starts) / MOST_BRANCHES)  # periods a branch
+    runs = [starts[first : first + size] for first in range(0, len(starts), size)]
+    branches: dict[str, Any] = {}
+    for number, run in enumerate(runs, 1):
+        after = number * size  # the index of the next branch's first period
+        branches |= {
+            f"starts_{number}": run,
+            f"first_{number}": (number - 1) * size + 1,
+            f"until_{number}": starts[after] if after < len(starts) else None,  # the last ends with the range
+        }
+    return report_statement(len(runs)), parameters | branches
 
 
 def _pair(values: Sequence[float] | None) -> tuple[float | None, float | None]:
