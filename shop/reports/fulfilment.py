@@ -43,11 +43,19 @@ def _sql(name: str) -> str:
     return "\n".join(line for line in text.splitlines() if not line.startswith("--"))
 
 
+ONE_PERIOD = "CAST(:first_$N AS integer)"
+RUN_OF_PERIODS = "CAST(:first_$N AS integer) - 1 + width_bucket(o.created_at, CAST(:starts_$N AS timestamptz[]))"
+
+
 @functools.cache
-def report_statement(branches_wanted: int) -> sa.TextClause:
-    """fulfilment_period.sql once per branch, numbered, then fulfilment_totals.sql, as the branches of one UNION ALL."""
-    branch = _sql("fulfilment_period")
-    branches = [branch.replace("$N", str(number)) for number in range(1, branches_wanted + 1)]
+def report_statement(branch_periods: tuple[int, ...]) -> sa.TextClause:
+    """fulfilment_period.sql once per branch (of so many periods each), numbered, then fulfilment_totals.sql, as
+    the branches of one UNION ALL."""
+    template = _sql("fulfilment_period")
+    branches = [
+        template.replace("$POSITION", ONE_PERIOD if periods == 1 else RUN_OF_PERIODS).replace("$N", str(number))
+        for number, periods in enumerate(branch_periods, 1)
+    ]
     return sa.text("\nUNION ALL\n".join([*branches, _sql("fulfilment_totals")]))
 
 
@@ -79,7 +87,7 @@ def report_query(parameters: dict[str, Any]) -> tuple[sa.TextClause, dict[str, A
             f"first_{number}": (number - 1) * size + 1,
             f"until_{number}": starts[after] if after < len(starts) else None,  # the last ends with the range
         }
-    return report_statement(len(runs)), parameters | branches
+    return report_statement(tuple(len(run) for run in runs)), parameters | branches
 
 
 def _pair(values: Sequence[float] | None) -> tuple[float | None, float | None]:

@@ -3,10 +3,12 @@
 --
 -- A template, not a statement: shop/reports/fulfilment.py repeats it as the branches of one UNION ALL (with
 -- fulfilment_totals.sql's two after them), one per period (or, for ranges of many periods, per run of consecutive
--- ones), `$N` becoming the branch's number (our own substitution, never input), so that PostgreSQL runs the
--- branches side by side in its parallel workers (Parallel Append): an ordered-set aggregate sorts in one process,
--- and one query grouping by period sorted every period's waits in turn, then the range's (724 against 411 ms over
--- twelve months of a million orders).
+-- ones), so that PostgreSQL runs the branches side by side in its parallel workers (Parallel Append): an
+-- ordered-set aggregate sorts in one process, and one query grouping by period sorted every period's waits in
+-- turn, then the range's (724 against 411 ms over twelve months of a million orders). Our own substitutions, never
+-- input: `$N`, the branch's number; `$POSITION`, its period's number for a branch of one period (a constant: no
+-- sort to group by), or for a run `CAST(:first_$N AS integer) - 1 + width_bucket(o.created_at, :starts_$N)` (each
+-- order in the last of the run's periods it follows).
 --
 -- Parameters: :starts_$N (timestamptz[], where each of the branch's periods begins: an order belongs to the last
 -- one it follows, width_bucket), :first_$N (the number of the branch's first period, counting from 1), :until_$N
@@ -15,7 +17,7 @@
 -- and of those, every one shipped: its wait for shipment.
 -- Index: ix_orders_fulfilment, partial on paid orders, on created_at and covering paid_at and shipped_at, read from
 -- the index alone.
-SELECT CAST(:first_$N AS integer) - 1 + width_bucket(o.created_at, CAST(:starts_$N AS timestamptz[])) AS position,
+SELECT $POSITION AS position,
        count(*) AS paid,
        percentile_cont(ARRAY[0.5, 0.9]) WITHIN GROUP (
            ORDER BY date_part('epoch', o.paid_at) - date_part('epoch', o.created_at)) AS payment,
