@@ -106,6 +106,14 @@ class BaseConfig:
             },
         }
         self.SQLALCHEMY_RECORD_QUERIES = False
+        # reports, the staff dashboard and the event feed read from a streaming replica when one is named and keeps
+        # up; from the primary otherwise (shop/db/replica.py)
+        self.DATABASE_REPLICA_URL: str | None = normalize_database_url(env("DATABASE_REPLICA_URL") or None)
+        self.REPLICA_MAX_LAG_SECONDS = _number(environ, "REPLICA_MAX_LAG_SECONDS", 10.0, float)
+        self.REPLICA_PROBE_TIMEOUT_SECONDS = _number(environ, "REPLICA_PROBE_TIMEOUT_SECONDS", 1.0, float)
+        self.REPLICA_READ_TIMEOUT_SECONDS = _number(environ, "REPLICA_READ_TIMEOUT_SECONDS", 30.0, float)
+        self.REPLICA_RETRY_SECONDS = _number(environ, "REPLICA_RETRY_SECONDS", 5.0, float)
+        self.DB_REPLICA_CONNECT_TIMEOUT = _number(environ, "DB_REPLICA_CONNECT_TIMEOUT", 2, int)
         # a pooled connection idle this long is pinged before use, and replaced if dead (0: ping every checkout)
         self.DB_PING_AFTER_IDLE_SECONDS = _number(environ, "DB_PING_AFTER_IDLE_SECONDS", 1.0, float)
 
@@ -263,6 +271,14 @@ class BaseConfig:
             else:
                 if url.get_backend_name() != "postgresql":
                     found.append(f"DATABASE_URL must be a PostgreSQL URL, got {url.get_backend_name()!r}")
+        if self.DATABASE_REPLICA_URL:
+            try:
+                replica = make_url(self.DATABASE_REPLICA_URL)
+            except ArgumentError:
+                found.append("DATABASE_REPLICA_URL is not a valid database URL")
+            else:
+                if replica.get_backend_name() != "postgresql":
+                    found.append(f"DATABASE_REPLICA_URL must be a PostgreSQL URL, got {replica.get_backend_name()!r}")
         if not self.REDIS_URL:
             found.append("REDIS_URL is not set: point it at Redis (redis://host:6379/0 or unix:///path.sock)")
         if "*" in self.CORS_ORIGINS:

@@ -74,6 +74,14 @@ def test_a_non_postgresql_database_is_refused() -> None:
         load_config(GOOD_PRODUCTION | {"DATABASE_URL": "sqlite:///shop.db"})
 
 
+def test_a_replica_must_be_postgresql_too() -> None:
+    with pytest.raises(ConfigError, match="DATABASE_REPLICA_URL must be a PostgreSQL URL, got 'mysql'"):
+        load_config(GOOD_PRODUCTION | {"DATABASE_REPLICA_URL": "mysql://shop@replica/shop"})
+    settings = load_config(GOOD_PRODUCTION | {"DATABASE_REPLICA_URL": "postgres://shop@replica/shop"})
+    assert settings["DATABASE_REPLICA_URL"] == "postgresql+psycopg2://shop@replica/shop"  # as DATABASE_URL is
+    assert settings["REPLICA_MAX_LAG_SECONDS"] == 10.0
+
+
 def test_unknown_app_env_is_refused() -> None:
     with pytest.raises(ConfigError, match="APP_ENV must be one of development, testing, production; got 'staging'"):
         load_config(GOOD_PRODUCTION | {"APP_ENV": "staging"})

@@ -10,6 +10,7 @@ from flask import Response
 
 from shop.api.policy import authenticated
 from shop.api.schemas import Blueprint, InputSchema
+from shop.db.replica import replica_read
 from shop.models import EventType, Role
 from shop.services.events import START, Cursor, read_feed
 
@@ -51,6 +52,7 @@ class FeedSchema(ma.Schema):
 @authenticated(Role.STAFF, also=Role.INTEGRATION)
 @blp.arguments(FeedArgsSchema(), location="query", unknown=ma.RAISE)
 @blp.response(200, FeedSchema)
+@replica_read
 def feed(arguments: dict[str, Any]) -> Response:
     """Events in the order a follower can trust: keep `next` and ask again with it; nothing before it can appear."""
     after = Cursor.decode(arguments["after"]) if "after" in arguments else START

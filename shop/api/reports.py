@@ -17,7 +17,7 @@ from flask import Response, current_app, request
 
 from shop.api.policy import authenticated
 from shop.api.schemas import Blueprint, InputSchema
-from shop.extensions import db
+from shop.db.replica import read_session, read_source, replica_read
 from shop.models import Role
 from shop.reports import fulfilment as fulfilment_figures
 from shop.reports import queries
@@ -140,9 +140,11 @@ def answer(
     extra: dict[str, Any] | None = None,
 ) -> Response:
     report_range = _range(arguments)
-    # the moment the figures are true of: the report transaction's start (its snapshot, in READ COMMITTED the first
-    # statement's; the few milliseconds between are nothing to a report)
-    as_of = queries.as_of(db.session()).isoformat()
+    # the moment the figures are true of, and where they were read (shop/db/replica.py): on the primary the report
+    # transaction's start (its snapshot, in READ COMMITTED the first statement's; the few milliseconds between are
+    # nothing to a report), on a replica the last commit it had replayed (or now, when it had replayed everything)
+    source = read_source()
+    as_of = source.as_of.isoformat()
     if _wants_csv(arguments):
         empty = _EMPTY_HEADERS[report] + (COMPARED_COLUMNS[report] if "compare" in arguments else [])
         header = list(rows[0]) if rows else empty
@@ -152,7 +154,7 @@ def answer(
             mimetype="text/csv",
             headers={
                 "Content-Disposition": f'attachment; filename="{filename}"', "Cache-Control": "no-store",
-                "Report-As-Of": as_of,
+                "Report-As-Of": as_of, "Report-Source": source.name,
             },
         )  # fmt: skip
     body = {
@@ -161,6 +163,7 @@ def answer(
         "end": report_range.end.isoformat(),
         "tz": report_range.tz,
         "as_of": as_of,
+        "source": source.name,
         **(extra or {}),
         "rows": rows,
     }
@@ -243,6 +246,7 @@ def _report(path: str, schema: ma.Schema, summary: str) -> Callable[[Callable[..
     def decorate(view: Callable[..., Response]) -> Callable[..., Response]:
         view.__doc__ = summary
         for decorator in (
+            replica_read,
             blp.alt_response(422, description="An invalid argument; the problem names it"),
             blp.response(200, description="JSON (rows, plus totals for revenue) or CSV with a header row"),
             blp.arguments(schema, location="query", unknown=ma.RAISE),
@@ -261,7 +265,7 @@ def revenue(arguments: dict[str, Any]) -> Response:
 
 
 def revenue_report(arguments: dict[str, Any]) -> Built:
-    session, granularity = db.session(), arguments["granularity"]
+    session, granularity = read_session(), arguments["granularity"]
     periods, totals = queries.revenue(session, _range(arguments), granularity)
     rows = [_period(period) for period in periods]
     total = _period(totals)
@@ -291,7 +295,7 @@ def revenue_by_category(arguments: dict[str, Any]) -> Response:
 
 
 def revenue_by_category_report(arguments: dict[str, Any]) -> Built:
-    session = db.session()
+    session = read_session()
     categories = queries.revenue_by_category(session, _range(arguments))
     if "compare" in arguments:
         earlier = queries.revenue_by_category(session, comparison_range(_range(arguments), arguments["compare"]))
@@ -334,22 +338,25 @@ ATTENTION_COLUMNS = [
 @blp.arguments(AttentionQuerySchema(), location="query", unknown=ma.RAISE)
 @blp.response(200, description="JSON (each list's count and oldest items) or CSV (one row an item, with its kind)")
 @blp.alt_response(422, description="An invalid argument; the problem names it")
+@replica_read
 def attention(arguments: dict[str, Any]) -> Response:
     """What needs a person now: orders pending past half the payment window, paid orders not shipped within
     SHIP_WITHIN_HOURS, products at or under LOW_STOCK_THRESHOLD, payment notifications flagged in the last day."""
-    session = db.session()
+    session = read_session()
     limits = Limits.of(current_app.config)
     found = needs_attention(session, limits)
-    as_of = queries.as_of(session).isoformat()
+    source = read_source()
+    as_of = source.as_of.isoformat()
     if _wants_csv(arguments):
         rows = ([{"kind": group.kind} | _plain(item) for item in group.items] for group in found)
         lines = _csv_lines(ATTENTION_COLUMNS, ([row.get(c) for c in ATTENTION_COLUMNS] for g in rows for row in g))
         headers = {"Content-Disposition": 'attachment; filename="attention.csv"', "Cache-Control": "no-store",
-                   "Report-As-Of": as_of}  # fmt: skip
+                   "Report-As-Of": as_of, "Report-Source": source.name}  # fmt: skip
         return Response(lines, mimetype="text/csv", headers=headers)
     body = {
         "report": "attention",
         "as_of": as_of,
+        "source": source.name,
         "limits": {
             "pending_after_minutes": limits.pending_seconds / 60,
             "ship_within_hours": limits.ship_seconds / 3600,
@@ -382,7 +389,7 @@ def top_products(arguments: dict[str, Any]) -> Response:
 def top_products_report(arguments: dict[str, Any]) -> Built:
     rows = [
         {"product_id": r.product_id, "sku": r.sku, "name": r.name, "units": r.units, "revenue": _money(r.revenue)}
-        for r in queries.top_products(db.session(), _range(arguments), arguments["limit"])
+        for r in queries.top_products(read_session(), _range(arguments), arguments["limit"])
     ]
     return rows, {"limit": arguments["limit"]}
 
@@ -395,7 +402,7 @@ def top_customers(arguments: dict[str, Any]) -> Response:
 def top_customers_report(arguments: dict[str, Any]) -> Built:
     rows = [
         {"user_id": r.user_id, "email": r.email, "name": r.name, "orders": r.orders, "revenue": _money(r.revenue)}
-        for r in queries.top_customers(db.session(), _range(arguments), arguments["limit"])
+        for r in queries.top_customers(read_session(), _range(arguments), arguments["limit"])
     ]
     return rows, {"limit": arguments["limit"]}
 
@@ -421,7 +428,7 @@ def customers(arguments: dict[str, Any]) -> Response:
 
 
 def customers_report(arguments: dict[str, Any]) -> Built:
-    periods, totals = queries.customers(db.session(), _range(arguments), arguments["granularity"])
+    periods, totals = queries.customers(read_session(), _range(arguments), arguments["granularity"])
     total = _customers(totals)
     del total["period"]
     total |= {"repeat_customers": totals.repeat_customers, "repeat_rate": f"{totals.repeat_rate:.4f}"}
@@ -438,7 +445,7 @@ def cohorts(arguments: dict[str, Any]) -> Response:
 
 
 def cohorts_report(arguments: dict[str, Any]) -> Built:
-    cells = queries.cohorts(db.session(), _range(arguments))
+    cells = queries.cohorts(read_session(), _range(arguments))
     sizes = {cell.cohort: cell.customers for cell in cells if cell.months_since == 0}
     rows = [
         {
@@ -481,7 +488,7 @@ def fulfilment(arguments: dict[str, Any]) -> Response:
 
 
 def fulfilment_report(arguments: dict[str, Any]) -> Built:
-    periods, totals = fulfilment_figures.fulfilment(db.session(), _range(arguments), arguments["granularity"])
+    periods, totals = fulfilment_figures.fulfilment(read_session(), _range(arguments), arguments["granularity"])
     total = _fulfilment(totals)
     del total["period"]
     return [_fulfilment(period) for period in periods], {"granularity": arguments["granularity"], "totals": total}

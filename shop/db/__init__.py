@@ -7,6 +7,7 @@ its repositories run statements through `Statements`. The engine's options come 
 
     connections.py   pooled connections pinged only after sitting idle; the session ended quietly on a dead one
     prepared.py      server-side prepared statements, several in one message, BEGIN and COMMIT folded in
+    replica.py       reports, the dashboard and the event feed read from a streaming replica that keeps up
     statements.py    a transaction's statements: run now, defer to the commit, opening statements
     transactions.py  run_transaction: lock and statement timeouts, retries of deadlocks and lost connections
 """
@@ -17,6 +18,7 @@ from flask import Flask
 
 from shop.db.connections import register_connection_checks
 from shop.db.prepared import register_prepared_statements
+from shop.db.replica import init_replica_reads
 from shop.db.statements import register_opening_statements
 
 
@@ -25,3 +27,4 @@ def init_database(app: Flask) -> None:
     register_connection_checks(app)
     register_prepared_statements(app)
     register_opening_statements()
+    init_replica_reads(app)

@@ -22,8 +22,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from shop.db.replica import read_session
 from shop.errors import ValidationFailed
-from shop.extensions import db
 from shop.models import Event, EventType, WebhookDelivery
 from shop.repositories.events import RELEASED_BELOW
 from shop.services.unit_of_work import UnitOfWork
@@ -121,15 +121,22 @@ class FeedPage:
 
 
 def read_feed(after: Cursor = START, types: Sequence[EventType] = (), limit: int = 100) -> FeedPage:
-    rows = db.session.execute(
-        FEED,
-        {
-            "after_transaction": after.transaction_id,
-            "after_position": after.position,
-            "types": [t.value for t in types],
-            "limit": limit,
-        },
-    ).all()
+    """A page of the feed, read through the replica when the view chose it (shop/db/replica.py): a hot standby's
+    snapshots follow the primary's commits as replayed, so its released events are the primary's, fewer at most,
+    and a cursor from either never skips an event the other has yet to show."""
+    rows = (
+        read_session()
+        .execute(
+            FEED,
+            {
+                "after_transaction": after.transaction_id,
+                "after_position": after.position,
+                "types": [t.value for t in types],
+                "limit": limit,
+            },
+        )
+        .all()
+    )
     events = [FeedEvent.of_row(row) for row in rows if row.position is not None]
     newest = next((Cursor(r.newest_transaction, r.newest_position) for r in rows if r.position is None), None)
     if len(events) == limit:

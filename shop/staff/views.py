@@ -17,8 +17,8 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response as BaseResponse
 
 from shop.api.reports import REPORTS, answer
+from shop.db.replica import read_session, read_source, replica_read
 from shop.errors import DomainError, TooManyAttempts, flatten_messages, headers_of, status_of
-from shop.extensions import db
 from shop.reports import queries
 from shop.reports.attention import Limits, needs_attention
 from shop.reports.compare import change
@@ -217,11 +217,13 @@ def _page(template: str, build: Any) -> Any:
         context = build(form)
     except BadRange as bad:
         return render_template(template, form=form, errors=bad.errors, zones=ZONES), 422
-    as_of = queries.as_of(db.session()).isoformat(timespec="seconds")
-    return render_template(template, form=form, errors={}, zones=ZONES, as_of=as_of, **context)
+    source = read_source()
+    as_of = source.as_of.isoformat(timespec="seconds")
+    return render_template(template, form=form, errors={}, zones=ZONES, as_of=as_of, read_from=source.name, **context)
 
 
 @blp.get("/export/<name>.csv")
+@replica_read
 def export(name: str) -> Response:
     """A report as CSV, exactly as the API's `format=csv` answers it."""
     if name not in REPORTS:
@@ -251,13 +253,14 @@ def _kpi(label: str, key: str, now: Any, then: Any) -> dict[str, Any]:
 
 
 @blp.get("/")
+@replica_read
 def overview() -> Any:
     def build(form: dict[str, str]) -> dict[str, Any]:
         rows, extra, csv_link = _report("revenue", form)
         totals = extra["totals"]
         compared = "compare" in extra
         # new customers of the range, and of the range the revenue report compared it with (its answer names it)
-        session = db.session()
+        session = read_session()
         arguments = _report_arguments("revenue", form)
         new_customers = queries.new_customers(
             session, ReportRange(arguments["start"], arguments["end"], arguments["tz"])
@@ -296,6 +299,7 @@ def overview() -> Any:
 
 
 @blp.get("/sales")
+@replica_read
 def sales() -> Any:
     def build(form: dict[str, str]) -> dict[str, Any]:
         categories, category_extra, categories_link = _report("revenue-by-category", form)
@@ -317,6 +321,7 @@ def sales() -> Any:
 
 
 @blp.get("/customers")
+@replica_read
 def customers() -> Any:
     def build(form: dict[str, str]) -> dict[str, Any]:
         rows, extra, link = _report("customers", form)  # each report's schema takes the fields it has
@@ -347,11 +352,12 @@ def customers() -> Any:
 
 
 @blp.get("/attention")
+@replica_read
 def attention() -> Any:
     def build(form: dict[str, str]) -> dict[str, Any]:
         waits, extra, link = _report("fulfilment", form)
         limits = Limits.of(current_app.config)
-        lists = needs_attention(db.session(), limits)
+        lists = needs_attention(read_session(), limits)
         return {"lists": lists, "limits": limits, "waits": waits, "waits_extra": extra, "waits_link": link}
 
     return _page("staff/attention.html", build)
