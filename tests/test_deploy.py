@@ -4,6 +4,7 @@ that adds up, and nothing left behind in /tmp."""
 from __future__ import annotations
 
 import importlib.util
+import os
 import subprocess
 import threading
 import time
@@ -148,6 +149,13 @@ def test_the_compose_file_adds_up() -> None:
     assert app_url.startswith("postgresql://shop_app:")
     assert services["migrate"]["environment"]["DATABASE_URL"].startswith("postgresql://shop:")
     assert any("app-role" in volume for volume in services["db"]["volumes"])
+    # the streaming replica: made from the primary by its replication role, read by the app as the same role
+    assert any("20-replication.sh" in volume for volume in services["db"]["volumes"])
+    assert "replica-entrypoint.sh" in services["db-replica"]["entrypoint"][0]
+    assert compose["x-app-environment"]["DATABASE_REPLICA_URL"].startswith("postgresql://shop_app:")
+    assert "@db-replica:5432/shop" in compose["x-app-environment"]["DATABASE_REPLICA_URL"]
+    for script in ("20-replication.sh", "replica-entrypoint.sh"):
+        assert os.access(PROJECT_ROOT / "deploy" / "postgres" / script, os.X_OK)
     limits = app["deploy"]["resources"]["limits"]
     memory_mb = int(limits["memory"].removesuffix("M"))
     workers = int(app["environment"]["WEB_CONCURRENCY"])
