@@ -264,21 +264,9 @@ class BaseConfig:
                 "which start an embedded PostgreSQL when it is unset"
             )
         else:
-            try:
-                url = make_url(self.SQLALCHEMY_DATABASE_URI)
-            except ArgumentError:
-                found.append("DATABASE_URL is not a valid database URL")
-            else:
-                if url.get_backend_name() != "postgresql":
-                    found.append(f"DATABASE_URL must be a PostgreSQL URL, got {url.get_backend_name()!r}")
+            found += _postgresql_url_problems("DATABASE_URL", self.SQLALCHEMY_DATABASE_URI)
         if self.DATABASE_REPLICA_URL:
-            try:
-                replica = make_url(self.DATABASE_REPLICA_URL)
-            except ArgumentError:
-                found.append("DATABASE_REPLICA_URL is not a valid database URL")
-            else:
-                if replica.get_backend_name() != "postgresql":
-                    found.append(f"DATABASE_REPLICA_URL must be a PostgreSQL URL, got {replica.get_backend_name()!r}")
+            found += _postgresql_url_problems("DATABASE_REPLICA_URL", self.DATABASE_REPLICA_URL)
         if not self.REDIS_URL:
             found.append("REDIS_URL is not set: point it at Redis (redis://host:6379/0 or unix:///path.sock)")
         if "*" in self.CORS_ORIGINS:
@@ -291,6 +279,16 @@ class BaseConfig:
 
     def as_dict(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in dir(self) if name.isupper()}
+
+
+def _postgresql_url_problems(name: str, value: str) -> list[str]:
+    try:
+        url = make_url(value)
+    except ArgumentError:
+        return [f"{name} is not a valid database URL"]
+    if url.get_backend_name() != "postgresql":
+        return [f"{name} must be a PostgreSQL URL, got {url.get_backend_name()!r}"]
+    return []
 
 
 class DevelopmentConfig(BaseConfig):

@@ -303,15 +303,20 @@ def server_environ(database_url: str, service_urls: dict[str, str], redis_key_pr
     }
 
 
-@pytest.fixture
-def committing_app(app: Flask) -> Iterator[Flask]:
-    """The app with real commits, for tests that need other connections to see their writes."""
-    yield app
+def empty_every_table(app: Flask) -> None:
+    """What tests that commit for real leave behind, gone: every table of the app's database emptied."""
     with app.app_context():
         db.session.remove()
         tables = ", ".join(table.name for table in db.metadata.sorted_tables)
         with db.engine.begin() as connection:
             connection.execute(sa.text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+
+
+@pytest.fixture
+def committing_app(app: Flask) -> Iterator[Flask]:
+    """The app with real commits, for tests that need other connections to see their writes."""
+    yield app
+    empty_every_table(app)
 
 
 @pytest.fixture

@@ -23,7 +23,7 @@ from config import normalize_database_url
 from shop.db.replica import EXTENSION
 from shop.extensions import db
 from shop.services.unit_of_work import UnitOfWork
-from tests.conftest import PROJECT_ROOT, AuthActions
+from tests.conftest import PROJECT_ROOT, AuthActions, empty_every_table
 from tests.helpers import make_products, one_line_order, order_step
 from tests.replication import Server, replicate, streaming_pair, wait_until_replayed, wait_until_streaming
 from tests.test_staff_pages import sign_in
@@ -64,11 +64,7 @@ def app(pair: Pair, make_app: Callable[..., Flask]) -> Iterator[Flask]:
     """An app on the pair (each test its own: its process's memory of the replica starts afresh)."""
     the_app = make_app(**pair.settings)
     yield the_app
-    with the_app.app_context():
-        db.session.remove()
-        tables = ", ".join(table.name for table in db.metadata.sorted_tables)
-        with db.engine.begin() as connection:
-            connection.execute(sa.text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+    empty_every_table(the_app)
     # a test that failed with the replica paused, stopped or not replaying leaves it as the next test needs it
     pair.replica.resume()
     if pair.replica.process is None:
