@@ -20,10 +20,10 @@
 SELECT $POSITION AS position,
        count(*) AS paid,
        percentile_cont(ARRAY[0.5, 0.9]) WITHIN GROUP (
-           ORDER BY date_part('epoch', o.paid_at) - date_part('epoch', o.created_at)) AS payment,
+           ORDER BY date_part('epoch', o.paid_at - o.created_at)) AS payment,
        count(o.shipped_at) AS shipped,
        percentile_cont(ARRAY[0.5, 0.9]) WITHIN GROUP (
-           ORDER BY date_part('epoch', o.shipped_at) - date_part('epoch', o.paid_at)) AS shipment
+           ORDER BY date_part('epoch', o.shipped_at - o.paid_at)) AS shipment
   FROM orders o
  WHERE o.created_at >= (CAST(:starts_$N AS timestamptz[]))[1]
    AND o.created_at < coalesce(CAST(:until_$N AS timestamptz), (CAST(:end AS date) + 1)::timestamp AT TIME ZONE :tz)

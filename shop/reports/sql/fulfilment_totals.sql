@@ -9,7 +9,7 @@
 SELECT 0 AS position,
        count(*) AS paid,
        percentile_cont(ARRAY[0.5, 0.9]) WITHIN GROUP (
-           ORDER BY date_part('epoch', o.paid_at) - date_part('epoch', o.created_at)) AS payment,
+           ORDER BY date_part('epoch', o.paid_at - o.created_at)) AS payment,
        CAST(NULL AS bigint) AS shipped,
        CAST(NULL AS float8[]) AS shipment
   FROM orders o
@@ -22,7 +22,7 @@ SELECT -1,
        NULL,
        count(o.shipped_at),
        percentile_cont(ARRAY[0.5, 0.9]) WITHIN GROUP (
-           ORDER BY date_part('epoch', o.shipped_at) - date_part('epoch', o.paid_at))
+           ORDER BY date_part('epoch', o.shipped_at - o.paid_at))
   FROM orders o
  WHERE o.created_at >= CAST(:start AS date)::timestamp AT TIME ZONE :tz
    AND o.created_at < (CAST(:end AS date) + 1)::timestamp AT TIME ZONE :tz
