@@ -103,6 +103,19 @@ def test_a_customer_new_in_one_week_returns_in_the_next(
     assert body["totals"]["repeat_customers"] == 2
 
 
+def test_a_repeat_customer_ordered_again_before_the_range_ended(
+    client: FlaskClient, staff: dict[str, str], store: None
+) -> None:
+    body = report(client, staff, "customers", start="2025-02-01", end="2025-02-15", granularity="month")
+
+    # new: ann (1 February, again on the 10th) and bob (1 February, again on the 20th: after the range);
+    # returning: cy (first in December, again on the 15th). Repeat by the 15th: ann and cy, not bob
+    assert body["totals"]["customers"] == 3
+    assert body["totals"]["new_customers"] == 2
+    assert body["totals"]["repeat_customers"] == 2
+    assert body["totals"]["repeat_rate"] == "0.6667"
+
+
 def cohort_rows(body: dict[str, Any]) -> list[tuple[Any, ...]]:
     keys = ("cohort", "month", "months_since", "customers", "revenue", "retention")
     return [tuple(row[key] for key in keys) for row in body["rows"]]
