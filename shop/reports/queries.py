@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
 from importlib.resources import files
 from typing import Any
@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from shop.errors import ValidationFailed
 from shop.models.order import COUNTED_LIST
+from shop.reports.branches import branch_parameters, branches
 
 CENT = Decimal("0.01")
 SHARE_PLACES = 4
@@ -32,6 +33,12 @@ def statement(name: str) -> sa.TextClause:
     constant: the one substitution made, and never with input."""
     text = files("shop.reports").joinpath("sql", f"{name}.sql").read_text(encoding="utf-8")
     return sa.text(text.replace("$COUNTED_STATUSES", COUNTED_LIST))
+
+
+@functools.cache
+def customers_statement(branch_periods: tuple[int, ...]) -> sa.TextClause:
+    """customers.sql with its per_period made of customers_period.sql's branches (shop/reports/branches.py)."""
+    return sa.text(statement("customers").text.replace("$PER_PERIOD", branches("customers_period", branch_periods)))
 
 
 @dataclass(frozen=True)
@@ -135,25 +142,22 @@ REPORT_SETTINGS = sa.text(
 
 
 def report_rows(
-    session: Session, name: str, parameters: dict[str, Any], *, settings: bool = True
+    session: Session, query: str | sa.TextClause, parameters: dict[str, Any], *, settings: bool = True
 ) -> list[tuple[Any, ...]]:
-    """`settings=False`: REPORT_SETTINGS already hold in this transaction (a report of two statements)."""
+    """The rows of a report's query: a `.sql` file's name, or a statement put together from several.
+    `settings=False`: REPORT_SETTINGS already hold in this transaction (a report of two statements)."""
     try:
         if settings:
             session.execute(REPORT_SETTINGS)
-        return [tuple(row) for row in session.execute(statement(name), parameters)]
+        return [
+            tuple(row) for row in session.execute(statement(query) if isinstance(query, str) else query, parameters)
+        ]
     except DBAPIError as error:
         # the zone passed Python's check but this PostgreSQL's tz database does not have it
         if getattr(error.orig, "pgcode", None) == INVALID_PARAMETER_VALUE:
             session.rollback()
             raise ValidationFailed({"tz": ["Unknown time zone."]}) from None
         raise
-
-
-def as_of(session: Session) -> datetime:
-    """When the report's transaction began: what its figures are true of (its first statement's snapshot)."""
-    moment: datetime = session.execute(sa.text("SELECT now()")).scalar_one()
-    return moment
 
 
 def revenue(session: Session, report_range: ReportRange, granularity: str) -> tuple[list[RevenuePeriod], RevenuePeriod]:
@@ -179,7 +183,9 @@ def customers(
 ) -> tuple[list[CustomerPeriod], CustomerPeriod]:
     """New and returning customers per period, and the totals with the repeat customers."""
     parameters = report_periods(session, report_range, granularity)
-    rows = [CustomerPeriod(*row) for row in report_rows(session, "customers", parameters, settings=False)]
+    branch_periods, branch_values = branch_parameters(parameters["starts"])
+    query = customers_statement(branch_periods)
+    rows = [CustomerPeriod(*row) for row in report_rows(session, query, parameters | branch_values, settings=False)]
     return rows[:-1], rows[-1]
 
 

@@ -1,36 +1,25 @@
 -- New and returning customers per period, and their revenue; then one totals row (period NULL) with the range's
 -- customers and how many of them had placed two or more counted orders by its end (the repeat-purchase rate).
 --
--- Parameters: :start, :end (dates, inclusive, in :tz), :tz (an IANA zone name), and from revenue_periods.sql
--- :periods (date[]) and :starts (timestamptz[], when each period's part of the range begins).
+-- Parameters: :start, :end (dates, inclusive, in :tz), :tz (an IANA zone name), from revenue_periods.sql :periods
+-- (date[]), and the parameters of per_period's branches (customers_period.sql once per period, or per
+-- run of periods, put together by shop/reports/branches.py; 59-97 ms over a year by month where one scan grouping
+-- by period took 125-177).
 -- A customer is new in the period of their first counted order ever (previous_counted_at IS NULL), returning in a
 -- period they ordered in after an earlier counted order. New revenue is what customers new in the period spent in
 -- it, their second and later orders in it included (first_counted_at, their first order's placement, is in the
 -- period); in the totals, what customers new in the range spent in it. Returning revenue is the rest. A customer
 -- counts once per period (at their first order in it, as in revenue.sql) and once in the totals.
 -- Index: ix_orders_customers (counted orders by created_at, covering user_id, total, previous_counted_at and
--- first_counted_at), read from the index alone: the range's orders once, in parallel, with no join. The repeat
--- customers: the range's first orders (ix_orders_first_counted, a few thousand), each followed by one probe of
+-- first_counted_at), read from the index alone: the range's orders once, a branch per period, with no join. The
+-- repeat customers: the range's first orders (ix_orders_first_counted, a few thousand), each followed by one probe of
 -- ix_orders_customer_counted for the customer's next counted order (32-46 ms over a year of a million orders,
 -- where a DISTINCT over every later order of the range's new customers took 50-176 ms).
-WITH bounds AS NOT MATERIALIZED (  -- read twice: inlined into each, so neither scan loses its parallel plan
+WITH bounds AS NOT MATERIALIZED (  -- inlined where it is read
     SELECT CAST(:start AS date)::timestamp AT TIME ZONE :tz AS from_utc,
            (CAST(:end AS date) + 1)::timestamp AT TIME ZONE :tz AS until_utc
-), per_period AS (
-    SELECT p.position,
-           count(*) FILTER (WHERE o.previous_counted_at IS NULL OR o.previous_counted_at < p.starts_at) AS customers,
-           count(*) FILTER (WHERE o.previous_counted_at IS NULL) AS new_customers,
-           count(*) FILTER (WHERE o.previous_counted_at < b.from_utc) AS returning_in_range,
-           sum(o.total) AS revenue,
-           coalesce(sum(o.total) FILTER (WHERE o.first_counted_at >= p.starts_at), 0) AS new_revenue,
-           coalesce(sum(o.total) FILTER (WHERE o.first_counted_at >= b.from_utc), 0) AS new_in_range_revenue
-      FROM orders o
-      CROSS JOIN bounds b
-      JOIN unnest(CAST(:starts AS timestamptz[])) WITH ORDINALITY AS p (starts_at, position)
-        ON p.position = width_bucket(o.created_at, CAST(:starts AS timestamptz[]))
-     WHERE o.created_at >= b.from_utc AND o.created_at < b.until_utc
-       AND o.status IN ($COUNTED_STATUSES)
-     GROUP BY p.position
+), per_period AS (  -- a UNION ALL branch per period (customers_period.sql), run side by side
+$PER_PERIOD
 ), new_repeaters AS (  -- customers new in the range who ordered again in it: each first order, and its next
     SELECT count(*) AS customers
       FROM orders f

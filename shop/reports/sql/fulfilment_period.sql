@@ -1,18 +1,12 @@
 -- Some periods' fulfilment timings: how long the orders placed in each waited from placement to payment and from
 -- payment to shipment, median and 90th percentile in seconds, interpolated (percentile_cont), exactly.
 --
--- A template, not a statement: shop/reports/fulfilment.py repeats it as the branches of one UNION ALL (with
--- fulfilment_totals.sql's two after them), one per period (or, for ranges of many periods, per run of consecutive
--- ones), so that PostgreSQL runs the branches side by side in its parallel workers (Parallel Append): an
--- ordered-set aggregate sorts in one process, and one query grouping by period sorted every period's waits in
--- turn, then the range's (724 against 411 ms over twelve months of a million orders). Our own substitutions, never
--- input: `$N`, the branch's number; `$POSITION`, its period's number for a branch of one period (a constant: no
--- sort to group by), or for a run `CAST(:first_$N AS integer) - 1 + width_bucket(o.created_at, :starts_$N)` (each
--- order in the last of the run's periods it follows).
---
--- Parameters: :starts_$N (timestamptz[], where each of the branch's periods begins: an order belongs to the last
--- one it follows, width_bucket), :first_$N (the number of the branch's first period, counting from 1), :until_$N
--- (where its last period ends; NULL for the range's last, which ends with the range: the day after :end in :tz).
+-- A template, not a statement: one branch of shop/reports/fulfilment.py's UNION ALL, a period (or a run of
+-- consecutive ones) each, with fulfilment_totals.sql's two after them; its placeholders ($N, $POSITION) and
+-- parameters (:starts_$N, :first_$N, :until_$N) are shop/reports/branches.py's. PostgreSQL runs the branches side
+-- by side in its parallel workers: an ordered-set aggregate sorts in one process, and one query grouping by period
+-- sorted every period's waits in turn, then the range's (724 against 411 ms over twelve months of a million
+-- orders). Parameters also :end and :tz, for where the range ends.
 -- Counts every order placed in the period that was paid (cancelled after payment or not): its wait for payment;
 -- and of those, every one shipped: its wait for shipment.
 -- Index: ix_orders_fulfilment, partial on paid orders, on created_at and covering paid_at and shipped_at, read from
