@@ -41,6 +41,12 @@ def customers_statement(branch_periods: tuple[int, ...]) -> sa.TextClause:
     return sa.text(statement("customers").text.replace("$PER_PERIOD", branches("customers_period", branch_periods)))
 
 
+def customers_query(parameters: dict[str, Any]) -> tuple[sa.TextClause, dict[str, Any]]:
+    """The customers report's statement over the periods of report_periods(), and its parameters."""
+    branch_periods, branch_values = branch_parameters(parameters["starts"])
+    return customers_statement(branch_periods), parameters | branch_values
+
+
 @dataclass(frozen=True)
 class ReportRange:
     """Local dates, both inclusive, in an IANA time zone."""
@@ -182,10 +188,8 @@ def customers(
     session: Session, report_range: ReportRange, granularity: str
 ) -> tuple[list[CustomerPeriod], CustomerPeriod]:
     """New and returning customers per period, and the totals with the repeat customers."""
-    parameters = report_periods(session, report_range, granularity)
-    branch_periods, branch_values = branch_parameters(parameters["starts"])
-    query = customers_statement(branch_periods)
-    rows = [CustomerPeriod(*row) for row in report_rows(session, query, parameters | branch_values, settings=False)]
+    query, parameters = customers_query(report_periods(session, report_range, granularity))
+    rows = [CustomerPeriod(*row) for row in report_rows(session, query, parameters, settings=False)]
     return rows[:-1], rows[-1]
 
 
