@@ -189,7 +189,7 @@ def replica_read(view: Callable[P, R]) -> Callable[P, R]:
             else:  # a conflict with recovery, say: the replica is fine, this read lost
                 log.warning("a read on the replica failed, reading from the primary: %s", failed)
             return _on_primary(view, *args, **kwargs)
-        return _labelled(answer, source)
+        return _labelled(answer, REPLICA)
 
     return reading
 
@@ -197,13 +197,12 @@ def replica_read(view: Callable[P, R]) -> Callable[P, R]:
 def _on_primary(view: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
     g.pop("replica_session", None)
     g.read_source = None  # read_source() asks the primary when first wanted
-    answer = view(*args, **kwargs)
-    return _labelled(answer, read_source())
+    return _labelled(view(*args, **kwargs), PRIMARY)
 
 
-def _labelled(answer: R, source: ReadSource) -> R:
+def _labelled(answer: R, source: str) -> R:
     if isinstance(answer, Response):
-        answer.headers["Read-Source"] = source.name
+        answer.headers["Read-Source"] = source
     return answer
 
 
