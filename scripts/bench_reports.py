@@ -33,7 +33,7 @@ from bench import bench_account, bench_token, drop_bench_database, flask, fresh_
 from shop.devservices import gunicorn_server
 from shop.models.order import COUNTED_SQL
 from shop.reports import fulfilment
-from shop.reports.queries import REPORT_SETTINGS, customers_query, statement
+from shop.reports.queries import REPORT_SETTINGS, branched_query, statement
 
 UNTIL = date(2026, 11, 1)
 YEAR = {"start": (UNTIL - timedelta(days=365)).isoformat(), "end": (UNTIL - timedelta(days=1)).isoformat()}
@@ -146,9 +146,9 @@ def explain(engine: sa.Engine, path: Path) -> None:
             if sql_file == "fulfilment":  # a branch per period and two for the range (shop/reports/fulfilment.py)
                 query_statement, parameters = fulfilment.report_query(parameters)
                 source = "shop/reports/sql/fulfilment_period.sql` and `fulfilment_totals.sql"
-            elif sql_file == "customers":  # a branch per period (shop/reports/branches.py)
-                query_statement, parameters = customers_query(parameters)
-                source = "shop/reports/sql/customers.sql` and `customers_period.sql"
+            elif sql_file in {"customers", "revenue"}:  # a branch per period (shop/reports/branches.py)
+                query_statement, parameters = branched_query(sql_file, parameters)
+                source = f"shop/reports/sql/{sql_file}.sql` and `{sql_file}_period.sql"
             else:
                 query_statement, source = statement(sql_file), f"shop/reports/sql/{sql_file}.sql"
             explained = sa.text("EXPLAIN (ANALYZE, BUFFERS) " + query_statement.text)

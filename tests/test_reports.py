@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import csv
 import io
+import random
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from flask.testing import FlaskClient
@@ -17,7 +19,7 @@ from hypothesis import strategies as st
 
 from shop.models import Order, OrderItem, Product, User
 from shop.models.order import COUNTED_STATUSES, counted_sql
-from shop.reports.queries import shares, statement
+from shop.reports.queries import branched_statement, shares, statement
 from shop.repositories import OrderRepository
 from tests.conftest import AuthActions
 from tests.helpers import add_product
@@ -424,6 +426,46 @@ def test_shares_always_add_up_to_exactly_one(amounts: list[Decimal]) -> None:
         )
 
 
+@pytest.mark.parametrize("tz", ["UTC", NEW_YORK, "Asia/Kathmandu"])
+def test_revenue_by_day_over_more_days_than_branches_matches_python(
+    client: FlaskClient, staff: dict[str, str], db_session: Any, tz: str
+) -> None:
+    """40 days by day: the statement cuts them into runs of two periods (shop/reports/branches.py). Three customers
+    order about local midnights, often on consecutive days and twice a day, so every run has a customer counted in
+    both its periods and some periods hold a customer twice."""
+    book = add_product(db_session, "D1", category="Books", price=Decimal("10.00"))
+    users = [add_user(db_session, f"{name}@example.com") for name in ("ann", "bob", "cy")]
+    zone = ZoneInfo(tz)
+    randomly = random.Random(tz)
+    placed: list[tuple[datetime, int, Decimal, bool]] = []
+    for _ in range(120):
+        day = date(2025, 2, 20) + timedelta(days=randomly.randrange(44))
+        moment = datetime.combine(day, time(), zone) + timedelta(minutes=randomly.choice([-1, 0, 1, 30, 600]))
+        user, status, units = (
+            randomly.randrange(3),
+            randomly.choice(["paid", "delivered", "pending"]),
+            1 + randomly.randrange(3),
+        )
+        add_order(db_session, users[user], moment.astimezone(UTC), status, [(book, units)])
+        placed.append((moment.astimezone(UTC), user, Decimal(10 * units), status != "pending"))
+    start, end = date(2025, 2, 22), date(2025, 4, 2)  # 40 days, across New York's change to summer time
+
+    body = report(client, staff, "revenue", start=start.isoformat(), end=end.isoformat(), tz=tz)
+
+    counted = [(at.astimezone(zone).date(), user, total) for at, user, total, counts in placed if counts]
+    in_range = [order for order in counted if start <= order[0] <= end]
+    expected = []
+    for offset in range((end - start).days + 1):
+        day = start + timedelta(days=offset)
+        that_day = [order for order in in_range if order[0] == day]
+        expected.append((day.isoformat(), len(that_day), f"{sum((o[2] for o in that_day), Decimal(0)):.2f}",
+                         len({o[1] for o in that_day})))  # fmt: skip
+    rows = [(row["period"], row["orders"], row["revenue"], row["unique_customers"]) for row in body["rows"]]
+    assert rows == expected
+    assert sum(1 for row in expected if row[1] > row[3]) > 0  # a customer twice in a day
+    assert body["totals"]["unique_customers"] == len({order[1] for order in in_range})
+
+
 def test_the_statuses_that_count_as_revenue_are_written_once() -> None:
     """shop/models/order.py defines them; SQL anywhere else uses COUNTED_SQL, or $COUNTED_STATUSES in a report."""
     root = Path(__file__).resolve().parents[1]
@@ -432,7 +474,7 @@ def test_the_statuses_that_count_as_revenue_are_written_once() -> None:
         p for folder in ("shop", "scripts", "tests") for p in (root / folder).rglob("*") if p.suffix in {".py", ".sql"}
     ]
     assert [str(p.relative_to(root)) for p in sources if spelled.search(p.read_text(encoding="utf-8"))] == []
-    for name in ("revenue", "top_customers"):
-        text = str(statement(name))
+    # a statement of one file, and one put together from branches (a period, and a run of two)
+    for text in (str(statement("top_customers")), str(branched_statement("revenue", (1, 2)))):
         assert "$COUNTED_STATUSES" not in text
         assert counted_sql("o.status") in text

@@ -36,15 +36,15 @@ def statement(name: str) -> sa.TextClause:
 
 
 @functools.cache
-def customers_statement(branch_periods: tuple[int, ...]) -> sa.TextClause:
-    """customers.sql with its per_period made of customers_period.sql's branches (shop/reports/branches.py)."""
-    return sa.text(statement("customers").text.replace("$PER_PERIOD", branches("customers_period", branch_periods)))
+def branched_statement(name: str, branch_periods: tuple[int, ...]) -> sa.TextClause:
+    """A report's `.sql` with its per_period made of `<name>_period.sql`'s branches (shop/reports/branches.py)."""
+    return sa.text(statement(name).text.replace("$PER_PERIOD", branches(f"{name}_period", branch_periods)))
 
 
-def customers_query(parameters: dict[str, Any]) -> tuple[sa.TextClause, dict[str, Any]]:
-    """The customers report's statement over the periods of report_periods(), and its parameters."""
+def branched_query(name: str, parameters: dict[str, Any]) -> tuple[sa.TextClause, dict[str, Any]]:
+    """A report over the periods of report_periods() whose per_period is branches: its statement and parameters."""
     branch_periods, branch_values = branch_parameters(parameters["starts"])
-    return customers_statement(branch_periods), parameters | branch_values
+    return branched_statement(name, branch_periods), parameters | branch_values
 
 
 @dataclass(frozen=True)
@@ -170,10 +170,10 @@ def revenue(session: Session, report_range: ReportRange, granularity: str) -> tu
     """One row per period of the range (empty ones too), and the totals.
 
     Two statements: the periods and where each begins come first, computed by PostgreSQL in the zone; they go
-    into the second as literal arrays, which keeps its scan of the orders parallel (a shared CTE would not).
+    into the second as literals, a scan of each period's orders (shop/reports/branches.py).
     """
-    parameters = report_periods(session, report_range, granularity)
-    rows = [RevenuePeriod(*row) for row in report_rows(session, "revenue", parameters, settings=False)]
+    query, parameters = branched_query("revenue", report_periods(session, report_range, granularity))
+    rows = [RevenuePeriod(*row) for row in report_rows(session, query, parameters, settings=False)]
     return rows[:-1], rows[-1]
 
 
@@ -188,7 +188,7 @@ def customers(
     session: Session, report_range: ReportRange, granularity: str
 ) -> tuple[list[CustomerPeriod], CustomerPeriod]:
     """New and returning customers per period, and the totals with the repeat customers."""
-    query, parameters = customers_query(report_periods(session, report_range, granularity))
+    query, parameters = branched_query("customers", report_periods(session, report_range, granularity))
     rows = [CustomerPeriod(*row) for row in report_rows(session, query, parameters, settings=False)]
     return rows[:-1], rows[-1]
 
