@@ -16,6 +16,7 @@ input), depend on whether the branch holds one period or a run:
                  NULL for the range's last, which ends with the range)
     $POSITION    the period's number of an order: a constant for one period (no sort to group by)
     $STARTS_AT   where the order's period begins: a constant for one period
+    $IN_BRANCH   the condition on `o.created_at` that makes an order the branch's
 """
 
 from __future__ import annotations
@@ -31,9 +32,15 @@ from shop.models.order import COUNTED_LIST
 MOST_BRANCHES = 24
 _BUCKET = "width_bucket(o.created_at, CAST(:starts_$N AS timestamptz[]))"
 # placeholder: (for a branch of one period, for a run of periods)
+# the branch's orders: placed from its first period's start until its last period's end (or the range's)
+_IN_BRANCH = (
+    "o.created_at >= (CAST(:starts_$N AS timestamptz[]))[1] AND o.created_at < "
+    "coalesce(CAST(:until_$N AS timestamptz), (CAST(:end AS date) + 1)::timestamp AT TIME ZONE :tz)"
+)
 PLACEHOLDERS = {
     "$POSITION": ("CAST(:first_$N AS integer)", f"CAST(:first_$N AS integer) - 1 + {_BUCKET}"),
     "$STARTS_AT": ("(CAST(:starts_$N AS timestamptz[]))[1]", f"(CAST(:starts_$N AS timestamptz[]))[{_BUCKET}]"),
+    "$IN_BRANCH": (_IN_BRANCH, _IN_BRANCH),
 }
 
 

@@ -1,5 +1,5 @@
 -- A template, not a statement: one branch of customers.sql's per_period, a period (or a run of consecutive ones)
--- each; its placeholders ($N, $POSITION, $STARTS_AT) and parameters (:starts_$N, :first_$N, :until_$N) are
+-- each; its placeholders ($N, $POSITION, $STARTS_AT, $IN_BRANCH) and parameters (:starts_$N, :first_$N, :until_$N) are
 -- shop/reports/branches.py's. Also :start, :end and :tz, the range.
 -- What each column counts: customers.sql. Index: ix_orders_customers, read from the index alone.
 SELECT $POSITION AS position,
@@ -12,7 +12,6 @@ SELECT $POSITION AS position,
        coalesce(sum(o.total) FILTER (WHERE o.first_counted_at >= CAST(:start AS date)::timestamp AT TIME ZONE :tz), 0)
            AS new_in_range_revenue
   FROM orders o
- WHERE o.created_at >= (CAST(:starts_$N AS timestamptz[]))[1]
-   AND o.created_at < coalesce(CAST(:until_$N AS timestamptz), (CAST(:end AS date) + 1)::timestamp AT TIME ZONE :tz)
+ WHERE $IN_BRANCH
    AND o.status IN ($COUNTED_STATUSES)
  GROUP BY 1

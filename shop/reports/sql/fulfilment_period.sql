@@ -2,7 +2,7 @@
 -- payment to shipment, median and 90th percentile in seconds, interpolated (percentile_cont), exactly.
 --
 -- A template, not a statement: one branch of shop/reports/fulfilment.py's UNION ALL, a period (or a run of
--- consecutive ones) each, with fulfilment_totals.sql's two after them; its placeholders ($N, $POSITION) and
+-- consecutive ones) each, with fulfilment_totals.sql's two after them; its placeholders ($N, $POSITION, $IN_BRANCH) and
 -- parameters (:starts_$N, :first_$N, :until_$N) are shop/reports/branches.py's. PostgreSQL runs the branches side
 -- by side in its parallel workers: an ordered-set aggregate sorts in one process, and one query grouping by period
 -- sorted every period's waits in turn, then the range's (724 against 411 ms over twelve months of a million
@@ -19,7 +19,6 @@ SELECT $POSITION AS position,
        percentile_cont(ARRAY[0.5, 0.9]) WITHIN GROUP (
            ORDER BY date_part('epoch', o.shipped_at - o.paid_at)) AS shipment
   FROM orders o
- WHERE o.created_at >= (CAST(:starts_$N AS timestamptz[]))[1]
-   AND o.created_at < coalesce(CAST(:until_$N AS timestamptz), (CAST(:end AS date) + 1)::timestamp AT TIME ZONE :tz)
+ WHERE $IN_BRANCH
    AND o.paid_at IS NOT NULL
  GROUP BY 1
