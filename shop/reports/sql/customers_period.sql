@@ -1,6 +1,6 @@
 -- A template, not a statement: one branch of customers.sql's per_period, a period (or a run of consecutive ones)
--- each; its placeholders ($N, $POSITION, $STARTS_AT, $IN_BRANCH) and parameters (:starts_$N, :first_$N, :until_$N) are
--- shop/reports/branches.py's. Also :start, :end and :tz, the range.
+-- each; its placeholders ($N, $POSITION, $STARTS_AT, $IN_BRANCH) and parameters (:starts_$N, :first_$N,
+-- :until_$N) are shop/reports/branches.py's. Also :start, :end and :tz, the range.
 -- What each column counts: customers.sql. Index: ix_orders_customers, read from the index alone.
 SELECT $POSITION AS position,
        count(*) FILTER (WHERE o.previous_counted_at IS NULL OR o.previous_counted_at < $STARTS_AT) AS customers,

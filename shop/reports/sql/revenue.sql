@@ -9,8 +9,9 @@
 -- Counts orders whose status is paid, shipped or delivered, by the moment they were placed.
 -- Index: ix_orders_revenue, partial on the counted statuses, on created_at and covering user_id, total, units and
 -- previous_counted_at: the local date range becomes a created_at range in UTC, read from the index alone. An
--- order falls in the period whose start it follows (no time zone arithmetic per order). A customer counts once in a period at their first order in it: the one whose previous counted order
--- (orders.previous_counted_at, kept by the order code) came before the period began; no DISTINCT to sort.
+-- order falls in the period whose start it follows (no time zone arithmetic per order). A customer counts once in
+-- a period at their first order in it: the one whose previous counted order (orders.previous_counted_at, kept by
+-- the order code) came before the period began; no DISTINCT to sort.
 -- Refunds count in the period they were paid out (a March refund of a February order lowers March), from the ledger:
 -- ix_ledger_entries_refunds, partial on refunds of orders in the revenue, on occurred_at and covering amount.
 -- net = revenue - refunds, in every row and in the totals.
