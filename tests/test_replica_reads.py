@@ -4,6 +4,7 @@ never go to it (shop/db/replica.py). The pair of servers: tests/replication.py."
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import time
@@ -257,3 +258,22 @@ def test_the_event_feed_and_the_dashboard_read_the_replica(app: Flask, pair: Pai
     finally:
         pair.replica.start()
         wait_until_streaming(pair.replica)
+
+
+def test_slow_statements_on_the_replica_are_logged(
+    pair: Pair, make_app: Callable[..., Flask], caplog: pytest.LogCaptureFixture
+) -> None:
+    app = make_app(**pair.settings, SLOW_SQL_MS=0.001)  # every statement is slow
+    try:
+        staff = AuthActions(app.test_client()).headers("staff@example.com", "staff")
+        wait_until_replayed(pair.primary, pair.replica)
+        with caplog.at_level(logging.WARNING, logger="shop.sql"):
+            response = app.test_client().get(
+                "/api/v1/reports/revenue", query_string={"start": "2025-01-01", "end": "2025-01-31"}, headers=staff
+            )
+        assert (response.status_code, response.headers["Read-Source"]) == (200, "replica")
+        # the report's own statement ran on the replica only, and was logged
+        logged = [getattr(record, "statement", "") for record in caplog.records if record.name == "shop.sql"]
+        assert any(statement.startswith("-- Revenue per period") for statement in logged), logged
+    finally:
+        empty_every_table(app)

@@ -10,6 +10,7 @@ from flask import Flask, g, has_request_context
 from sqlalchemy import event
 from sqlalchemy.engine import Connection
 
+from shop.db.replica import EXTENSION as REPLICA_READS
 from shop.extensions import db
 
 log = logging.getLogger("shop.sql")
@@ -21,7 +22,9 @@ def register_slow_sql_log(app: Flask) -> None:
     if threshold_ms <= 0:
         return
     with app.app_context():
-        engine = db.engine
+        engines = [db.engine]
+    if (replica := app.extensions.get(REPLICA_READS)) is not None:
+        engines.append(replica.engine)  # the reports' reads, when they go to the replica (shop/db/replica.py)
 
     def started(connection: Connection, *args: Any) -> None:
         connection.info.setdefault("shop_statement_started", []).append(time.perf_counter())
@@ -42,5 +45,6 @@ def register_slow_sql_log(app: Flask) -> None:
                 },
             )
 
-    event.listen(engine, "before_cursor_execute", started)
-    event.listen(engine, "after_cursor_execute", finished)
+    for engine in engines:
+        event.listen(engine, "before_cursor_execute", started)
+        event.listen(engine, "after_cursor_execute", finished)
