@@ -68,7 +68,6 @@ REPLICA_STATE = sa.text(
 class ReadSource:
     name: str  # PRIMARY or REPLICA
     as_of: datetime  # every commit before this is in what the read sees
-    lag_seconds: float  # 0 on the primary
 
 
 class ReplicaUnusable(Exception):
@@ -136,13 +135,13 @@ class ReplicaReads:
             log.warning("DATABASE_REPLICA_URL names a server that is not a standby; reading from the primary")
             return None
         if state.caught_up and state.streaming and not state.paused:
-            return ReadSource(REPLICA, state.now, 0.0)
+            return ReadSource(REPLICA, state.now)
         if state.replayed_at is None or not state.streaming:
             return None  # cannot tell how far behind it is
         lag = max((state.now - state.replayed_at).total_seconds(), 0.0)
         if lag > self.max_lag:
             return None
-        return ReadSource(REPLICA, state.replayed_at, lag)
+        return ReadSource(REPLICA, state.replayed_at)
 
 
 def init_replica_reads(app: Flask) -> None:
@@ -221,7 +220,7 @@ def read_source() -> ReadSource:
     source: ReadSource | None = g.get("read_source")
     if source is None:
         now: datetime = db.session.execute(sa.text("SELECT now()")).scalar_one()
-        source = ReadSource(PRIMARY, now, 0.0)
+        source = ReadSource(PRIMARY, now)
         g.read_source = source
     return source
 

@@ -24,19 +24,16 @@ from __future__ import annotations
 import functools
 import math
 from datetime import datetime
-from importlib.resources import files
 from typing import Any
-
-from shop.models.order import COUNTED_LIST
 
 MOST_BRANCHES = 24
 _BUCKET = "width_bucket(o.created_at, CAST(:starts_$N AS timestamptz[]))"
-# placeholder: (for a branch of one period, for a run of periods)
 # the branch's orders: placed from its first period's start until its last period's end (or the range's)
 _IN_BRANCH = (
     "o.created_at >= (CAST(:starts_$N AS timestamptz[]))[1] AND o.created_at < "
     "coalesce(CAST(:until_$N AS timestamptz), (CAST(:end AS date) + 1)::timestamp AT TIME ZONE :tz)"
 )
+# placeholder: (for a branch of one period, for a run of periods)
 PLACEHOLDERS = {
     "$POSITION": ("CAST(:first_$N AS integer)", f"CAST(:first_$N AS integer) - 1 + {_BUCKET}"),
     "$STARTS_AT": ("(CAST(:starts_$N AS timestamptz[]))[1]", f"(CAST(:starts_$N AS timestamptz[]))[{_BUCKET}]"),
@@ -44,18 +41,9 @@ PLACEHOLDERS = {
 }
 
 
-def sql_file(name: str) -> str:
-    """A `.sql` file of the package without its comment lines (its header), to be put together with others, and
-    with the counted statuses in place (as shop.reports.queries.statement puts them)."""
-    text = files("shop.reports").joinpath("sql", f"{name}.sql").read_text(encoding="utf-8")
-    lines = "\n".join(line for line in text.splitlines() if not line.startswith("--"))
-    return lines.replace("$COUNTED_STATUSES", COUNTED_LIST)
-
-
 @functools.cache
-def branches(template_name: str, branch_periods: tuple[int, ...]) -> str:
-    """The template once per branch (of so many periods each), numbered, joined by UNION ALL."""
-    template = sql_file(template_name)
+def branches(template: str, branch_periods: tuple[int, ...]) -> str:
+    """The template (a `.sql` file's text) once per branch (of so many periods each), numbered, joined by UNION ALL."""
     made = []
     for number, periods in enumerate(branch_periods, 1):
         branch = template

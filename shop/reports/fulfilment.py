@@ -18,8 +18,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from shop.reports.branches import branch_parameters, branches, sql_file
-from shop.reports.queries import ReportRange, report_periods
+from shop.reports.branches import branch_parameters, branches
+from shop.reports.queries import ReportRange, report_periods, statement_body
 
 RANGE_PAYMENT, RANGE_SHIPMENT = 0, -1  # the positions of fulfilment_totals.sql's rows
 
@@ -38,7 +38,8 @@ class FulfilmentPeriod:
 @functools.cache
 def report_statement(branch_periods: tuple[int, ...]) -> sa.TextClause:
     """fulfilment_period.sql once per branch, then fulfilment_totals.sql, as the branches of one UNION ALL."""
-    return sa.text(f"{branches('fulfilment_period', branch_periods)}\nUNION ALL\n{sql_file('fulfilment_totals')}")
+    periods = branches(statement_body("fulfilment_period"), branch_periods)
+    return sa.text(f"{periods}\nUNION ALL\n{statement_body('fulfilment_totals')}")
 
 
 def fulfilment(

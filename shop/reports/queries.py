@@ -35,10 +35,16 @@ def statement(name: str) -> sa.TextClause:
     return sa.text(text.replace("$COUNTED_STATUSES", COUNTED_LIST))
 
 
+def statement_body(name: str) -> str:
+    """A report's SQL without its header comment, to be put together with others (shop/reports/branches.py)."""
+    return "\n".join(line for line in statement(name).text.splitlines() if not line.startswith("--"))
+
+
 @functools.cache
 def branched_statement(name: str, branch_periods: tuple[int, ...]) -> sa.TextClause:
     """A report's `.sql` with its per_period made of `<name>_period.sql`'s branches (shop/reports/branches.py)."""
-    return sa.text(statement(name).text.replace("$PER_PERIOD", branches(f"{name}_period", branch_periods)))
+    per_period = branches(statement_body(f"{name}_period"), branch_periods)
+    return sa.text(statement(name).text.replace("$PER_PERIOD", per_period))
 
 
 def branched_query(name: str, parameters: dict[str, Any]) -> tuple[sa.TextClause, dict[str, Any]]:

@@ -124,19 +124,13 @@ def read_feed(after: Cursor = START, types: Sequence[EventType] = (), limit: int
     """A page of the feed, read through the replica when the view chose it (shop/db/replica.py): a hot standby's
     snapshots follow the primary's commits as replayed, so its released events are the primary's, fewer at most,
     and a cursor from either never skips an event the other has yet to show."""
-    rows = (
-        read_session()
-        .execute(
-            FEED,
-            {
-                "after_transaction": after.transaction_id,
-                "after_position": after.position,
-                "types": [t.value for t in types],
-                "limit": limit,
-            },
-        )
-        .all()
-    )
+    parameters = {
+        "after_transaction": after.transaction_id,
+        "after_position": after.position,
+        "types": [t.value for t in types],
+        "limit": limit,
+    }
+    rows = read_session().execute(FEED, parameters).all()
     events = [FeedEvent.of_row(row) for row in rows if row.position is not None]
     newest = next((Cursor(r.newest_transaction, r.newest_position) for r in rows if r.position is None), None)
     if len(events) == limit:
