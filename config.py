@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
+from sqlalchemy.pool import NullPool
 
 Number = TypeVar("Number", int, float)
 
@@ -91,13 +92,24 @@ class BaseConfig:
         self.SESSION_COOKIE_SAMESITE = "Lax"
         self.SESSION_COOKIE_SECURE = _bool(env("SESSION_COOKIE_SECURE"), type(self).APP_ENV == "production")
 
+        # behind pgbouncer in session mode the app keeps no connections of its own: each request opens one to the
+        # pooler and closes it at its end, so the pooler shares its few server connections among every app server
+        # (docs/operations.md); an app-side pool would pin a server connection to each of its idle connections
+        self.DB_EXTERNAL_POOL = _bool(env("DB_EXTERNAL_POOL"), False)
+        pool: dict[str, Any] = (
+            {"poolclass": NullPool}
+            if self.DB_EXTERNAL_POOL
+            else {
+                "pool_recycle": _number(environ, "DB_POOL_RECYCLE", 1800, int),
+                "pool_size": _number(environ, "DB_POOL_SIZE", 5, int),
+                "max_overflow": _number(environ, "DB_MAX_OVERFLOW", 10, int),
+                "pool_timeout": _number(environ, "DB_POOL_TIMEOUT", 10, int),
+            }
+        )
         self.SQLALCHEMY_ENGINE_OPTIONS: dict[str, Any] = {
             # not on every checkout: shop.db.connections pings connections that sat idle (DB_PING_AFTER_IDLE_SECONDS)
             "pool_pre_ping": False,
-            "pool_recycle": _number(environ, "DB_POOL_RECYCLE", 1800, int),
-            "pool_size": _number(environ, "DB_POOL_SIZE", 5, int),
-            "max_overflow": _number(environ, "DB_MAX_OVERFLOW", 10, int),
-            "pool_timeout": _number(environ, "DB_POOL_TIMEOUT", 10, int),
+            **pool,
             # a database error's text never carries the statement's values (names, addresses, emails)
             "hide_parameters": True,
             "connect_args": {

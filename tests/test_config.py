@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 import pytest
+from sqlalchemy.pool import NullPool
 
 from config import ConfigError, load_config
 from tests.conftest import PROJECT_ROOT
@@ -98,6 +99,14 @@ def test_pool_settings_come_from_the_environment() -> None:
     # idle connections are pinged by shop.db.connections instead, after this long
     assert options["pool_pre_ping"] is False
     assert settings["DB_PING_AFTER_IDLE_SECONDS"] == 2.5
+
+
+def test_behind_an_external_pooler_the_app_keeps_no_connections() -> None:
+    options = load_config(GOOD_PRODUCTION | {"DB_EXTERNAL_POOL": "true"})["SQLALCHEMY_ENGINE_OPTIONS"]
+
+    assert options["poolclass"] is NullPool
+    assert "pool_size" not in options  # NullPool takes no size: it keeps none
+    assert load_config(GOOD_PRODUCTION)["SQLALCHEMY_ENGINE_OPTIONS"]["pool_size"] == 5
 
 
 def test_a_malformed_number_is_named() -> None:
