@@ -50,6 +50,7 @@ from sqlalchemy.engine import URL, make_url
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from config import normalize_database_url
 from shop.devservices import gunicorn_server
+from shop.local_pgbouncer import local_pgbouncer
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -400,7 +401,7 @@ def webhook_delivery(base_url: str, environ: dict[str, str]) -> Iterator[BenchWe
 
 # --- CPU per order, from /proc ------------------------------------------------------------------
 
-TIERS = ("gunicorn", "postgres", "redis", "load", "worker")
+TIERS = ("gunicorn", "postgres", "redis", "load", "worker", "pgbouncer")
 
 
 def _tree_seconds(root: psutil.Process) -> float:
@@ -428,7 +429,10 @@ def _local_process(pid: int | None, name: str) -> psutil.Process | None:
 
 class CpuMeter:
     """Cumulative CPU seconds of each tier: gunicorn (master and workers), PostgreSQL (the postmaster and every
-    backend), Redis, and the load generator (this process's reaped children: the Python client, or pgbench)."""
+    backend), Redis, the load generator (this process's reaped children: the Python client, or pgbench), and
+    pgbouncer with --pooler."""
+
+    pooler: psutil.Process | None = None
 
     def __init__(self, database_url: str, redis_url: str) -> None:
         with _cursor(make_url(database_url)) as cursor:
@@ -458,6 +462,7 @@ class CpuMeter:
             "postgres": _tree_seconds(self.postmaster) if self.postmaster else None,
             "redis": _tree_seconds(self.redis) if self.redis else None,
             "load": own.ru_utime + own.ru_stime,
+            "pgbouncer": _tree_seconds(self.pooler) if self.pooler else None,
         }
 
 
@@ -500,15 +505,17 @@ def print_cpu(run: Run) -> None:
         return
     print("\nCPU per order, ms (read from /proc over all order rounds; '-': not on this machine)")
     header = f"{'scenario':<18} {'gunicorn':>9} {'postgres':>9} {'redis':>7} {'load gen':>9} {'webhooks':>9}"
-    print(f"{header} {'units':>8}")
+    print(f"{header} {'pgbouncer':>9} {'units':>8}")
     for name, spent in run.cpu.items():
         ceiling = name == "pgbench-ceiling"
         load = spent.per_unit_ms("load") + (" (pgbench)" if ceiling else "")
-        gunicorn, redis_ms, worker = (
-            ("-", "-", "-") if ceiling else (spent.per_unit_ms(t) for t in ("gunicorn", "redis", "worker"))
+        gunicorn, redis_ms, worker, pooler = (
+            ("-",) * 4 if ceiling else (spent.per_unit_ms(t) for t in ("gunicorn", "redis", "worker", "pgbouncer"))
         )
         postgres = spent.per_unit_ms("postgres")
-        print(f"{name:<18} {gunicorn:>9} {postgres:>9} {redis_ms:>7} {load:>9} {worker:>9} {spent.units:>8}")
+        print(
+            f"{name:<18} {gunicorn:>9} {postgres:>9} {redis_ms:>7} {load:>9} {worker:>9} {pooler:>9} {spent.units:>8}"
+        )
 
 
 # --- the run -------------------------------------------------------------------------------------
@@ -758,6 +765,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--proxy", choices=["nginx"], help="load through nginx with deploy/nginx.conf, as deployed (needs nginx)"
     )
     parser.add_argument(
+        "--pooler",
+        choices=["pgbouncer"],
+        help="gunicorn reaches PostgreSQL through pgbouncer in session mode, with DB_EXTERNAL_POOL (needs pgbouncer)",
+    )
+    parser.add_argument(
+        "--pooler-size", type=int, default=8, help="pgbouncer's server connections with --pooler (default 8)"
+    )
+    parser.add_argument(
         "--webhooks",
         action="store_true",
         help="a webhook endpoint for order.placed on a local receiver and a delivery worker, during the order rounds",
@@ -800,7 +815,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     ordering = any(s.orders for s in chosen)
     if ordering:
         run.meter = CpuMeter(database_url, os.environ["REDIS_URL"])
+    pooling = contextlib.ExitStack()
     try:
+        if args.pooler == "pgbouncer":
+            pooler_directory = Path(pooling.enter_context(tempfile.TemporaryDirectory(prefix="bench-pgbouncer-")))
+            pooler = pooling.enter_context(local_pgbouncer(pooler_directory, database_url, args.pooler_size))
+            environ |= {"DATABASE_URL": pooler.url(str(make_url(database_url).database)), "DB_EXTERNAL_POOL": "true"}
+            if run.meter is not None and pooler.process is not None:
+                run.meter.pooler = psutil.Process(pooler.process.pid)
         print(f"loading {args.products:,} products into {make_url(database_url).database}", file=sys.stderr)
         flask(environ, "db", "upgrade")
         flask(environ, "load-sample-data", "--products", str(args.products))
@@ -826,6 +848,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     time.sleep(2)  # the last orders' deliveries
                     print_delivery(run.webhook.receiver, run)
     finally:
+        pooling.close()
         drop_bench_database(database_url)
     print_table(results, args.connections, run)
     if ordering:
@@ -834,6 +857,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     workers = environ.get("WEB_CONCURRENCY", "CPUs + 1")
     worker_class = environ.get("GUNICORN_WORKER_CLASS", "shop.gunicorn_worker.BalancedThreadWorker")
     proxy = ", through nginx (deploy/nginx.conf)" if args.proxy else ""
+    if args.pooler:
+        proxy += f", to PostgreSQL through pgbouncer (session mode, {args.pooler_size} server connections)"
     print(
         f"\n{os.cpu_count()} CPUs, gunicorn workers: {workers} ({worker_class}){proxy};"
         " the load generator shares the CPUs"

@@ -26,6 +26,13 @@ from sqlalchemy.engine import make_url
 from shop.devservices import free_port
 
 START_SECONDS = 10.0
+# What pgbouncer runs on a server connection when its client leaves: DISCARD ALL but for DEALLOCATE ALL and
+# DISCARD PLANS, so the next client of the same database and role (the app again) finds the statements the last
+# one prepared (shop/db/prepared.py looks before it prepares) instead of planning them again on every request.
+# The same line is in deploy/pgbouncer/pgbouncer.ini.
+SERVER_RESET_QUERY = (
+    "CLOSE ALL; RESET ALL; UNLISTEN *; SELECT pg_advisory_unlock_all(); DISCARD TEMP; DISCARD SEQUENCES"
+)
 
 
 def pgbouncer_binary() -> str | None:
@@ -61,10 +68,9 @@ class LocalPgbouncer:
             "[pgbouncer]\n"
             f"listen_addr = 127.0.0.1\nlisten_port = {self.port}\nunix_socket_dir =\n"
             f"auth_type = trust\nauth_file = {directory / 'userlist.txt'}\nadmin_users = {self.user}\n"
-            # session mode: a client keeps its server connection (and the statements it prepared there) until it
-            # disconnects; DISCARD ALL then clears the session for the next client
+            # session mode: a client keeps its server connection until it disconnects
             f"pool_mode = session\ndefault_pool_size = {pool_size}\nmax_client_conn = 1000\n"
-            "server_reset_query = DISCARD ALL\n"
+            f"server_reset_query = {SERVER_RESET_QUERY}\n"
             f"logfile = {directory / 'pgbouncer.log'}\npidfile = {directory / 'pgbouncer.pid'}\n"
         )
         if self.system_user is not None:

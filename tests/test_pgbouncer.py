@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 
+import psycopg2
 import pytest
 import sqlalchemy as sa
 from flask import Flask
@@ -107,6 +108,14 @@ def test_many_customers_order_through_two_server_connections(
     assert stock == 10_000 - units  # every unit sold left the stock once
     # the app keeps nothing open: once the requests are done, no client of the app is left at pgbouncer
     assert pool(bouncer, database_url)["cl_active"] == 0
+    # and what it prepared outlives its connections: the next client of a server connection finds the statements
+    # there (pgbouncer's reset query keeps them) instead of planning them again
+    with psycopg2.connect(bouncer.url(str(make_url(database_url).database))) as connection:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT name FROM pg_prepared_statements WHERE name LIKE 'shop_%'")
+            assert {"shop_lock_products", "shop_bound_waits"} <= {name for (name,) in cursor.fetchall()}
+        connection.rollback()
+    connection.close()
 
 
 def test_staff_pay_and_read_reports_through_the_pooler(

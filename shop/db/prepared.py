@@ -89,12 +89,13 @@ def register_prepared_statements(app: Flask) -> None:
         engine = db.engine
 
     def plan_once(dbapi_connection: Any, connection_record: Any) -> None:
-        cursor = dbapi_connection.cursor()
+        dbapi_connection.autocommit = True  # one round trip, not BEGIN, SET and COMMIT: behind a pooler, every
+        cursor = dbapi_connection.cursor()  # request opens a connection (DB_EXTERNAL_POOL)
         try:
             cursor.execute("SET plan_cache_mode = force_generic_plan")
         finally:
             cursor.close()
-        dbapi_connection.commit()
+            dbapi_connection.autocommit = False
 
     listeners: list[tuple[str, Callable[..., None]]] = [
         ("connect", plan_once),
