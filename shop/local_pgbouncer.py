@@ -13,6 +13,7 @@ import contextlib
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import time
 import warnings
@@ -61,6 +62,7 @@ class LocalPgbouncer:
             self.system_user = "pgserver"
             ensure_user_exists(self.system_user)
         directory.mkdir(parents=True, exist_ok=True)
+        (directory / "pgbouncer.pid").unlink(missing_ok=True)  # a killed run's: pgbouncer would refuse to start
         (directory / "userlist.txt").write_text(f'"{self.user}" ""\n')
         (directory / "pgbouncer.ini").write_text(
             "[databases]\n"
@@ -89,12 +91,14 @@ class LocalPgbouncer:
         deadline = time.monotonic() + START_SECONDS
         while True:
             try:
-                self.admin("SHOW VERSION")
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
                 return
-            except psycopg2.OperationalError:
+            except OSError:
                 if self.process.poll() is not None or time.monotonic() > deadline:
-                    log = (self.directory / "pgbouncer.log").read_text(errors="replace")[-2000:]
-                    raise RuntimeError(f"pgbouncer did not start; its log ends:\n{log}") from None
+                    self.stop()
+                    log = self.directory / "pgbouncer.log"
+                    ending = log.read_text(errors="replace")[-2000:] if log.exists() else "(no log file)"
+                    raise RuntimeError(f"pgbouncer did not start; its log ends:\n{ending}") from None
                 time.sleep(0.05)
 
     def stop(self) -> None:

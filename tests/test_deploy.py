@@ -3,6 +3,7 @@ that adds up, and nothing left behind in /tmp."""
 
 from __future__ import annotations
 
+import configparser
 import importlib.util
 import os
 import subprocess
@@ -23,6 +24,7 @@ from sqlalchemy.engine import URL
 
 from shop.devservices import gunicorn_server
 from shop.extensions import db
+from shop.local_pgbouncer import SERVER_RESET_QUERY
 from shop.models import Role
 from shop.services.accounts import register_user
 from shop.sizing import available_cpus
@@ -152,8 +154,22 @@ def test_the_compose_file_adds_up() -> None:
     # the streaming replica: made from the primary by its replication role, read by the app as the same role
     assert any("20-replication.sh" in volume for volume in services["db"]["volumes"])
     assert "replica-entrypoint.sh" in services["db-replica"]["entrypoint"][0]
-    assert compose["x-app-environment"]["DATABASE_REPLICA_URL"].startswith("postgresql://shop_app:")
-    assert "@db-replica:5432/shop" in compose["x-app-environment"]["DATABASE_REPLICA_URL"]
+    environment = compose["x-app-environment"]
+    assert environment["DATABASE_REPLICA_URL"].startswith("postgresql://shop_app:")
+    # the app reaches both through pgbouncer (session mode), holding connections only while a request runs
+    assert "@pgbouncer:6432/shop" in app_url
+    assert environment["DB_EXTERNAL_POOL"] == "true"
+    assert "@pgbouncer:6432/shop_replica" in environment["DATABASE_REPLICA_URL"]
+    pooler = configparser.ConfigParser(inline_comment_prefixes=None, comment_prefixes=(";",))
+    pooler.read(PROJECT_ROOT / "deploy" / "pgbouncer" / "pgbouncer.ini")
+    assert pooler["databases"]["shop"] == "host=db port=5432 dbname=shop"
+    assert pooler["databases"]["shop_replica"] == "host=db-replica port=5432 dbname=shop"
+    assert pooler["pgbouncer"]["pool_mode"] == "session"  # the prepared statements need it
+    assert pooler["pgbouncer"]["server_reset_query"] == SERVER_RESET_QUERY  # what tests/test_pgbouncer.py runs
+    assert services["pgbouncer"]["build"] == "./deploy/pgbouncer"
+    assert os.access(PROJECT_ROOT / "deploy" / "pgbouncer" / "entrypoint.sh", os.X_OK)
+    for worker in ("app", "deliver", "expire"):
+        assert "pgbouncer" in services[worker]["depends_on"]
     for script in ("20-replication.sh", "replica-entrypoint.sh"):
         assert os.access(PROJECT_ROOT / "deploy" / "postgres" / script, os.X_OK)
     limits = app["deploy"]["resources"]["limits"]

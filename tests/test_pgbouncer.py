@@ -159,3 +159,49 @@ def test_a_paused_pooler_costs_a_request_the_connect_timeout_and_a_restarted_one
     assert again.status_code == 201, again.get_json()
     with pooled_app.app_context():
         assert db.session.execute(sa.text("SELECT count(*) FROM orders")).scalar() == 1
+
+
+def test_the_deployed_pgbouncer_ini_keeps_prepared_statements_and_resets_the_rest(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """deploy/pgbouncer/pgbouncer.ini as docker-compose.prod.yml runs it (SCRAM for clients), pointed at the test
+    server instead of `db`, on a port of its own: a server connection's next client finds what the last one
+    prepared, and none of its settings."""
+    directory = PROJECT_ROOT / "instance" / f"pgbouncer-deployed-{os.environ.get('PYTEST_XDIST_WORKER', 'main')}"
+    bouncer = LocalPgbouncer(directory, database_url, SERVER_CONNECTIONS)
+    server = make_url(database_url)
+    deployed = (PROJECT_ROOT / "deploy" / "pgbouncer" / "pgbouncer.ini").read_text()
+    host = str(server.query.get("host") or server.host)
+    adapted = (
+        deployed.replace("host=db-replica port=5432 dbname=shop", f"host={host} port={server.port or 5432}")
+        .replace("host=db port=5432 dbname=shop", f"host={host} port={server.port or 5432} dbname={server.database}")
+        .replace("listen_port = 6432", f"listen_port = {bouncer.port}")
+        .replace("listen_addr = 0.0.0.0", "listen_addr = 127.0.0.1")
+        .replace("/run/pgbouncer", str(directory))
+    )
+    assert adapted.count(str(directory)) == 2  # the userlist and the pid file
+    assert f"listen_port = {bouncer.port}" in adapted
+    (directory / "pgbouncer.ini").write_text(adapted)
+    (directory / "userlist.txt").write_text(f'"{bouncer.user}" "deploy-test-password"\n')  # as entrypoint.sh writes
+    monkeypatch.setenv("PGPASSWORD", "deploy-test-password")
+    try:
+        bouncer.start()
+
+        def session(*statements: str) -> list[tuple[object, ...]]:
+            connection = psycopg2.connect(host="127.0.0.1", port=bouncer.port, user=bouncer.user, dbname="shop")
+            connection.autocommit = True
+            try:
+                with connection.cursor() as cursor:
+                    for statement in statements:
+                        cursor.execute(statement)
+                    return cursor.fetchall() if cursor.description else []
+            finally:
+                connection.close()
+
+        session("PREPARE shop_deploy_probe AS SELECT 1", "SET statement_timeout = 1234")
+        assert session("SELECT name FROM pg_prepared_statements") == [("shop_deploy_probe",)]
+        assert session("SHOW statement_timeout") == [("0",)]  # RESET ALL: no setting leaks to the next client
+        with pytest.raises(psycopg2.OperationalError, match="authentication failed"):
+            psycopg2.connect(host="127.0.0.1", port=bouncer.port, user=bouncer.user, dbname="shop", password="wrong")
+    finally:
+        bouncer.stop()
