@@ -64,6 +64,10 @@ bench-seed: venv  ## time flask seed-db: the demo seed and 1,000,000 orders (scr
 bench-reports: venv  ## the revenue reports on 1,000,000 seeded orders, through the API (scripts/bench_reports.py)
 	$(BIN)/python -m shop.devservices -- $(BIN)/python scripts/bench_reports.py $(BENCH_REPORTS_ARGS)
 
+.PHONY: bench-capacity
+bench-capacity: venv  ## what fails first: hot products, WAL fsync, connections (scripts/bench_capacity.py)
+	$(BIN)/python -m shop.devservices -- $(BIN)/python scripts/bench_capacity.py $(BENCH_CAPACITY_ARGS)
+
 .PHONY: chaos
 chaos: venv  ## fault injection: two servers, clients, killed connections and workers, Redis and PostgreSQL faults
 	$(BIN)/python scripts/chaos.py $(CHAOS_ARGS)
