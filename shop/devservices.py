@@ -263,6 +263,19 @@ def gunicorn_server(
             sink.close()
 
 
+def unprivileged_user() -> str | None:
+    """The system user a server of our own runs as: pgserver's, made if missing, when we are root (PostgreSQL and
+    pgbouncer refuse to run as root); None (ourselves) otherwise."""
+    if os.geteuid() != 0:
+        return None
+    with warnings.catch_warnings():  # platformdirs warns at pgserver's import without XDG_RUNTIME_DIR
+        warnings.simplefilter("ignore")
+        from pgserver.utils import ensure_user_exists
+
+    ensure_user_exists("pgserver")
+    return "pgserver"
+
+
 class PrivatePostgres:
     """A PostgreSQL of a test's or a script's own in `root` (pgserver's binaries), on a free loopback port, that it
     may crash, restart or hold in recovery. Run as pgserver's system user when we are root, since PostgreSQL refuses
@@ -278,14 +291,7 @@ class PrivatePostgres:
         self.bin = Path(spec.origin).parent / "pginstall" / "bin"
         self.pgdata = root / "pgdata"
         self.port = free_port()
-        self.user: str | None = None
-        if os.geteuid() == 0:
-            with warnings.catch_warnings():  # platformdirs warns at pgserver's import without XDG_RUNTIME_DIR
-                warnings.simplefilter("ignore")
-                from pgserver.utils import ensure_user_exists
-
-            self.user = "pgserver"
-            ensure_user_exists(self.user)
+        self.user = unprivileged_user()
         root.chmod(0o755)
         self.pgdata.mkdir()
         if self.user is not None:

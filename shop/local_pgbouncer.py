@@ -16,7 +16,6 @@ import signal
 import socket
 import subprocess
 import time
-import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,7 +23,7 @@ from typing import Any
 import psycopg2
 from sqlalchemy.engine import make_url
 
-from shop.devservices import free_port
+from shop.devservices import free_port, unprivileged_user
 
 START_SECONDS = 10.0
 # What pgbouncer runs on a server connection when its client leaves: DISCARD ALL but for DEALLOCATE ALL and
@@ -53,14 +52,7 @@ class LocalPgbouncer:
         # an embedded server listens on a unix socket, named by the URL's host query parameter
         host = str(server.query.get("host") or server.host or "127.0.0.1")
         port = server.port or 5432
-        self.system_user: str | None = None
-        if os.geteuid() == 0:
-            with warnings.catch_warnings():  # platformdirs warns at pgserver's import without XDG_RUNTIME_DIR
-                warnings.simplefilter("ignore")
-                from pgserver.utils import ensure_user_exists
-
-            self.system_user = "pgserver"
-            ensure_user_exists(self.system_user)
+        self.system_user = unprivileged_user()
         directory.mkdir(parents=True, exist_ok=True)
         (directory / "pgbouncer.pid").unlink(missing_ok=True)  # a killed run's: pgbouncer would refuse to start
         (directory / "userlist.txt").write_text(f'"{self.user}" ""\n')
