@@ -35,9 +35,9 @@ if CHROMIUM is None or CHROMEDRIVER is None:
         allow_module_level=True,
     )
 
+from selenium.common.exceptions import StaleElementReferenceException, WebDriverException  # noqa: E402
 from selenium.webdriver.chrome.service import Service  # noqa: E402 - only once Chromium is known to be here
 from selenium.webdriver.common.by import By  # noqa: E402
-from selenium.webdriver.support import expected_conditions  # noqa: E402
 from selenium.webdriver.support.ui import Select, WebDriverWait  # noqa: E402
 
 pytestmark = pytest.mark.commits
@@ -116,7 +116,21 @@ def click_and_load(driver: Any, element: Any) -> None:
     elements in between would race the navigation)."""
     page = driver.find_element(By.TAG_NAME, "html")
     element.click()
-    WebDriverWait(driver, WAIT_SECONDS).until(expected_conditions.staleness_of(page))
+    WebDriverWait(driver, WAIT_SECONDS).until(lambda _: gone(page))
+
+
+def gone(element: Any) -> bool:
+    """Whether the element's page has been replaced. ChromeDriver says so with a stale-element error, or, caught
+    mid-navigation, with an "unknown error" that the node does not belong to the document (seen once in CI)."""
+    try:
+        element.is_enabled()
+    except StaleElementReferenceException:
+        return True
+    except WebDriverException as error:
+        if "does not belong to the document" in str(error.msg):
+            return True
+        raise
+    return False
 
 
 def choose_range(driver: Any, **fields: str) -> None:
