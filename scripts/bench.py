@@ -710,22 +710,33 @@ def bench_token(base_url: str, environ: dict[str, str], role: str = "customer") 
         return token
 
 
-def pgbench_ceiling(database_url: str, seconds: float, clients: int = 8) -> Result:
-    """The same order transaction, run by pgbench (-M prepared): what PostgreSQL alone manages here."""
+def run_pgbench(database_url: str, seconds: float, clients: int = 8, *, span: int = 333, options: str = "") -> str:
+    """The order transaction run by pgbench (-M prepared) for `seconds`; its output. `span`: the products each
+    line draws from (333: three disjoint thirds of 999; 1: every order on the same three). `options`: PGOPTIONS."""
     pgbench = shutil.which("pgbench") or str(Path(pgserver_bin()) / "pgbench")
     url = make_url(database_url).set(drivername="postgresql")
     user_id = _scalar(database_url, "SELECT min(id) FROM users")
     command = [
-        pgbench, "-n", "-M", "prepared", "-c", str(clients), "-j", "2", "-T", str(max(1, int(seconds))),
-        "-D", f"uid0={user_id}", "-D", "first=1", "-D", "span=333",
+        pgbench, "-n", "-M", "prepared", "-c", str(clients), "-j", str(min(clients, 2)),
+        "-T", str(max(1, int(seconds))), "-D", f"uid0={user_id}", "-D", "first=1", "-D", f"span={span}",
         "-f", str(PROJECT_ROOT / "scripts" / "pgbench" / "place_order.sql"),
         url.render_as_string(hide_password=False),
     ]  # fmt: skip
-    finished = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 120, check=False)
+    environ = dict(os.environ) | ({"PGOPTIONS": options} if options else {})
+    finished = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 120, check=False, env=environ)
     if finished.returncode != 0:
         raise SystemExit(f"pgbench failed ({finished.returncode}):\n{finished.stderr[-2000:]}")
-    output = finished.stdout
-    tps = float(re.search(r"tps = ([\d.]+)", output).group(1))  # type: ignore[union-attr]
+    return finished.stdout
+
+
+def pgbench_tps(output: str) -> float:
+    return float(re.search(r"tps = ([\d.]+)", output).group(1))  # type: ignore[union-attr]
+
+
+def pgbench_ceiling(database_url: str, seconds: float, clients: int = 8) -> Result:
+    """The same order transaction, run by pgbench: what PostgreSQL alone manages here."""
+    output = run_pgbench(database_url, seconds, clients)
+    tps = pgbench_tps(output)
     latency = re.search(r"latency average = ([\d.]+) ms", output)
     failed = re.search(r"number of failed transactions: (\d+)", output)
     return Result(

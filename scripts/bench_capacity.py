@@ -22,25 +22,21 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
-import shutil
 import statistics
-import subprocess
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 
 import psutil
 import psycopg2
 from bench import (
-    PROJECT_ROOT,
     _admin,
+    _cursor,
     _local_process,
-    _scalar,
     drop_bench_database,
     flask,
     fresh_database,
-    pgserver_bin,
+    pgbench_tps,
+    run_pgbench,
 )
 from sqlalchemy.engine import make_url
 
@@ -48,28 +44,13 @@ PRODUCTS = 1_000
 CLIENTS = (1, 2, 4, 8, 16, 32)
 
 
-def pgbench_tps(database_url: str, clients: int, seconds: float, *, span: int, options: str = "") -> float:
+def tps(database_url: str, clients: int, seconds: float, *, span: int, options: str = "") -> float:
     """pgbench's transactions a second for the order transaction; `span` products a line draws from (1: hot)."""
-    pgbench = shutil.which("pgbench") or str(Path(pgserver_bin()) / "pgbench")
-    url = make_url(database_url).set(drivername="postgresql")
-    user_id = _scalar(database_url, "SELECT min(id) FROM users")
-    command = [
-        pgbench, "-n", "-M", "prepared", "-c", str(clients), "-j", str(min(clients, 2)), "-T", str(int(seconds)),
-        "-D", f"uid0={user_id}", "-D", "first=1", "-D", f"span={span}",
-        "-f", str(PROJECT_ROOT / "scripts" / "pgbench" / "place_order.sql"),
-        url.render_as_string(hide_password=False),
-    ]  # fmt: skip
-    environ = dict(os.environ) | ({"PGOPTIONS": options} if options else {})
-    finished = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 120, check=False, env=environ)
-    if finished.returncode != 0:
-        raise SystemExit(f"pgbench failed ({finished.returncode}):\n{finished.stderr[-2000:]}")
-    return float(re.search(r"tps = ([\d.]+)", finished.stdout).group(1))  # type: ignore[union-attr]
+    return pgbench_tps(run_pgbench(database_url, seconds, clients, span=span, options=options))
 
 
 def median_tps(rounds: int, database_url: str, clients: int, seconds: float, *, span: int, options: str = "") -> float:
-    return statistics.median(
-        pgbench_tps(database_url, clients, seconds, span=span, options=options) for _ in range(rounds)
-    )
+    return statistics.median(tps(database_url, clients, seconds, span=span, options=options) for _ in range(rounds))
 
 
 def idle_backend_pss_mb(connections: Sequence[object]) -> float | None:
@@ -107,15 +88,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         }
         print(f"server: {settings}", file=sys.stderr)
 
-        pgbench_tps(database_url, 8, args.seconds, span=333)  # unmeasured: caches warm, autovacuum settled
+        tps(database_url, 8, args.seconds, span=333)  # unmeasured: caches warm, autovacuum settled
 
         print("\n1. lock waits on hot products: orders a second (pgbench tps), median of", args.rounds)
         print(f"{'clients':>8} {'uniform':>9} {'hot':>9} {'hot/uniform':>12} {'hot ms an order':>16}")
         for clients in CLIENTS:
             # round by round, so both see the machine as it was then (its speed drifts on a shared host)
             pairs = [
-                (pgbench_tps(database_url, clients, args.seconds, span=333),
-                 pgbench_tps(database_url, clients, args.seconds, span=1))
+                (tps(database_url, clients, args.seconds, span=333),
+                 tps(database_url, clients, args.seconds, span=1))
                 for _ in range(args.rounds)
             ]  # fmt: skip
             uniform, hot = (statistics.median(pair[side] for pair in pairs) for side in (0, 1))
@@ -152,14 +133,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _scalar_text(database_url: str, statement: str) -> str:
-    url = make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
-    connection = psycopg2.connect(url)
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute(statement)
-            return str(cursor.fetchone()[0])  # type: ignore[index]
-    finally:
-        connection.close()
+    with _cursor(make_url(database_url)) as cursor:
+        cursor.execute(statement)
+        return str(cursor.fetchone()[0])
 
 
 if __name__ == "__main__":
