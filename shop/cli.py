@@ -17,6 +17,7 @@ from flask.cli import with_appcontext
 
 from shop.extensions import db, passwords
 from shop.models import Role
+from shop.reports.summaries import roll_up
 from shop.seeding.generate import DEMO_ACCOUNTS, SeedPlan
 from shop.seeding.load import NOT_EMPTY, SeedRefused, seed_store, shop_is_empty
 from shop.services.accounts import EmailTaken, purge_expired_tokens, register_user
@@ -256,6 +257,18 @@ def deliver_events_command(once: bool) -> None:
     until_terminated("delivering events; SIGTERM stops after the current round", lambda stop: serve(app, stop))
 
 
+@click.group("reports")
+def reports_group() -> None:
+    """The reports' summaries."""
+
+
+@reports_group.command("roll-up")
+@with_appcontext
+def roll_up_command() -> None:
+    """Fold the summaries' pending changes into them (`flask orders expire` does it every round). Safe from cron."""
+    click.echo(f"Folded {roll_up()} changes into the report summaries.")
+
+
 def register_commands(app: Flask) -> None:
     app.cli.add_command(seed_db_command)
     app.cli.add_command(load_sample_data_command)
@@ -264,3 +277,4 @@ def register_commands(app: Flask) -> None:
     app.cli.add_command(purge_idempotency_keys_command)
     app.cli.add_command(events_group)
     app.cli.add_command(orders_group)
+    app.cli.add_command(reports_group)

@@ -20,6 +20,16 @@ from shop.models.order import Order, OrderItem, OrderStatus
 from shop.models.order_history import OrderStatusChange
 from shop.models.product import Product
 from shop.models.returns import Return, ReturnLine, ReturnStatus
+from shop.models.summary import (
+    CategorySummary,
+    CategorySummaryChange,
+    OrderPairSummary,
+    OrderPairSummaryChange,
+    ProductSummary,
+    ProductSummaryChange,
+    RevenueSummary,
+    RevenueSummaryChange,
+)
 from shop.models.token import ApiToken
 from shop.models.user import Role, User
 from shop.models.webhook import WebhookEndpoint
@@ -28,6 +38,8 @@ __all__ = [
     "ApiToken",
     "Base",
     "CatalogChange",
+    "CategorySummary",
+    "CategorySummaryChange",
     "Event",
     "EventType",
     "Flag",
@@ -38,10 +50,14 @@ __all__ = [
     "NotificationOutcome",
     "Order",
     "OrderItem",
+    "OrderPairSummary",
+    "OrderPairSummaryChange",
     "OrderStatus",
     "OrderStatusChange",
     "PaymentNotification",
     "Product",
+    "ProductSummary",
+    "ProductSummaryChange",
     "Refund",
     "RefundLine",
     "RefundStatus",
@@ -49,6 +65,8 @@ __all__ = [
     "Return",
     "ReturnLine",
     "ReturnStatus",
+    "RevenueSummary",
+    "RevenueSummaryChange",
     "Role",
     "User",
     "WebhookAttempt",

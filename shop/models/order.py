@@ -86,6 +86,21 @@ class Order(Timestamps, Base):
             "created_at",
             postgresql_where=sa.text(f"{COUNTED_SQL} AND previous_counted_at IS NULL"),
         ),
+        # the revenue reports' customers (migration 0016): counted orders by when their customer's previous one was
+        # placed, for the orders whose previous order falls in the partial UTC day a period begins with
+        sa.Index(
+            "ix_orders_previous_counted",
+            "previous_counted_at",
+            postgresql_include=["created_at"],
+            postgresql_where=sa.text(f"{COUNTED_SQL} AND previous_counted_at IS NOT NULL"),
+        ),
+        # ... and the orders placed within 25 hours of their customer's previous one: a day's repeat customers
+        sa.Index(
+            "ix_orders_close_repeats",
+            "created_at",
+            postgresql_include=["previous_counted_at"],
+            postgresql_where=sa.text(f"{COUNTED_SQL} AND created_at - previous_counted_at < interval '25 hours'"),
+        ),
         # the fulfilment report: paid orders of a time range with their waits, read from the index alone
         sa.Index(
             "ix_orders_fulfilment",

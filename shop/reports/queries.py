@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from importlib.resources import files
 from typing import Any
@@ -176,18 +176,33 @@ def revenue(session: Session, report_range: ReportRange, granularity: str) -> tu
     """One row per period of the range (empty ones too), and the totals.
 
     Two statements: the periods and where each begins come first, computed by PostgreSQL in the zone; they go
-    into the second as literals, a scan of each period's orders (shop/reports/branches.py).
+    into the second as literals. The second reads the summaries (revenue_summarized.sql) when every period starts
+    and ends on a UTC quarter hour, as local midnights do in every zone today; else (a zone's local mean time before
+    1900-something) each period's orders, a scan of its own (revenue.sql, shop/reports/branches.py).
     """
-    query, parameters = branched_query("revenue", report_periods(session, report_range, granularity))
+    parameters = report_periods(session, report_range, granularity)
+    if on_quarter_hours(parameters["starts"], parameters["until"]):
+        query: str | sa.TextClause = "revenue_summarized"
+    else:
+        query, parameters = branched_query("revenue", parameters)
     rows = [RevenuePeriod(*row) for row in report_rows(session, query, parameters, settings=False)]
     return rows[:-1], rows[-1]
 
 
+QUARTER_HOUR_SECONDS = 900
+
+
+def on_quarter_hours(starts: list[datetime], until: datetime) -> bool:
+    """Do all these moments begin UTC quarter hours (the summaries' finest buckets)?"""
+    return all(moment.timestamp() % QUARTER_HOUR_SECONDS == 0 for moment in [*starts, until])
+
+
 def report_periods(session: Session, report_range: ReportRange, granularity: str) -> dict[str, Any]:
-    """The range's periods and where each begins (revenue_periods.sql), as parameters of a report over them."""
+    """The range's periods and where each begins (revenue_periods.sql), and where the range ends, as parameters of
+    a report over them."""
     parameters = report_range.parameters() | {"granularity": granularity}
-    ((periods, starts),) = report_rows(session, "revenue_periods", parameters)
-    return report_range.parameters() | {"periods": periods, "starts": starts}
+    ((periods, starts, until),) = report_rows(session, "revenue_periods", parameters)
+    return report_range.parameters() | {"periods": periods, "starts": starts, "until": until}
 
 
 def customers(

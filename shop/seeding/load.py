@@ -37,6 +37,15 @@ SHOP_TABLES = (
 )  # fmt: skip
 CHECKED_LATER = ("orders", "order_items", "order_status_changes")  # their foreign keys are checked after the load
 TOTAL_TRIGGERS = (("orders", "trg_orders_total_matches_lines"), ("order_items", "trg_order_items_total_matches_lines"))
+# the report summaries' triggers (migration 0016): a change row per loaded row would cost more than the summaries
+# made once from the loaded rows (rebuild_report_summaries())
+SUMMARY_TRIGGERS = (
+    *((table, f"summarize_{name}_{when}") for table, name in (("orders", "order"), ("order_items", "order_item"))
+      for when in ("insert", "update", "delete")),
+    ("ledger_entries", "summarize_refund"),
+    ("refund_lines", "summarize_refund_line"),
+)  # fmt: skip
+SUMMARY_TABLES = ("revenue_summary", "order_pair_summary", "category_summary", "product_summary")
 
 USER_COLUMNS = "id, email, name, password_hash, role, is_active, created_at, updated_at"
 PRODUCT_COLUMNS = "id, sku, name, description, category, price, stock, is_active, created_at, updated_at, version"
@@ -294,7 +303,7 @@ def seed_store(
             connection.execute(sa.schema.DropConstraint(constraint))
         for index in indexes:
             connection.execute(sa.schema.DropIndex(index))
-        for table, trigger in TOTAL_TRIGGERS:
+        for table, trigger in (*TOTAL_TRIGGERS, *SUMMARY_TRIGGERS):
             connection.execute(sa.text(f"ALTER TABLE {table} DISABLE TRIGGER {trigger}"))
 
         demo_rows = 2 if demo_password_hashes is not None else 0
@@ -334,7 +343,8 @@ def seed_store(
                 raise RuntimeError(
                     f"{wrong} seeded orders do not point at their customer's previous (or first) counted order"
                 )
-            for table, trigger in TOTAL_TRIGGERS:
+            connection.execute(sa.text("SELECT rebuild_report_summaries()"))
+            for table, trigger in (*TOTAL_TRIGGERS, *SUMMARY_TRIGGERS):
                 connection.execute(sa.text(f"ALTER TABLE {table} ENABLE TRIGGER {trigger}"))
             for table in ("users", "products", "orders", "order_items", "order_status_changes", *money.NUMBERED):
                 # ids were written explicitly: the next one the database hands out must follow them
@@ -344,7 +354,9 @@ def seed_store(
         show.step("indexes built, constraints checked", check_and_restore)
     # fresh statistics, so the first reports and lists are planned for the data that is there
     with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
-        show.step("analyze", lambda: connection.execute(sa.text(f"ANALYZE {', '.join(SHOP_TABLES)}")))
+        show.step(
+            "analyze", lambda: connection.execute(sa.text(f"ANALYZE {', '.join((*SHOP_TABLES, *SUMMARY_TABLES))}"))
+        )
     # product ids start again at 1: documents cached for the old catalog must never be served for the new one
     report.cache_cleared = catalog_cache.forget_everything()
     report.seconds = time.monotonic() - show.started

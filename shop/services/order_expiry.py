@@ -5,7 +5,8 @@ The sweeper (`flask orders expire`) lists pending orders past the window, oldest
 transaction of its own through the same transition as a cancel (shop/services/order_lifecycle.py): it locks the order
 row and checks that the order is still pending, so a payment that got there first wins (the expiry is then refused
 and skipped), a payment that comes second finds the order cancelled (409), and two sweepers never expire one order
-twice. Safe to run from several places at once.
+twice. Safe to run from several places at once. Each round it also folds the report summaries' changes in
+(shop/reports/summaries.py).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from flask import Flask
 from shop.extensions import db
 from shop.models import Order, OrderStatus
 from shop.observability.throttled import ThrottledWarning
+from shop.reports.summaries import roll_up
 from shop.services.order_lifecycle import Action, IllegalTransition, transition
 
 log = logging.getLogger(__name__)
@@ -60,6 +62,8 @@ def sweep(app: Flask, stop: threading.Event, interval_seconds: float = 30.0) -> 
         while not stop.is_set():
             try:
                 expired = expire_overdue(window)
+                # the report summaries' changes, folded in while the sweeper is here (shop/reports/summaries.py)
+                roll_up()
             except Exception as error:  # PostgreSQL restarting, say: logged once a minute, tried again
                 _warnings.warn("sweep", error)
                 expired = 0

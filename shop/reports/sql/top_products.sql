@@ -4,26 +4,44 @@
 -- Parameters: :start, :end (dates, inclusive, in :tz), :tz (an IANA zone name), :limit (1 to 100).
 -- Counts lines of orders whose status is paid, shipped or delivered, by the moment the order was placed, net of the
 -- refunded lines (their amounts and units, in the period each refund was paid out).
--- Indexes: ix_order_items_revenue (the counted lines of the range, from the index alone: product_id, quantity
--- and line_total are in it); products by their primary key for the few rows kept.
-WITH bounds AS NOT MATERIALIZED (  -- read twice: inlined into each, so neither scan loses its parallel plan
+-- Read as revenue_by_category.sql reads its figures: product_summary (migration 0016) and its changes for the whole
+-- UTC days and months of the range, the lines (ix_order_items_revenue) and the ledger for the partial days at its
+-- ends; products by their primary key for the few rows kept.
+WITH bounds AS MATERIALIZED (
     SELECT CAST(:start AS date)::timestamp AT TIME ZONE :tz AS from_utc,
            (CAST(:end AS date) + 1)::timestamp AT TIME ZONE :tz AS until_utc
-), gross AS (
-    SELECT i.product_id, sum(i.quantity) AS units, sum(i.line_total) AS revenue
-      FROM order_items i, bounds b
-     WHERE i.placed_at >= b.from_utc AND i.placed_at < b.until_utc AND i.counted
+), segments AS MATERIALIZED (  -- whole UTC months ('m') and days ('d'); the rest ('q') read from the lines
+    SELECT s.grain, s.seg_from, s.seg_until FROM bounds b CROSS JOIN summary_segments(b.from_utc, b.until_utc) s
+), figures AS (
+    SELECT p.product_id, p.units, p.revenue, p.refunded_units, p.refunds
+      FROM segments s
+      JOIN product_summary p ON p.grain = s.grain AND p.starts_at >= s.seg_from AND p.starts_at < s.seg_until
+    UNION ALL
+    SELECT p.product_id, p.units, p.revenue, p.refunded_units, p.refunds
+      FROM segments s
+      JOIN product_summary_changes p ON p.starts_at >= s.seg_from AND p.starts_at < s.seg_until
+     WHERE s.grain <> 'q'
+    UNION ALL
+    SELECT i.product_id, sum(i.quantity), sum(i.line_total), 0, 0
+      FROM segments s
+      JOIN order_items i ON i.placed_at >= s.seg_from AND i.placed_at < s.seg_until AND i.counted
+     WHERE s.grain = 'q'
      GROUP BY i.product_id
-), refunded AS (
-    SELECT l.product_id, sum(l.quantity) AS units, sum(l.amount) AS refunds
-      FROM ledger_entries e JOIN refund_lines l ON l.refund_id = e.refund_id, bounds b
-     WHERE e.kind = 'refund' AND e.in_revenue AND e.occurred_at >= b.from_utc AND e.occurred_at < b.until_utc
+    UNION ALL
+    SELECT l.product_id, 0, 0, sum(l.quantity), sum(l.amount)
+      FROM segments s
+      JOIN ledger_entries e ON e.occurred_at >= s.seg_from AND e.occurred_at < s.seg_until
+                           AND e.kind = 'refund' AND e.in_revenue
+      JOIN refund_lines l ON l.refund_id = e.refund_id
+     WHERE s.grain = 'q'
      GROUP BY l.product_id
 ), ranked AS (
-    SELECT coalesce(g.product_id, r.product_id) AS product_id,
-           coalesce(g.units, 0) - coalesce(r.units, 0) AS units,
-           coalesce(g.revenue, 0) - coalesce(r.refunds, 0) AS revenue
-      FROM gross g FULL JOIN refunded r ON r.product_id = g.product_id
+    SELECT product_id,
+           CAST(sum(units) - sum(refunded_units) AS bigint) AS units,
+           sum(revenue) - sum(refunds) AS revenue
+      FROM figures
+     GROUP BY product_id
+    HAVING sum(units) > 0 OR sum(refunded_units) > 0  -- sold or refunded in the range, as the lines would say
      ORDER BY revenue DESC, units DESC, product_id
      LIMIT :limit
 )

@@ -1,0 +1,343 @@
+"""Report summaries: the counted orders, lines and refunds added up by UTC quarter hour, day and month, so that a
+report over a year reads a few thousand summed rows instead of millions of orders.
+
+Every IANA zone is a whole number of quarter hours from UTC, so every local midnight is the start of a UTC quarter
+hour: a range of local days is exactly a run of quarter hours, of which the whole UTC days and months in the middle
+are read from their own, coarser rows (summary_segments()).
+
+Kept current in the writing transaction, by triggers on orders, order_items and ledger_entries, without a hot row:
+a trigger only appends a change (+1 order, -3 units, ...) to a `*_summary_changes` table, which no two
+transactions ever both update. shop folds the changes into the summaries now and then (roll_up, in
+shop/reports/summaries.py), one transaction moving them: a report reads summaries and changes together, in one
+snapshot, so it is exact whether or not they were folded in yet.
+
+- revenue_summary (grains q, d, m): counted orders, units, revenue by when the order was placed; refunds of orders
+  in the revenue by when they were paid out.
+- category_summary, product_summary (grains d, m): counted lines by when their order was placed (orders: lines
+  first of their category in their order), refunded lines by when the refund was paid out. Their reports read the
+  partial days at a range's ends from the lines themselves (ix_order_items_revenue), so need no quarter hours.
+
+Revision ID: 0016_report_summaries
+Revises: 0015_first_orders_index
+Create Date: 2026-12-03
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0016_report_summaries"
+down_revision = "0015_first_orders_index"
+branch_labels = None
+depends_on = None
+
+COUNTED = "('paid', 'shipped', 'delivered')"
+MONEY = sa.Numeric(14, 2)
+
+FUNCTIONS = """
+    -- the UTC quarter hour holding a moment: the finest bucket of the summaries
+    CREATE FUNCTION summary_quarter_hour(at timestamptz) RETURNS timestamptz
+        LANGUAGE sql IMMUTABLE PARALLEL SAFE
+        AS $$ SELECT date_bin('15 minutes', at, TIMESTAMPTZ 'epoch') $$;
+
+    -- where the UTC day or month holding a moment began ('day' or 'month'); in UTC whatever the session's zone
+    CREATE FUNCTION summary_floor(grain text, at timestamptz) RETURNS timestamptz
+        LANGUAGE sql IMMUTABLE PARALLEL SAFE
+        AS $$ SELECT date_trunc(grain, at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' $$;
+
+    -- the first UTC day or month start at or after a moment
+    CREATE FUNCTION summary_ceiling(grain text, at timestamptz) RETURNS timestamptz
+        LANGUAGE sql IMMUTABLE PARALLEL SAFE
+        AS $$ SELECT CASE WHEN summary_floor(grain, at) = at THEN at
+                          ELSE (date_trunc(grain, at AT TIME ZONE 'UTC') + CAST('1 ' || grain AS interval))
+                               AT TIME ZONE 'UTC' END $$;
+
+    -- [from_at, until_at) as the fewest summary rows: whole UTC months ('m'), then whole UTC days ('d'), then the
+    -- quarter hours left at either end ('q'); each segment [seg_from, seg_until) holds the rows of its grain that
+    -- start in it. Exact when both ends are quarter hours (every local midnight of every zone is).
+    CREATE FUNCTION summary_segments(from_at timestamptz, until_at timestamptz)
+        RETURNS TABLE (grain character(1), seg_from timestamptz, seg_until timestamptz)
+        LANGUAGE sql IMMUTABLE PARALLEL SAFE
+        AS $$
+        WITH days AS (
+            SELECT summary_ceiling('day', from_at) AS first_day, summary_floor('day', until_at) AS last_day
+        ), edges AS (
+            SELECT first_day, last_day,
+                   summary_ceiling('month', first_day) AS first_month, summary_floor('month', last_day) AS last_month
+              FROM days
+        )
+        SELECT CAST('m' AS character(1)), first_month, last_month FROM edges WHERE first_month < last_month
+        UNION ALL SELECT 'd', first_day, first_month FROM edges
+                   WHERE first_month < last_month AND first_day < first_month
+        UNION ALL SELECT 'd', last_month, last_day FROM edges WHERE first_month < last_month AND last_month < last_day
+        UNION ALL SELECT 'd', first_day, last_day FROM edges WHERE first_month >= last_month AND first_day < last_day
+        UNION ALL SELECT 'q', from_at, first_day FROM edges WHERE first_day < last_day AND from_at < first_day
+        UNION ALL SELECT 'q', last_day, until_at FROM edges WHERE first_day < last_day AND last_day < until_at
+        UNION ALL SELECT 'q', from_at, until_at FROM edges WHERE first_day >= last_day AND from_at < until_at
+        $$;
+"""
+
+TRIGGERS = f"""
+    -- an order counts (paid, shipped or delivered) or stops counting, a counted order's figures change, or its
+    -- customer's previous counted order does (the chain of previous_counted_at, kept by the order code)
+    CREATE FUNCTION summarize_order() RETURNS trigger LANGUAGE plpgsql AS $$
+    DECLARE
+        was_counted boolean := TG_OP <> 'INSERT' AND OLD.status IN {COUNTED};
+        is_counted boolean := TG_OP <> 'DELETE' AND NEW.status IN {COUNTED};
+        was_repeat boolean := was_counted AND OLD.previous_counted_at IS NOT NULL;
+        is_repeat boolean := is_counted AND NEW.previous_counted_at IS NOT NULL;
+    BEGIN
+        IF was_counted <> is_counted
+           OR (is_counted AND (OLD.total, OLD.units, OLD.created_at) IS DISTINCT FROM
+                              (NEW.total, NEW.units, NEW.created_at)) THEN
+            IF was_counted THEN
+                INSERT INTO revenue_summary_changes (starts_at, orders, units, revenue, refunds)
+                VALUES (summary_quarter_hour(OLD.created_at), -1, -OLD.units, -OLD.total, 0);
+            END IF;
+            IF is_counted THEN
+                INSERT INTO revenue_summary_changes (starts_at, orders, units, revenue, refunds)
+                VALUES (summary_quarter_hour(NEW.created_at), 1, NEW.units, NEW.total, 0);
+            END IF;
+        END IF;
+        IF was_repeat <> is_repeat
+           OR (is_repeat AND (OLD.previous_counted_at, OLD.created_at) IS DISTINCT FROM
+                             (NEW.previous_counted_at, NEW.created_at)) THEN
+            IF was_repeat THEN
+                INSERT INTO order_pair_summary_changes (starts_at, previous_day, pairs)
+                VALUES (summary_quarter_hour(OLD.created_at), summary_floor('day', OLD.previous_counted_at), -1);
+            END IF;
+            IF is_repeat THEN
+                INSERT INTO order_pair_summary_changes (starts_at, previous_day, pairs)
+                VALUES (summary_quarter_hour(NEW.created_at), summary_floor('day', NEW.previous_counted_at), 1);
+            END IF;
+        END IF;
+        RETURN NULL;
+    END
+    $$;
+    CREATE TRIGGER summarize_order_insert AFTER INSERT ON orders
+        FOR EACH ROW WHEN (NEW.status IN {COUNTED}) EXECUTE FUNCTION summarize_order();
+    CREATE TRIGGER summarize_order_update
+        AFTER UPDATE OF status, total, units, created_at, previous_counted_at ON orders
+        FOR EACH ROW WHEN ((OLD.status, OLD.total, OLD.units, OLD.created_at, OLD.previous_counted_at)
+                           IS DISTINCT FROM (NEW.status, NEW.total, NEW.units, NEW.created_at, NEW.previous_counted_at))
+        EXECUTE FUNCTION summarize_order();
+    CREATE TRIGGER summarize_order_delete AFTER DELETE ON orders
+        FOR EACH ROW WHEN (OLD.status IN {COUNTED}) EXECUTE FUNCTION summarize_order();
+
+    -- a line counts or stops counting (its order's status), or a counted line's figures change
+    CREATE FUNCTION summarize_order_item() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        IF TG_OP <> 'INSERT' AND OLD.counted THEN
+            INSERT INTO category_summary_changes (starts_at, category, orders, units, revenue, refunded_units, refunds)
+            VALUES (summary_quarter_hour(OLD.placed_at), OLD.category, -CAST(OLD.first_in_category AS integer),
+                    -OLD.quantity, -OLD.line_total, 0, 0);
+            INSERT INTO product_summary_changes (starts_at, product_id, units, revenue, refunded_units, refunds)
+            VALUES (summary_quarter_hour(OLD.placed_at), OLD.product_id, -OLD.quantity, -OLD.line_total, 0, 0);
+        END IF;
+        IF TG_OP <> 'DELETE' AND NEW.counted THEN
+            INSERT INTO category_summary_changes (starts_at, category, orders, units, revenue, refunded_units, refunds)
+            VALUES (summary_quarter_hour(NEW.placed_at), NEW.category, CAST(NEW.first_in_category AS integer),
+                    NEW.quantity, NEW.line_total, 0, 0);
+            INSERT INTO product_summary_changes (starts_at, product_id, units, revenue, refunded_units, refunds)
+            VALUES (summary_quarter_hour(NEW.placed_at), NEW.product_id, NEW.quantity, NEW.line_total, 0, 0);
+        END IF;
+        RETURN NULL;
+    END
+    $$;
+    CREATE TRIGGER summarize_order_item_insert AFTER INSERT ON order_items
+        FOR EACH ROW WHEN (NEW.counted) EXECUTE FUNCTION summarize_order_item();
+    CREATE TRIGGER summarize_order_item_update
+        AFTER UPDATE OF counted, quantity, line_total, placed_at, category, product_id, first_in_category
+        ON order_items
+        FOR EACH ROW WHEN (OLD.counted IS DISTINCT FROM NEW.counted
+                           OR (NEW.counted AND (OLD.quantity, OLD.line_total, OLD.placed_at, OLD.category,
+                                                OLD.product_id, OLD.first_in_category)
+                                               IS DISTINCT FROM (NEW.quantity, NEW.line_total, NEW.placed_at,
+                                                                 NEW.category, NEW.product_id, NEW.first_in_category)))
+        EXECUTE FUNCTION summarize_order_item();
+    CREATE TRIGGER summarize_order_item_delete AFTER DELETE ON order_items
+        FOR EACH ROW WHEN (OLD.counted) EXECUTE FUNCTION summarize_order_item();
+
+    -- a refund of an order in the revenue was paid out (ledger entries are never changed or deleted), and its lines:
+    -- whichever of the entry and a line is written second adds the line's change, so the order they are written in
+    -- (one transaction, shop/services/refunds.py) does not matter
+    CREATE FUNCTION summarize_refund() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        INSERT INTO revenue_summary_changes (starts_at, orders, units, revenue, refunds)
+        VALUES (summary_quarter_hour(NEW.occurred_at), 0, 0, 0, NEW.amount);
+        INSERT INTO category_summary_changes (starts_at, category, orders, units, revenue, refunded_units, refunds)
+        SELECT summary_quarter_hour(NEW.occurred_at), l.category, 0, 0, 0, sum(l.quantity), sum(l.amount)
+          FROM refund_lines l WHERE l.refund_id = NEW.refund_id GROUP BY l.category;
+        INSERT INTO product_summary_changes (starts_at, product_id, units, revenue, refunded_units, refunds)
+        SELECT summary_quarter_hour(NEW.occurred_at), l.product_id, 0, 0, sum(l.quantity), sum(l.amount)
+          FROM refund_lines l WHERE l.refund_id = NEW.refund_id GROUP BY l.product_id;
+        RETURN NULL;
+    END
+    $$;
+    CREATE TRIGGER summarize_refund AFTER INSERT ON ledger_entries
+        FOR EACH ROW WHEN (NEW.kind = 'refund' AND NEW.in_revenue) EXECUTE FUNCTION summarize_refund();
+
+    CREATE FUNCTION summarize_refund_line() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        INSERT INTO category_summary_changes (starts_at, category, orders, units, revenue, refunded_units, refunds)
+        SELECT summary_quarter_hour(e.occurred_at), NEW.category, 0, 0, 0, NEW.quantity, NEW.amount
+          FROM ledger_entries e WHERE e.refund_id = NEW.refund_id AND e.kind = 'refund' AND e.in_revenue;
+        INSERT INTO product_summary_changes (starts_at, product_id, units, revenue, refunded_units, refunds)
+        SELECT summary_quarter_hour(e.occurred_at), NEW.product_id, 0, 0, NEW.quantity, NEW.amount
+          FROM ledger_entries e WHERE e.refund_id = NEW.refund_id AND e.kind = 'refund' AND e.in_revenue;
+        RETURN NULL;
+    END
+    $$;
+    CREATE TRIGGER summarize_refund_line AFTER INSERT ON refund_lines
+        FOR EACH ROW EXECUTE FUNCTION summarize_refund_line();
+"""  # noqa: S608 - the counted statuses, our constant
+
+DROP = """
+    DROP TRIGGER summarize_refund ON ledger_entries;
+    DROP TRIGGER summarize_refund_line ON refund_lines;
+    DROP TRIGGER summarize_order_item_insert ON order_items;
+    DROP TRIGGER summarize_order_item_update ON order_items;
+    DROP TRIGGER summarize_order_item_delete ON order_items;
+    DROP TRIGGER summarize_order_insert ON orders;
+    DROP TRIGGER summarize_order_update ON orders;
+    DROP TRIGGER summarize_order_delete ON orders;
+    DROP FUNCTION rebuild_report_summaries();
+    DROP FUNCTION summarize_refund();
+    DROP FUNCTION summarize_refund_line();
+    DROP FUNCTION summarize_order_item();
+    DROP FUNCTION summarize_order();
+    DROP FUNCTION summary_segments(timestamptz, timestamptz);
+    DROP FUNCTION summary_ceiling(text, timestamptz);
+    DROP FUNCTION summary_floor(text, timestamptz);
+    DROP FUNCTION summary_quarter_hour(timestamptz);
+"""
+
+# Every summary made again from the orders, lines and ledger there are, its changes dropped: the migration's
+# backfill, and the seed's after its bulk load (which it makes with these triggers off). The changes tables are
+# locked first, so that a writer's change is either in what this reads or appended after it commits, never lost.
+REBUILD = f"""
+    CREATE FUNCTION rebuild_report_summaries() RETURNS void LANGUAGE plpgsql AS $$
+    BEGIN
+        LOCK TABLE revenue_summary_changes, order_pair_summary_changes, category_summary_changes,
+                   product_summary_changes
+            IN ACCESS EXCLUSIVE MODE;
+        TRUNCATE revenue_summary, revenue_summary_changes, order_pair_summary, order_pair_summary_changes,
+                 category_summary, category_summary_changes, product_summary, product_summary_changes;
+
+        INSERT INTO revenue_summary (grain, starts_at, orders, units, revenue, refunds)
+        SELECT 'q', starts_at, sum(orders), sum(units), sum(revenue), sum(refunds)
+          FROM (SELECT summary_quarter_hour(created_at) AS starts_at, count(*) AS orders, sum(units) AS units,
+                       sum(total) AS revenue, 0 AS refunds
+                  FROM orders WHERE status IN {COUNTED} GROUP BY 1
+                UNION ALL
+                SELECT summary_quarter_hour(occurred_at), 0, 0, 0, sum(amount)
+                  FROM ledger_entries WHERE kind = 'refund' AND in_revenue GROUP BY 1) AS quarters
+         GROUP BY starts_at;
+        INSERT INTO revenue_summary (grain, starts_at, orders, units, revenue, refunds)
+        SELECT 'd', summary_floor('day', starts_at), sum(orders), sum(units), sum(revenue), sum(refunds)
+          FROM revenue_summary WHERE grain = 'q' GROUP BY 2;
+
+        INSERT INTO order_pair_summary (grain, starts_at, previous_day, pairs)
+        SELECT 'd', summary_floor('day', created_at), summary_floor('day', previous_counted_at), count(*)
+          FROM orders WHERE status IN {COUNTED} AND previous_counted_at IS NOT NULL GROUP BY 2, 3;
+
+        INSERT INTO category_summary (grain, starts_at, category, orders, units, revenue, refunded_units, refunds)
+        SELECT 'd', starts_at, category, sum(orders), sum(units), sum(revenue), sum(refunded_units), sum(refunds)
+          FROM (SELECT summary_floor('day', placed_at) AS starts_at, category,
+                       count(*) FILTER (WHERE first_in_category) AS orders, sum(quantity) AS units,
+                       sum(line_total) AS revenue, 0 AS refunded_units, 0 AS refunds
+                  FROM order_items WHERE counted GROUP BY 1, 2
+                UNION ALL
+                SELECT summary_floor('day', e.occurred_at), l.category, 0, 0, 0, sum(l.quantity), sum(l.amount)
+                  FROM ledger_entries e JOIN refund_lines l ON l.refund_id = e.refund_id
+                 WHERE e.kind = 'refund' AND e.in_revenue GROUP BY 1, 2) AS days
+         GROUP BY starts_at, category;
+
+        INSERT INTO product_summary (grain, starts_at, product_id, units, revenue, refunded_units, refunds)
+        SELECT 'd', starts_at, product_id, sum(units), sum(revenue), sum(refunded_units), sum(refunds)
+          FROM (SELECT summary_floor('day', placed_at) AS starts_at, product_id, sum(quantity) AS units,
+                       sum(line_total) AS revenue, 0 AS refunded_units, 0 AS refunds
+                  FROM order_items WHERE counted GROUP BY 1, 2
+                UNION ALL
+                SELECT summary_floor('day', e.occurred_at), l.product_id, 0, 0, sum(l.quantity), sum(l.amount)
+                  FROM ledger_entries e JOIN refund_lines l ON l.refund_id = e.refund_id
+                 WHERE e.kind = 'refund' AND e.in_revenue GROUP BY 1, 2) AS days
+         GROUP BY starts_at, product_id;
+
+        -- the months, from the days
+        INSERT INTO revenue_summary (grain, starts_at, orders, units, revenue, refunds)
+        SELECT 'm', summary_floor('month', starts_at), sum(orders), sum(units), sum(revenue), sum(refunds)
+          FROM revenue_summary WHERE grain = 'd' GROUP BY 2;
+        INSERT INTO category_summary (grain, starts_at, category, orders, units, revenue, refunded_units, refunds)
+        SELECT 'm', summary_floor('month', starts_at), category, sum(orders), sum(units), sum(revenue),
+               sum(refunded_units), sum(refunds)
+          FROM category_summary WHERE grain = 'd' GROUP BY 2, 3;
+        INSERT INTO product_summary (grain, starts_at, product_id, units, revenue, refunded_units, refunds)
+        SELECT 'm', summary_floor('month', starts_at), product_id, sum(units), sum(revenue), sum(refunded_units),
+               sum(refunds)
+          FROM product_summary WHERE grain = 'd' GROUP BY 2, 3;
+    END
+    $$;
+"""  # noqa: S608 - the counted statuses, our constant
+
+
+def _figures(*names: str) -> list[sa.Column]:
+    return [
+        sa.Column(name, MONEY if name in ("revenue", "refunds") else sa.BigInteger(), nullable=False) for name in names
+    ]
+
+
+def _summary(table: str, keys: dict[str, sa.types.TypeEngine], figures: list[str]) -> None:
+    """The summary table and its changes: the same columns, the summary keyed by grain and start."""
+    op.create_table(
+        table,
+        sa.Column("grain", sa.CHAR(1), nullable=False),
+        sa.Column("starts_at", sa.DateTime(timezone=True), nullable=False),
+        *(sa.Column(name, kind, nullable=False) for name, kind in keys.items()),
+        *_figures(*figures),
+        sa.PrimaryKeyConstraint("grain", "starts_at", *keys, name=f"pk_{table}"),
+    )
+    op.create_table(
+        f"{table}_changes",
+        sa.Column("id", sa.BigInteger(), sa.Identity(always=False), nullable=False),
+        sa.Column("starts_at", sa.DateTime(timezone=True), nullable=False),
+        *(sa.Column(name, kind, nullable=False) for name, kind in keys.items()),
+        *_figures(*figures),
+        sa.PrimaryKeyConstraint("id", name=f"pk_{table}_changes"),
+    )
+    op.create_index(f"ix_{table}_changes_starts_at", f"{table}_changes", ["starts_at"])
+
+
+def upgrade() -> None:
+    _summary("revenue_summary", {}, ["orders", "units", "revenue", "refunds"])
+    _summary(
+        "category_summary", {"category": sa.String(100)}, ["orders", "units", "revenue", "refunded_units", "refunds"]
+    )
+    _summary("product_summary", {"product_id": sa.BigInteger()}, ["units", "revenue", "refunded_units", "refunds"])
+    _summary("order_pair_summary", {"previous_day": sa.DateTime(timezone=True)}, ["pairs"])
+    op.create_index(
+        "ix_orders_previous_counted",
+        "orders",
+        ["previous_counted_at"],
+        postgresql_include=["created_at"],
+        postgresql_where=sa.text(f"status IN {COUNTED} AND previous_counted_at IS NOT NULL"),
+    )
+    op.create_index(
+        "ix_orders_close_repeats",
+        "orders",
+        ["created_at"],
+        postgresql_include=["previous_counted_at"],
+        postgresql_where=sa.text(f"status IN {COUNTED} AND created_at - previous_counted_at < interval '25 hours'"),
+    )
+    op.execute(FUNCTIONS)
+    op.execute(TRIGGERS)
+    op.execute(REBUILD)
+    op.execute("SELECT rebuild_report_summaries()")
+
+
+def downgrade() -> None:
+    op.execute(DROP)
+    op.drop_index("ix_orders_close_repeats", table_name="orders")
+    op.drop_index("ix_orders_previous_counted", table_name="orders")
+    for table in ("order_pair_summary", "product_summary", "category_summary", "revenue_summary"):
+        op.drop_table(f"{table}_changes")
+        op.drop_table(table)
