@@ -78,24 +78,30 @@ FUNCTIONS = """
 
 TRIGGERS = f"""
     -- an order counts (paid, shipped or delivered) or stops counting, a counted order's figures change, or its
-    -- customer's previous counted order does (the chain of previous_counted_at, kept by the order code)
+    -- customer's previous or first counted order does (previous_counted_at, first_counted_at: kept by the order code)
     CREATE FUNCTION summarize_order() RETURNS trigger LANGUAGE plpgsql AS $$
     DECLARE
         was_counted boolean := TG_OP <> 'INSERT' AND OLD.status IN {COUNTED};
         is_counted boolean := TG_OP <> 'DELETE' AND NEW.status IN {COUNTED};
         was_repeat boolean := was_counted AND OLD.previous_counted_at IS NOT NULL;
         is_repeat boolean := is_counted AND NEW.previous_counted_at IS NOT NULL;
+        -- a counted order always has a first order by commit (check_order_total()), not always at each statement
+        had_first boolean := was_counted AND OLD.first_counted_at IS NOT NULL;
+        has_first boolean := is_counted AND NEW.first_counted_at IS NOT NULL;
     BEGIN
         IF was_counted <> is_counted
-           OR (is_counted AND (OLD.total, OLD.units, OLD.created_at) IS DISTINCT FROM
-                              (NEW.total, NEW.units, NEW.created_at)) THEN
+           OR (is_counted AND (OLD.total, OLD.units, OLD.created_at, OLD.previous_counted_at IS NULL)
+                              IS DISTINCT FROM (NEW.total, NEW.units, NEW.created_at, NEW.previous_counted_at IS NULL))
+        THEN
             IF was_counted THEN
-                INSERT INTO revenue_summary_changes (starts_at, orders, units, revenue, refunds)
-                VALUES (summary_quarter_hour(OLD.created_at), -1, -OLD.units, -OLD.total, 0);
+                INSERT INTO revenue_summary_changes (starts_at, orders, units, revenue, refunds, first_orders)
+                VALUES (summary_quarter_hour(OLD.created_at), -1, -OLD.units, -OLD.total, 0,
+                        -CAST(OLD.previous_counted_at IS NULL AS integer));
             END IF;
             IF is_counted THEN
-                INSERT INTO revenue_summary_changes (starts_at, orders, units, revenue, refunds)
-                VALUES (summary_quarter_hour(NEW.created_at), 1, NEW.units, NEW.total, 0);
+                INSERT INTO revenue_summary_changes (starts_at, orders, units, revenue, refunds, first_orders)
+                VALUES (summary_quarter_hour(NEW.created_at), 1, NEW.units, NEW.total, 0,
+                        CAST(NEW.previous_counted_at IS NULL AS integer));
             END IF;
         END IF;
         IF was_repeat <> is_repeat
@@ -110,15 +116,35 @@ TRIGGERS = f"""
                 VALUES (summary_quarter_hour(NEW.created_at), summary_floor('day', NEW.previous_counted_at), 1);
             END IF;
         END IF;
+        IF had_first <> has_first
+           OR (has_first AND (OLD.total, OLD.created_at, OLD.first_counted_at, OLD.previous_counted_at)
+                             IS DISTINCT FROM
+                             (NEW.total, NEW.created_at, NEW.first_counted_at, NEW.previous_counted_at))
+        THEN
+            IF had_first THEN
+                INSERT INTO first_order_summary_changes (starts_at, first_day, orders, revenue, second_orders)
+                VALUES (summary_quarter_hour(OLD.created_at), summary_floor('day', OLD.first_counted_at), -1,
+                        -OLD.total, -CAST(coalesce(OLD.previous_counted_at = OLD.first_counted_at
+                                              AND OLD.created_at > OLD.first_counted_at, false) AS integer));
+            END IF;
+            IF has_first THEN
+                INSERT INTO first_order_summary_changes (starts_at, first_day, orders, revenue, second_orders)
+                VALUES (summary_quarter_hour(NEW.created_at), summary_floor('day', NEW.first_counted_at), 1,
+                        NEW.total, CAST(coalesce(NEW.previous_counted_at = NEW.first_counted_at
+                                             AND NEW.created_at > NEW.first_counted_at, false) AS integer));
+            END IF;
+        END IF;
         RETURN NULL;
     END
     $$;
     CREATE TRIGGER summarize_order_insert AFTER INSERT ON orders
         FOR EACH ROW WHEN (NEW.status IN {COUNTED}) EXECUTE FUNCTION summarize_order();
     CREATE TRIGGER summarize_order_update
-        AFTER UPDATE OF status, total, units, created_at, previous_counted_at ON orders
-        FOR EACH ROW WHEN ((OLD.status, OLD.total, OLD.units, OLD.created_at, OLD.previous_counted_at)
-                           IS DISTINCT FROM (NEW.status, NEW.total, NEW.units, NEW.created_at, NEW.previous_counted_at))
+        AFTER UPDATE OF status, total, units, created_at, previous_counted_at, first_counted_at ON orders
+        FOR EACH ROW WHEN ((OLD.status, OLD.total, OLD.units, OLD.created_at, OLD.previous_counted_at,
+                            OLD.first_counted_at)
+                           IS DISTINCT FROM (NEW.status, NEW.total, NEW.units, NEW.created_at, NEW.previous_counted_at,
+                                             NEW.first_counted_at))
         EXECUTE FUNCTION summarize_order();
     CREATE TRIGGER summarize_order_delete AFTER DELETE ON orders
         FOR EACH ROW WHEN (OLD.status IN {COUNTED}) EXECUTE FUNCTION summarize_order();
@@ -162,8 +188,8 @@ TRIGGERS = f"""
     -- (one transaction, shop/services/refunds.py) does not matter
     CREATE FUNCTION summarize_refund() RETURNS trigger LANGUAGE plpgsql AS $$
     BEGIN
-        INSERT INTO revenue_summary_changes (starts_at, orders, units, revenue, refunds)
-        VALUES (summary_quarter_hour(NEW.occurred_at), 0, 0, 0, NEW.amount);
+        INSERT INTO revenue_summary_changes (starts_at, orders, units, revenue, refunds, first_orders)
+        VALUES (summary_quarter_hour(NEW.occurred_at), 0, 0, 0, NEW.amount, 0);
         INSERT INTO category_summary_changes (starts_at, category, orders, units, revenue, refunded_units, refunds)
         SELECT summary_quarter_hour(NEW.occurred_at), l.category, 0, 0, 0, sum(l.quantity), sum(l.amount)
           FROM refund_lines l WHERE l.refund_id = NEW.refund_id GROUP BY l.category;
@@ -217,24 +243,32 @@ DROP = """
 REBUILD = f"""
     CREATE FUNCTION rebuild_report_summaries() RETURNS void LANGUAGE plpgsql AS $$
     BEGIN
-        LOCK TABLE revenue_summary_changes, order_pair_summary_changes, category_summary_changes,
-                   product_summary_changes
+        LOCK TABLE revenue_summary_changes, order_pair_summary_changes, first_order_summary_changes,
+                   category_summary_changes, product_summary_changes
             IN ACCESS EXCLUSIVE MODE;
         TRUNCATE revenue_summary, revenue_summary_changes, order_pair_summary, order_pair_summary_changes,
-                 category_summary, category_summary_changes, product_summary, product_summary_changes;
+                 first_order_summary, first_order_summary_changes, category_summary, category_summary_changes,
+                 product_summary, product_summary_changes;
 
-        INSERT INTO revenue_summary (grain, starts_at, orders, units, revenue, refunds)
-        SELECT 'q', starts_at, sum(orders), sum(units), sum(revenue), sum(refunds)
+        INSERT INTO revenue_summary (grain, starts_at, orders, units, revenue, refunds, first_orders)
+        SELECT 'q', starts_at, sum(orders), sum(units), sum(revenue), sum(refunds), sum(first_orders)
           FROM (SELECT summary_quarter_hour(created_at) AS starts_at, count(*) AS orders, sum(units) AS units,
-                       sum(total) AS revenue, 0 AS refunds
+                       sum(total) AS revenue, 0 AS refunds,
+                       count(*) FILTER (WHERE previous_counted_at IS NULL) AS first_orders
                   FROM orders WHERE status IN {COUNTED} GROUP BY 1
                 UNION ALL
-                SELECT summary_quarter_hour(occurred_at), 0, 0, 0, sum(amount)
+                SELECT summary_quarter_hour(occurred_at), 0, 0, 0, sum(amount), 0
                   FROM ledger_entries WHERE kind = 'refund' AND in_revenue GROUP BY 1) AS quarters
          GROUP BY starts_at;
-        INSERT INTO revenue_summary (grain, starts_at, orders, units, revenue, refunds)
-        SELECT 'd', summary_floor('day', starts_at), sum(orders), sum(units), sum(revenue), sum(refunds)
+        INSERT INTO revenue_summary (grain, starts_at, orders, units, revenue, refunds, first_orders)
+        SELECT 'd', summary_floor('day', starts_at), sum(orders), sum(units), sum(revenue), sum(refunds),
+               sum(first_orders)
           FROM revenue_summary WHERE grain = 'q' GROUP BY 2;
+
+        INSERT INTO first_order_summary (grain, starts_at, first_day, orders, revenue, second_orders)
+        SELECT 'd', summary_floor('day', created_at), summary_floor('day', first_counted_at), count(*), sum(total),
+               count(*) FILTER (WHERE previous_counted_at = first_counted_at AND created_at > first_counted_at)
+          FROM orders WHERE status IN {COUNTED} GROUP BY 2, 3;
 
         INSERT INTO order_pair_summary (grain, starts_at, previous_day, pairs)
         SELECT 'd', summary_floor('day', created_at), summary_floor('day', previous_counted_at), count(*)
@@ -264,8 +298,9 @@ REBUILD = f"""
          GROUP BY starts_at, product_id;
 
         -- the months, from the days
-        INSERT INTO revenue_summary (grain, starts_at, orders, units, revenue, refunds)
-        SELECT 'm', summary_floor('month', starts_at), sum(orders), sum(units), sum(revenue), sum(refunds)
+        INSERT INTO revenue_summary (grain, starts_at, orders, units, revenue, refunds, first_orders)
+        SELECT 'm', summary_floor('month', starts_at), sum(orders), sum(units), sum(revenue), sum(refunds),
+               sum(first_orders)
           FROM revenue_summary WHERE grain = 'd' GROUP BY 2;
         INSERT INTO category_summary (grain, starts_at, category, orders, units, revenue, refunded_units, refunds)
         SELECT 'm', summary_floor('month', starts_at), category, sum(orders), sum(units), sum(revenue),
@@ -308,12 +343,36 @@ def _summary(table: str, keys: dict[str, sa.types.TypeEngine], figures: list[str
 
 
 def upgrade() -> None:
-    _summary("revenue_summary", {}, ["orders", "units", "revenue", "refunds"])
+    _summary("revenue_summary", {}, ["orders", "units", "revenue", "refunds", "first_orders"])
     _summary(
         "category_summary", {"category": sa.String(100)}, ["orders", "units", "revenue", "refunded_units", "refunds"]
     )
     _summary("product_summary", {"product_id": sa.BigInteger()}, ["units", "revenue", "refunded_units", "refunds"])
     _summary("order_pair_summary", {"previous_day": sa.DateTime(timezone=True)}, ["pairs"])
+    _summary("first_order_summary", {"first_day": sa.DateTime(timezone=True)}, ["orders", "revenue", "second_orders"])
+    op.create_index(
+        "ix_orders_by_first_order",
+        "orders",
+        ["first_counted_at"],
+        postgresql_include=["created_at", "total", "previous_counted_at"],
+        postgresql_where=sa.text(f"status IN {COUNTED}"),
+    )
+    op.create_index(
+        "ix_orders_tied_first_orders",
+        "orders",
+        ["first_counted_at"],
+        postgresql_include=["user_id"],
+        postgresql_where=sa.text(
+            f"status IN {COUNTED} AND created_at = first_counted_at AND previous_counted_at IS NOT NULL"
+        ),
+    )
+    op.create_index(
+        "ix_orders_close_to_first",
+        "orders",
+        ["created_at"],
+        postgresql_include=["first_counted_at", "total", "previous_counted_at"],
+        postgresql_where=sa.text(f"status IN {COUNTED} AND created_at - first_counted_at < interval '25 hours'"),
+    )
     op.create_index(
         "ix_orders_previous_counted",
         "orders",
@@ -336,8 +395,17 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.execute(DROP)
+    op.drop_index("ix_orders_close_to_first", table_name="orders")
+    op.drop_index("ix_orders_tied_first_orders", table_name="orders")
+    op.drop_index("ix_orders_by_first_order", table_name="orders")
     op.drop_index("ix_orders_close_repeats", table_name="orders")
     op.drop_index("ix_orders_previous_counted", table_name="orders")
-    for table in ("order_pair_summary", "product_summary", "category_summary", "revenue_summary"):
+    for table in (
+        "first_order_summary",
+        "order_pair_summary",
+        "product_summary",
+        "category_summary",
+        "revenue_summary",
+    ):
         op.drop_table(f"{table}_changes")
         op.drop_table(table)

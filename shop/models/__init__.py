@@ -23,6 +23,8 @@ from shop.models.returns import Return, ReturnLine, ReturnStatus
 from shop.models.summary import (
     CategorySummary,
     CategorySummaryChange,
+    FirstOrderSummary,
+    FirstOrderSummaryChange,
     OrderPairSummary,
     OrderPairSummaryChange,
     ProductSummary,
@@ -42,6 +44,8 @@ __all__ = [
     "CategorySummaryChange",
     "Event",
     "EventType",
+    "FirstOrderSummary",
+    "FirstOrderSummaryChange",
     "Flag",
     "IdempotencyRecord",
     "LedgerEntry",

@@ -101,6 +101,31 @@ class Order(Timestamps, Base):
             postgresql_include=["previous_counted_at"],
             postgresql_where=sa.text(f"{COUNTED_SQL} AND created_at - previous_counted_at < interval '25 hours'"),
         ),
+        # the customers reports' new customers' revenue (migration 0016): counted orders by their customer's first
+        # one, for the customers whose first order falls in the partial UTC day a period begins with
+        sa.Index(
+            "ix_orders_by_first_order",
+            "first_counted_at",
+            postgresql_include=["created_at", "total", "previous_counted_at"],
+            postgresql_where=sa.text(COUNTED_SQL),
+        ),
+        # ... the orders placed at the same moment as their customer's first (the few customers whose second order
+        # cannot be told by its previous_counted_at alone) ...
+        sa.Index(
+            "ix_orders_tied_first_orders",
+            "first_counted_at",
+            postgresql_include=["user_id"],
+            postgresql_where=sa.text(
+                f"{COUNTED_SQL} AND created_at = first_counted_at AND previous_counted_at IS NOT NULL"
+            ),
+        ),
+        # ... and the orders placed within 25 hours of their customer's first one: a day's new customers' revenue
+        sa.Index(
+            "ix_orders_close_to_first",
+            "created_at",
+            postgresql_include=["first_counted_at", "total", "previous_counted_at"],
+            postgresql_where=sa.text(f"{COUNTED_SQL} AND created_at - first_counted_at < interval '25 hours'"),
+        ),
         # the fulfilment report: paid orders of a time range with their waits, read from the index alone
         sa.Index(
             "ix_orders_fulfilment",

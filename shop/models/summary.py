@@ -33,6 +33,7 @@ class RevenueSummary(Base):
     units: Mapped[int] = _count()
     revenue: Mapped[Decimal] = _money()
     refunds: Mapped[Decimal] = _money()
+    first_orders: Mapped[int] = _count()  # customers' first counted orders
 
 
 class RevenueSummaryChange(Base):
@@ -45,6 +46,7 @@ class RevenueSummaryChange(Base):
     units: Mapped[int] = _count()
     revenue: Mapped[Decimal] = _money()
     refunds: Mapped[Decimal] = _money()
+    first_orders: Mapped[int] = _count()
 
 
 class CategorySummary(Base):
@@ -118,3 +120,30 @@ class OrderPairSummaryChange(Base):
     starts_at: Mapped[datetime]
     previous_day: Mapped[datetime]
     pairs: Mapped[int] = _count()
+
+
+class FirstOrderSummary(Base):
+    """Counted orders by the UTC day each was placed in and the day their customer's first counted order was."""
+
+    __tablename__ = "first_order_summary"
+
+    grain: Mapped[str] = mapped_column(sa.CHAR(1), primary_key=True)
+    starts_at: Mapped[datetime] = mapped_column(primary_key=True)  # the order's day
+    first_day: Mapped[datetime] = mapped_column(primary_key=True)  # the customer's first order's day
+    orders: Mapped[int] = _count()
+    revenue: Mapped[Decimal] = _money()
+    # orders after their customer's first, whose previous one was placed at the same moment as it: one a customer
+    # who ordered again (their second order, or the first after orders tied with their first)
+    second_orders: Mapped[int] = _count()
+
+
+class FirstOrderSummaryChange(Base):
+    __tablename__ = "first_order_summary_changes"
+    __table_args__ = (sa.Index("ix_first_order_summary_changes_starts_at", "starts_at"),)
+
+    id: Mapped[int] = mapped_column(sa.BigInteger, sa.Identity(), primary_key=True)
+    starts_at: Mapped[datetime]
+    first_day: Mapped[datetime]
+    orders: Mapped[int] = _count()
+    revenue: Mapped[Decimal] = _money()
+    second_orders: Mapped[int] = _count()

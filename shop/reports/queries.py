@@ -30,8 +30,11 @@ def statement(name: str) -> sa.TextClause:
     """A report's SQL, read once from the package (works from a wheel or a zip as well as from a checkout).
 
     `$COUNTED_STATUSES` in a file is the list of statuses that count as revenue (shop/models/order.py), our own
-    constant: the one substitution made, and never with input."""
+    constant, and `$SUMMARY_SPANS` the common table expressions of summary_spans.sql: the substitutions made, never
+    with input."""
     text = files("shop.reports").joinpath("sql", f"{name}.sql").read_text(encoding="utf-8")
+    if "$SUMMARY_SPANS" in text:
+        text = text.replace("$SUMMARY_SPANS", statement_body("summary_spans"))
     return sa.text(text.replace("$COUNTED_STATUSES", COUNTED_LIST))
 
 
@@ -208,8 +211,13 @@ def report_periods(session: Session, report_range: ReportRange, granularity: str
 def customers(
     session: Session, report_range: ReportRange, granularity: str
 ) -> tuple[list[CustomerPeriod], CustomerPeriod]:
-    """New and returning customers per period, and the totals with the repeat customers."""
-    query, parameters = branched_query("customers", report_periods(session, report_range, granularity))
+    """New and returning customers per period, and the totals with the repeat customers: from the summaries, or the
+    orders where a period is not made of UTC quarter hours (as revenue())."""
+    parameters = report_periods(session, report_range, granularity)
+    if on_quarter_hours(parameters["starts"], parameters["until"]):
+        query: str | sa.TextClause = "customers_summarized"
+    else:
+        query, parameters = branched_query("customers", parameters)
     rows = [CustomerPeriod(*row) for row in report_rows(session, query, parameters, settings=False)]
     return rows[:-1], rows[-1]
 

@@ -54,7 +54,9 @@ class Summary:
 
 QUARTER_HOURS, DAYS, MONTHS = ("q", None), ("d", "day"), ("m", "month")
 SUMMARIES = (
-    Summary("revenue_summary", (), ("orders", "units", "revenue", "refunds"), (QUARTER_HOURS, DAYS, MONTHS)),
+    Summary(
+        "revenue_summary", (), ("orders", "units", "revenue", "refunds", "first_orders"), (QUARTER_HOURS, DAYS, MONTHS)
+    ),
     Summary(
         "category_summary",
         ("category",),
@@ -63,6 +65,7 @@ SUMMARIES = (
     ),
     Summary("product_summary", ("product_id",), ("units", "revenue", "refunded_units", "refunds"), (DAYS, MONTHS)),
     Summary("order_pair_summary", ("previous_day",), ("pairs",), (DAYS,)),
+    Summary("first_order_summary", ("first_day",), ("orders", "revenue", "second_orders"), (DAYS,)),
 )
 
 

@@ -45,7 +45,9 @@ SUMMARY_TRIGGERS = (
     ("ledger_entries", "summarize_refund"),
     ("refund_lines", "summarize_refund_line"),
 )  # fmt: skip
-SUMMARY_TABLES = ("revenue_summary", "order_pair_summary", "category_summary", "product_summary")
+SUMMARY_TABLES = (
+    "revenue_summary", "order_pair_summary", "first_order_summary", "category_summary", "product_summary"
+)  # fmt: skip
 
 USER_COLUMNS = "id, email, name, password_hash, role, is_active, created_at, updated_at"
 PRODUCT_COLUMNS = "id, sku, name, description, category, price, stock, is_active, created_at, updated_at, version"
