@@ -36,7 +36,7 @@ from bench import bench_account, bench_token, drop_bench_database, flask, fresh_
 from shop.devservices import gunicorn_server
 from shop.models.order import COUNTED_SQL
 from shop.reports import fulfilment
-from shop.reports.queries import REPORT_SETTINGS, branched_query, statement
+from shop.reports.queries import REPORT_SETTINGS, statement
 
 UNTIL = date(2026, 11, 1)
 SIZES = {1_000_000: 50_000, 10_000_000: 500_000}  # orders seeded: customers
@@ -45,14 +45,14 @@ QUARTER = {"start": (UNTIL - timedelta(days=90)).isoformat(), "end": (UNTIL - ti
 MONTH = {"start": (UNTIL - timedelta(days=30)).isoformat(), "end": (UNTIL - timedelta(days=1)).isoformat()}
 # name, path, query, SQL file, target in ms
 REPORTS: list[tuple[str, str, dict[str, str], str, float]] = [
-    ("revenue by month", "revenue", YEAR | {"granularity": "month"}, "revenue", 250),
-    ("revenue by day, 90 days", "revenue", QUARTER | {"granularity": "day"}, "revenue", 250),
+    ("revenue by month", "revenue", YEAR | {"granularity": "month"}, "revenue_summarized", 250),
+    ("revenue by day, 90 days", "revenue", QUARTER | {"granularity": "day"}, "revenue_summarized", 250),
     ("revenue by category", "revenue-by-category", YEAR, "revenue_by_category", 500),
     ("top products", "top-products", YEAR | {"limit": "10"}, "top_products", 500),
     ("top customers", "top-customers", YEAR | {"limit": "10"}, "top_customers", 500),
     ("revenue by month, compared", "revenue", YEAR | {"granularity": "month", "compare": "previous_year"},
-     "revenue", 500),
-    ("customers by month", "customers", YEAR | {"granularity": "month"}, "customers", 500),
+     "revenue_summarized", 500),
+    ("customers by month", "customers", YEAR | {"granularity": "month"}, "customers_summarized", 500),
     ("cohorts", "cohorts", YEAR, "cohorts", 500),
     ("fulfilment by month", "fulfilment", YEAR | {"granularity": "month"}, "fulfilment", 500),
     ("fulfilment by day, 30 days", "fulfilment", MONTH | {"granularity": "day"}, "fulfilment", 500),
@@ -142,17 +142,17 @@ def explain(engine: sa.Engine, path: Path) -> None:
             parameters: dict[str, Any] = {"tz": "UTC", "limit": 10, "granularity": "day"} | query
             parameters["limit"] = int(parameters["limit"])
             connection.execute(REPORT_SETTINGS)
-            if sql_file in {"revenue", "customers", "fulfilment", "cohorts"}:  # the periods come first, as
-                # shop.reports.queries runs them (cohorts by month)
+            if sql_file in {"revenue_summarized", "customers_summarized", "fulfilment", "cohorts"}:  # the periods
+                # come first, as shop.reports.queries runs them (cohorts by month)
                 by = {"granularity": "month"} if sql_file == "cohorts" else {}
-                periods, starts = connection.execute(statement("revenue_periods"), parameters | by).one()
-                parameters |= {"periods": periods, "starts": starts}
+                periods, starts, until = connection.execute(statement("revenue_periods"), parameters | by).one()
+                parameters |= {"periods": periods, "starts": starts, "until": until}
             if sql_file == "fulfilment":  # a branch per period and two for the range (shop/reports/fulfilment.py)
                 query_statement, parameters = fulfilment.report_query(parameters)
                 source = "shop/reports/sql/fulfilment_period.sql` and `fulfilment_totals.sql"
-            elif sql_file in {"customers", "revenue"}:  # a branch per period (shop/reports/branches.py)
-                query_statement, parameters = branched_query(sql_file, parameters)
-                source = f"shop/reports/sql/{sql_file}.sql` and `{sql_file}_period.sql"
+            elif sql_file.endswith("_summarized"):
+                query_statement = statement(sql_file)
+                source = f"shop/reports/sql/{sql_file}.sql` and `summary_spans.sql"
             else:
                 query_statement, source = statement(sql_file), f"shop/reports/sql/{sql_file}.sql"
             explained = sa.text("EXPLAIN (ANALYZE, BUFFERS) " + query_statement.text)
@@ -174,21 +174,30 @@ def main(argv: list[str] | None = None) -> int:
         help="orders to seed: 1,000,000 (50,000 customers) or 10,000,000 (500,000 customers; about 10 minutes)",
     )
     parser.add_argument("--explain", type=Path, help="write the EXPLAIN (ANALYZE, BUFFERS) of each report here")
+    parser.add_argument(
+        "--existing",
+        action="store_true",
+        help="measure the store already at DATABASE_URL, seeded as --orders says (nothing seeded, nothing dropped)",
+    )
     args = parser.parse_args(argv)
     if not (os.environ.get("DATABASE_URL") and os.environ.get("REDIS_URL")):
         parser.error("DATABASE_URL and REDIS_URL unset: run it as `make bench-reports`, which starts embedded servers")
 
-    database_url = fresh_database(os.environ["DATABASE_URL"], "reportbench")
+    if args.existing:
+        database_url = os.environ["DATABASE_URL"]
+    else:
+        database_url = fresh_database(os.environ["DATABASE_URL"], "reportbench")
     environ = dict(os.environ) | {
         "DATABASE_URL": database_url,
         "CACHE_KEY_PREFIX": f"shop-reports-{secrets.token_hex(4)}:",
     }
     results, pages = [], []
     try:
-        print(f"seeding {args.orders:,} orders ...", file=sys.stderr)
-        flask(environ, "db", "upgrade")
-        flask(environ, "seed-db", "--users", str(SIZES[args.orders]), "--products", "2000",
-              "--orders", str(args.orders), "--until", UNTIL.isoformat())  # fmt: skip
+        if not args.existing:
+            print(f"seeding {args.orders:,} orders ...", file=sys.stderr)
+            flask(environ, "db", "upgrade")
+            flask(environ, "seed-db", "--users", str(SIZES[args.orders]), "--products", "2000",
+                  "--orders", str(args.orders), "--until", UNTIL.isoformat())  # fmt: skip
         engine = sa.create_engine(database_url)
         with engine.connect() as connection:
             money = connection.execute(MONEY).one()
@@ -218,7 +227,8 @@ def main(argv: list[str] | None = None) -> int:
             explain(engine, args.explain)
         engine.dispose()
     finally:
-        drop_bench_database(database_url)
+        if not args.existing:
+            drop_bench_database(database_url)
 
     print(f"\n{args.orders:,} orders")
     print(f"{'report (12 months)':<26} {'median ms':>9} {'floor ms':>8} {'target':>7}")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import random
 import threading
+import time
 from datetime import date, timedelta
 from functools import cache
 from pathlib import Path
@@ -21,7 +22,8 @@ from flask import Flask
 from shop.extensions import db
 from shop.models.order import COUNTED_LIST, COUNTED_SQL
 from shop.reports import queries
-from shop.reports.summaries import roll_up
+from shop.reports.summaries import SUMMARIES, roll_up
+from shop.services.order_expiry import sweep
 from tests.helpers import ADDRESS, make_products, order_step, run_together, staff_headers, tokens
 
 pytestmark = pytest.mark.commits
@@ -96,17 +98,13 @@ def both_ways(session: Any, report_range: queries.ReportRange, granularity: str)
     return answers
 
 
+CHANGE_TABLES = [f"{summary.table}_changes" for summary in SUMMARIES]
+
+
 def pending_changes(app: Flask) -> int:
     with app.app_context(), db.engine.connect() as connection:
-        return int(
-            connection.scalar(
-                sa.text(
-                    "SELECT (SELECT count(*) FROM revenue_summary_changes) + (SELECT count(*) FROM "
-                    "order_pair_summary_changes) + (SELECT count(*) FROM category_summary_changes) + "
-                    "(SELECT count(*) FROM product_summary_changes)"
-                )
-            )
-        )
+        counts = " + ".join(f"(SELECT count(*) FROM {table})" for table in CHANGE_TABLES)  # noqa: S608 - ours
+        return int(connection.scalar(sa.text(f"SELECT {counts}")))
 
 
 # a customer whose orders fall exactly on local midnights (and one on a DST change), so that an order and the one
@@ -368,3 +366,39 @@ def test_a_roll_up_racing_payments_and_cancellations_loses_and_doubles_nothing(
     summed, expected = summaries_against_the_orders(app)
     assert summed == expected
     assert expected["revenue q"][0] == 16  # 24 paid, 8 of them cancelled
+
+
+def test_the_roll_up_command_and_the_expiry_sweeper_fold_the_changes_in(committing_app: Flask) -> None:
+    app = committing_app
+    ids = make_products(app, {"LAMP": 10})
+    (buyer,) = tokens(app, 1)
+    client, staff = app.test_client(), staff_headers(app)
+    body = {"items": [{"product_id": ids["LAMP"], "quantity": 1}], "shipping_address": ADDRESS}
+    for _ in range(2):
+        order_id = client.post("/api/v1/orders", json=body, headers=buyer).get_json()["id"]
+        assert order_step(client, order_id, "pay", staff).status_code == 200
+    waiting = pending_changes(app)
+    assert waiting > 0
+
+    folded = app.test_cli_runner().invoke(args=["reports", "roll-up"])
+    assert folded.exit_code == 0, folded.output
+    assert folded.output == f"Folded {waiting} changes into the report summaries.\n"
+    assert pending_changes(app) == 0
+
+    order_id = client.post("/api/v1/orders", json=body, headers=buyer).get_json()["id"]
+    assert order_step(client, order_id, "pay", staff).status_code == 200
+    assert pending_changes(app) > 0
+    stop = threading.Event()
+    sweeper = threading.Thread(target=sweep, args=(app, stop, 60.0))
+    sweeper.start()  # one round, then it waits for its interval; stop ends the wait
+    try:
+        for _ in range(100):
+            if pending_changes(app) == 0:
+                break
+            time.sleep(0.05)
+    finally:
+        stop.set()
+        sweeper.join(timeout=10)
+    assert pending_changes(app) == 0
+    summed, expected = summaries_against_the_orders(app)
+    assert summed == expected
