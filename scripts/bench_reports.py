@@ -33,6 +33,7 @@ from typing import Any
 import sqlalchemy as sa
 from bench import bench_account, bench_token, drop_bench_database, flask, fresh_database
 
+from config import normalize_database_url
 from shop.devservices import gunicorn_server
 from shop.models.order import COUNTED_SQL
 from shop.reports import fulfilment
@@ -184,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("DATABASE_URL and REDIS_URL unset: run it as `make bench-reports`, which starts embedded servers")
 
     if args.existing:
-        database_url = os.environ["DATABASE_URL"]
+        database_url = normalize_database_url(os.environ["DATABASE_URL"]) or os.environ["DATABASE_URL"]
     else:
         database_url = fresh_database(os.environ["DATABASE_URL"], "reportbench")
     environ = dict(os.environ) | {
