@@ -94,6 +94,14 @@ def both_ways(session: Any, report_range: queries.ReportRange, granularity: str)
         "products": (session.execute(queries.statement("top_products"), parameters).all(),
                      session.execute(reference("top_products"), parameters).all()),
     }  # fmt: skip
+    # top customers three ways: as the app runs it, always from the biggest spenders' orders when it can (no
+    # cap on the candidates), and always from every order of the range
+    for limit in (3, 10, 100):
+        expected = session.execute(reference("top_customers"), parameters | {"limit": limit}).all()
+        for name, most in (("app", queries.MOST_CANDIDATES), ("bounded", 10**9), ("scan", 0)):
+            bounded = parameters | {"limit": limit, "probe": max(4 * limit, 100), "most_candidates": most}
+            got = session.execute(queries.statement("top_customers"), bounded).all()
+            answers[f"top {limit} customers, {name}"] = (got, expected)
     session.rollback()
     return answers
 
@@ -201,7 +209,7 @@ def test_every_report_read_from_the_summaries_equals_the_one_read_from_the_order
                 compared += 1
                 with_revenue += report == "revenue" and raw[-1].revenue > 0
         db.session.remove()
-    assert compared == 240 * 4
+    assert compared == 240 * (4 + 9)
     assert with_revenue > 200  # the ranges mostly hold orders: the comparison is not of zeros
 
 
@@ -296,7 +304,12 @@ def summaries_against_the_orders(app: Flask) -> tuple[dict[str, Any], dict[str, 
                 sa.text("SELECT grain, sum(orders), sum(units), sum(revenue), sum(refunded_units), sum(refunds)"
                         " FROM category_summary GROUP BY grain")
             )
-        } | {"pairs": connection.scalar(sa.text("SELECT sum(pairs) FROM order_pair_summary"))}  # fmt: skip
+        } | {
+            "pairs": connection.scalar(sa.text("SELECT sum(pairs) FROM order_pair_summary")),
+            "customers": connection.execute(
+                sa.text("SELECT user_id, revenue FROM customer_revenue WHERE revenue <> 0 ORDER BY user_id")
+            ).all(),
+        }  # fmt: skip
         counted = connection.execute(
             sa.text(f"SELECT count(*), sum(units), sum(total) FROM orders WHERE {COUNTED_SQL}")  # noqa: S608
         ).one()
@@ -316,12 +329,17 @@ def summaries_against_the_orders(app: Flask) -> tuple[dict[str, Any], dict[str, 
                 " FROM order_items WHERE counted"
             )
         ).one()
+        spent = connection.execute(
+            sa.text(f"SELECT user_id, sum(total) FROM orders WHERE {COUNTED_SQL} GROUP BY user_id ORDER BY user_id")  # noqa: S608
+        ).all()
         pairs = connection.scalar(
             sa.text(f"SELECT count(*) FROM orders WHERE {COUNTED_SQL} AND previous_counted_at IS NOT NULL")  # noqa: S608
         )
     expected = {f"revenue {grain}": (*counted, refunded) for grain in "qdm"} | {
         f"products {grain}": (*lines[1:], *refunded_lines) for grain in "dm"
-    } | {f"categories {grain}": (*lines, *refunded_lines) for grain in "dm"} | {"pairs": pairs}  # fmt: skip
+    } | {f"categories {grain}": (*lines, *refunded_lines) for grain in "dm"} | {
+        "pairs": pairs, "customers": spent
+    }  # fmt: skip
     return summed, expected
 
 

@@ -16,6 +16,10 @@ snapshot, so it is exact whether or not they were folded in yet.
 - category_summary, product_summary (grains d, m): counted lines by when their order was placed (orders: lines
   first of their category in their order), refunded lines by when the refund was paid out. Their reports read the
   partial days at a range's ends from the lines themselves (ix_order_items_revenue), so need no quarter hours.
+- order_pair_summary, first_order_summary (grain d): counted orders by their day and their customer's previous
+  (first) counted order's day, for the distinct-customer counts.
+- customer_revenue: each customer's counted orders' total ever, the bound that lets top customers read only the
+  customers who could be in it.
 
 Revision ID: 0016_report_summaries
 Revises: 0015_first_orders_index
@@ -97,11 +101,16 @@ TRIGGERS = f"""
                 INSERT INTO revenue_summary_changes (starts_at, orders, units, revenue, refunds, first_orders)
                 VALUES (summary_quarter_hour(OLD.created_at), -1, -OLD.units, -OLD.total, 0,
                         -CAST(OLD.previous_counted_at IS NULL AS integer));
+                UPDATE customer_revenue SET revenue = revenue - OLD.total WHERE user_id = OLD.user_id;
             END IF;
             IF is_counted THEN
                 INSERT INTO revenue_summary_changes (starts_at, orders, units, revenue, refunds, first_orders)
                 VALUES (summary_quarter_hour(NEW.created_at), 1, NEW.units, NEW.total, 0,
                         CAST(NEW.previous_counted_at IS NULL AS integer));
+                -- the one summary row updated in place: its customer's, whose counted orders change one at a time
+                -- already (the order code locks the customer first)
+                INSERT INTO customer_revenue AS c (user_id, revenue) VALUES (NEW.user_id, NEW.total)
+                    ON CONFLICT (user_id) DO UPDATE SET revenue = c.revenue + excluded.revenue;
             END IF;
         END IF;
         IF was_repeat <> is_repeat
@@ -244,11 +253,14 @@ REBUILD = f"""
     CREATE FUNCTION rebuild_report_summaries() RETURNS void LANGUAGE plpgsql AS $$
     BEGIN
         LOCK TABLE revenue_summary_changes, order_pair_summary_changes, first_order_summary_changes,
-                   category_summary_changes, product_summary_changes
+                   category_summary_changes, product_summary_changes, customer_revenue
             IN ACCESS EXCLUSIVE MODE;
         TRUNCATE revenue_summary, revenue_summary_changes, order_pair_summary, order_pair_summary_changes,
                  first_order_summary, first_order_summary_changes, category_summary, category_summary_changes,
-                 product_summary, product_summary_changes;
+                 product_summary, product_summary_changes, customer_revenue;
+
+        INSERT INTO customer_revenue (user_id, revenue)
+        SELECT user_id, sum(total) FROM orders WHERE status IN {COUNTED} GROUP BY user_id;
 
         INSERT INTO revenue_summary (grain, starts_at, orders, units, revenue, refunds, first_orders)
         SELECT 'q', starts_at, sum(orders), sum(units), sum(revenue), sum(refunds), sum(first_orders)
@@ -315,6 +327,25 @@ REBUILD = f"""
 """  # noqa: S608 - the counted statuses, our constant
 
 
+SUMMARIES = ("revenue_summary", "category_summary", "product_summary", "order_pair_summary", "first_order_summary")
+# the distinct-customer counts' reads of the orders at a period's partial days (shop/reports/sql/summary_spans.sql,
+# customers_summarized.sql), all on counted orders: name: (column, included columns, condition after the status's)
+INDEXES = {
+    "ix_orders_previous_counted": ("previous_counted_at", ["created_at"], " AND previous_counted_at IS NOT NULL"),
+    "ix_orders_close_repeats": (
+        "created_at", ["previous_counted_at"], " AND created_at - previous_counted_at < interval '25 hours'"
+    ),
+    "ix_orders_by_first_order": ("first_counted_at", ["created_at", "total", "previous_counted_at"], ""),
+    "ix_orders_tied_first_orders": (
+        "first_counted_at", ["user_id"], " AND created_at = first_counted_at AND previous_counted_at IS NOT NULL"
+    ),
+    "ix_orders_close_to_first": (
+        "created_at", ["first_counted_at", "total", "previous_counted_at"],
+        " AND created_at - first_counted_at < interval '25 hours'",
+    ),
+}  # fmt: skip
+
+
 def _figures(*names: str) -> list[sa.Column]:
     return [
         sa.Column(name, MONEY if name in ("revenue", "refunds") else sa.BigInteger(), nullable=False) for name in names
@@ -350,62 +381,40 @@ def upgrade() -> None:
     _summary("product_summary", {"product_id": sa.BigInteger()}, ["units", "revenue", "refunded_units", "refunds"])
     _summary("order_pair_summary", {"previous_day": sa.DateTime(timezone=True)}, ["pairs"])
     _summary("first_order_summary", {"first_day": sa.DateTime(timezone=True)}, ["orders", "revenue", "second_orders"])
+    op.create_table(
+        "customer_revenue",
+        sa.Column("user_id", sa.BigInteger(), nullable=False),
+        sa.Column("revenue", MONEY, nullable=False),
+        sa.PrimaryKeyConstraint("user_id", name="pk_customer_revenue"),
+    )
+    op.create_index("ix_customer_revenue_revenue", "customer_revenue", [sa.text("revenue DESC"), "user_id"])
+    # the customer's counted orders by time, now with their totals: top customers reads its candidates' orders of
+    # the range from the index alone
+    op.drop_index("ix_orders_customer_counted", table_name="orders")
     op.create_index(
-        "ix_orders_by_first_order",
-        "orders",
-        ["first_counted_at"],
-        postgresql_include=["created_at", "total", "previous_counted_at"],
+        "ix_orders_customer_counted", "orders", ["user_id", "created_at", "id"], postgresql_include=["total"],
         postgresql_where=sa.text(f"status IN {COUNTED}"),
-    )
-    op.create_index(
-        "ix_orders_tied_first_orders",
-        "orders",
-        ["first_counted_at"],
-        postgresql_include=["user_id"],
-        postgresql_where=sa.text(
-            f"status IN {COUNTED} AND created_at = first_counted_at AND previous_counted_at IS NOT NULL"
-        ),
-    )
-    op.create_index(
-        "ix_orders_close_to_first",
-        "orders",
-        ["created_at"],
-        postgresql_include=["first_counted_at", "total", "previous_counted_at"],
-        postgresql_where=sa.text(f"status IN {COUNTED} AND created_at - first_counted_at < interval '25 hours'"),
-    )
-    op.create_index(
-        "ix_orders_previous_counted",
-        "orders",
-        ["previous_counted_at"],
-        postgresql_include=["created_at"],
-        postgresql_where=sa.text(f"status IN {COUNTED} AND previous_counted_at IS NOT NULL"),
-    )
-    op.create_index(
-        "ix_orders_close_repeats",
-        "orders",
-        ["created_at"],
-        postgresql_include=["previous_counted_at"],
-        postgresql_where=sa.text(f"status IN {COUNTED} AND created_at - previous_counted_at < interval '25 hours'"),
-    )
+    )  # fmt: skip
+    for name, (column, include, where) in INDEXES.items():
+        condition = sa.text(f"status IN {COUNTED}{where}")
+        op.create_index(name, "orders", [column], postgresql_include=include, postgresql_where=condition)
     op.execute(FUNCTIONS)
     op.execute(TRIGGERS)
     op.execute(REBUILD)
     op.execute("SELECT rebuild_report_summaries()")
+    op.execute(f"ANALYZE {', '.join(SUMMARIES)}, customer_revenue")
 
 
 def downgrade() -> None:
     op.execute(DROP)
-    op.drop_index("ix_orders_close_to_first", table_name="orders")
-    op.drop_index("ix_orders_tied_first_orders", table_name="orders")
-    op.drop_index("ix_orders_by_first_order", table_name="orders")
-    op.drop_index("ix_orders_close_repeats", table_name="orders")
-    op.drop_index("ix_orders_previous_counted", table_name="orders")
-    for table in (
-        "first_order_summary",
-        "order_pair_summary",
-        "product_summary",
-        "category_summary",
-        "revenue_summary",
-    ):
+    for name in INDEXES:
+        op.drop_index(name, table_name="orders")
+    for table in SUMMARIES:
         op.drop_table(f"{table}_changes")
         op.drop_table(table)
+    op.drop_table("customer_revenue")
+    op.drop_index("ix_orders_customer_counted", table_name="orders")
+    op.create_index(
+        "ix_orders_customer_counted", "orders", ["user_id", "created_at", "id"],
+        postgresql_where=sa.text(f"status IN {COUNTED}"),
+    )  # fmt: skip

@@ -23,6 +23,7 @@ from shop.models.returns import Return, ReturnLine, ReturnStatus
 from shop.models.summary import (
     CategorySummary,
     CategorySummaryChange,
+    CustomerRevenue,
     FirstOrderSummary,
     FirstOrderSummaryChange,
     OrderPairSummary,
@@ -42,6 +43,7 @@ __all__ = [
     "CatalogChange",
     "CategorySummary",
     "CategorySummaryChange",
+    "CustomerRevenue",
     "Event",
     "EventType",
     "FirstOrderSummary",

@@ -58,12 +58,14 @@ class Order(Timestamps, Base):
         sa.Index("ix_orders_user_id_created_at", "user_id", "created_at"),
         sa.Index("ix_orders_status_created_at", "status", "created_at"),
         sa.Index("ix_orders_created_at", "created_at"),
-        # a customer's counted orders in time order: their chain of previous_counted_at (migration 0006)
+        # a customer's counted orders in time order: their chain of previous_counted_at (migration 0006), and their
+        # totals over a range for top customers (migration 0016)
         sa.Index(
             "ix_orders_customer_counted",
             "user_id",
             "created_at",
             "id",
+            postgresql_include=["total"],
             postgresql_where=sa.text(COUNTED_SQL),
         ),
         # the revenue reports: counted orders of a time range, read from the index alone

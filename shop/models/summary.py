@@ -147,3 +147,13 @@ class FirstOrderSummaryChange(Base):
     orders: Mapped[int] = _count()
     revenue: Mapped[Decimal] = _money()
     second_orders: Mapped[int] = _count()
+
+
+class CustomerRevenue(Base):
+    """Each customer's counted orders' total ever, kept by the orders' trigger in the writing transaction."""
+
+    __tablename__ = "customer_revenue"
+    __table_args__ = (sa.Index("ix_customer_revenue_revenue", sa.text("revenue DESC"), "user_id"),)
+
+    user_id: Mapped[int] = mapped_column(sa.BigInteger, primary_key=True)
+    revenue: Mapped[Decimal] = _money()

@@ -183,16 +183,20 @@ def revenue(session: Session, report_range: ReportRange, granularity: str) -> tu
     and ends on a UTC quarter hour, as local midnights do in every zone today; else (a zone's local mean time before
     1900-something) each period's orders, a scan of its own (revenue.sql, shop/reports/branches.py).
     """
-    parameters = report_periods(session, report_range, granularity)
-    if on_quarter_hours(parameters["starts"], parameters["until"]):
-        query: str | sa.TextClause = "revenue_summarized"
-    else:
-        query, parameters = branched_query("revenue", parameters)
+    query, parameters = summarized_or_branched("revenue", report_periods(session, report_range, granularity))
     rows = [RevenuePeriod(*row) for row in report_rows(session, query, parameters, settings=False)]
     return rows[:-1], rows[-1]
 
 
 QUARTER_HOUR_SECONDS = 900
+
+
+def summarized_or_branched(name: str, parameters: dict[str, Any]) -> tuple[str | sa.TextClause, dict[str, Any]]:
+    """A report over report_periods()' periods: `<name>_summarized.sql` when they are all made of UTC quarter hours,
+    else `<name>.sql` with a branch per period reading the orders; its statement and parameters."""
+    if on_quarter_hours(parameters["starts"], parameters["until"]):
+        return f"{name}_summarized", parameters
+    return branched_query(name, parameters)
 
 
 def on_quarter_hours(starts: list[datetime], until: datetime) -> bool:
@@ -213,11 +217,7 @@ def customers(
 ) -> tuple[list[CustomerPeriod], CustomerPeriod]:
     """New and returning customers per period, and the totals with the repeat customers: from the summaries, or the
     orders where a period is not made of UTC quarter hours (as revenue())."""
-    parameters = report_periods(session, report_range, granularity)
-    if on_quarter_hours(parameters["starts"], parameters["until"]):
-        query: str | sa.TextClause = "customers_summarized"
-    else:
-        query, parameters = branched_query("customers", parameters)
+    query, parameters = summarized_or_branched("customers", report_periods(session, report_range, granularity))
     rows = [CustomerPeriod(*row) for row in report_rows(session, query, parameters, settings=False)]
     return rows[:-1], rows[-1]
 
@@ -257,11 +257,17 @@ def top_products(session: Session, report_range: ReportRange, limit: int) -> lis
     ]
 
 
+# top_customers.sql: the biggest spenders ever tried first, and the most customers whose orders it reads one by one
+# before it reads the range's orders all at once instead (about as costly at ten million orders)
+TOP_CUSTOMERS_PROBE = 4
+MOST_CANDIDATES = 25_000
+
+
 def top_customers(session: Session, report_range: ReportRange, limit: int) -> list[CustomerRevenue]:
-    return [
-        CustomerRevenue(*row)
-        for row in report_rows(session, "top_customers", report_range.parameters() | {"limit": limit})
-    ]
+    parameters = report_range.parameters() | {
+        "limit": limit, "probe": max(TOP_CUSTOMERS_PROBE * limit, 100), "most_candidates": MOST_CANDIDATES
+    }  # fmt: skip
+    return [CustomerRevenue(*row) for row in report_rows(session, "top_customers", parameters)]
 
 
 def shares(amounts: list[Decimal]) -> list[Decimal]:

@@ -46,7 +46,8 @@ SUMMARY_TRIGGERS = (
     ("refund_lines", "summarize_refund_line"),
 )  # fmt: skip
 SUMMARY_TABLES = (
-    "revenue_summary", "order_pair_summary", "first_order_summary", "category_summary", "product_summary"
+    "revenue_summary", "order_pair_summary", "first_order_summary", "category_summary", "product_summary",
+    "customer_revenue",
 )  # fmt: skip
 
 USER_COLUMNS = "id, email, name, password_hash, role, is_active, created_at, updated_at"

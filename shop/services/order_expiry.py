@@ -24,7 +24,7 @@ from shop.reports.summaries import roll_up
 from shop.services.order_lifecycle import Action, IllegalTransition, transition
 
 log = logging.getLogger(__name__)
-_warnings = ThrottledWarning(log, "expiring unpaid orders %s failed (%s); trying again")
+_warnings = ThrottledWarning(log, "the sweeper's %s failed (%s); trying again")
 
 BATCH = 200
 
@@ -62,11 +62,13 @@ def sweep(app: Flask, stop: threading.Event, interval_seconds: float = 30.0) -> 
         while not stop.is_set():
             try:
                 expired = expire_overdue(window)
-                # the report summaries' changes, folded in while the sweeper is here (shop/reports/summaries.py)
-                roll_up()
             except Exception as error:  # PostgreSQL restarting, say: logged once a minute, tried again
-                _warnings.warn("sweep", error)
+                _warnings.warn("expiry of unpaid orders", error)
                 expired = 0
+            try:  # the report summaries' changes, folded in while the sweeper is here (shop/reports/summaries.py)
+                roll_up()
+            except Exception as error:  # the same: the reports stay exact meanwhile, reading the changes
+                _warnings.warn("roll-up of the report summaries", error)
             if expired >= BATCH:
                 continue
             stop.wait(interval_seconds)
