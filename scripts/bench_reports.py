@@ -37,7 +37,7 @@ from config import normalize_database_url
 from shop.devservices import gunicorn_server
 from shop.models.order import COUNTED_SQL
 from shop.reports import fulfilment
-from shop.reports.queries import REPORT_SETTINGS, statement
+from shop.reports.queries import REPORT_SETTINGS, statement, top_customers_parameters
 
 UNTIL = date(2026, 11, 1)
 SIZES = {1_000_000: 50_000, 10_000_000: 500_000}  # orders seeded: customers
@@ -142,6 +142,7 @@ def explain(engine: sa.Engine, path: Path) -> None:
         for name, _, query, sql_file, _ in REPORTS:
             parameters: dict[str, Any] = {"tz": "UTC", "limit": 10, "granularity": "day"} | query
             parameters["limit"] = int(parameters["limit"])
+            parameters |= top_customers_parameters(parameters["limit"])
             connection.execute(REPORT_SETTINGS)
             if sql_file in {"revenue_summarized", "customers_summarized", "fulfilment", "cohorts"}:  # the periods
                 # come first, as shop.reports.queries runs them (cohorts by month)

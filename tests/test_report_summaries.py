@@ -99,7 +99,7 @@ def both_ways(session: Any, report_range: queries.ReportRange, granularity: str)
     for limit in (3, 10, 100):
         expected = session.execute(reference("top_customers"), parameters | {"limit": limit}).all()
         for name, most in (("app", queries.MOST_CANDIDATES), ("bounded", 10**9), ("scan", 0)):
-            bounded = parameters | {"limit": limit, "probe": max(4 * limit, 100), "most_candidates": most}
+            bounded = parameters | queries.top_customers_parameters(limit, most)
             got = session.execute(queries.statement("top_customers"), bounded).all()
             answers[f"top {limit} customers, {name}"] = (got, expected)
     session.rollback()

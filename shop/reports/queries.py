@@ -263,10 +263,13 @@ TOP_CUSTOMERS_PROBE = 4
 MOST_CANDIDATES = 25_000
 
 
+def top_customers_parameters(limit: int, most_candidates: int = MOST_CANDIDATES) -> dict[str, int]:
+    """top_customers.sql's parameters besides the range's."""
+    return {"limit": limit, "probe": max(TOP_CUSTOMERS_PROBE * limit, 100), "most_candidates": most_candidates}
+
+
 def top_customers(session: Session, report_range: ReportRange, limit: int) -> list[CustomerRevenue]:
-    parameters = report_range.parameters() | {
-        "limit": limit, "probe": max(TOP_CUSTOMERS_PROBE * limit, 100), "most_candidates": MOST_CANDIDATES
-    }  # fmt: skip
+    parameters = report_range.parameters() | top_customers_parameters(limit)
     return [CustomerRevenue(*row) for row in report_rows(session, "top_customers", parameters)]
 
 
