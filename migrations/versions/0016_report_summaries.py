@@ -8,9 +8,9 @@ are read from their own, coarser rows (summary_segments()).
 Kept current in the writing transaction, by triggers on orders, order_items, ledger_entries and refund_lines,
 without a hot row: a trigger only appends a change (+1 order, -3 units, ...) to a `*_summary_changes` table, which
 no two transactions ever both update (customer_revenue alone is updated in place, a row per customer, whose
-counted orders change one at a time anyway: the order code locks the customer first). shop folds the changes into the summaries now and then (roll_up, in
-shop/reports/summaries.py), one transaction moving them: a report reads summaries and changes together, in one
-snapshot, so it is exact whether or not they were folded in yet.
+counted orders change one at a time anyway: the order code locks the customer first). shop folds the changes into
+the summaries now and then (roll_up, in shop/reports/summaries.py), one transaction moving them: a report reads
+summaries and changes together, in one snapshot, so it is exact whether or not they were folded in yet.
 
 - revenue_summary (grains q, d, m): counted orders, units, revenue by when the order was placed; refunds of orders
   in the revenue by when they were paid out.
