@@ -27,11 +27,15 @@ Then the checks, each printed with its figures:
     no-500           no 500 outside the PostgreSQL crash window (from the crash to 5 s after the restart)
     webhooks         every event in the database reaches the receiver, signed, within WEBHOOK_DRAIN_SECONDS of
                      the end; duplicates are the same event; each order's events arrive in sequence order
+    summaries        the report summaries and their pending changes add up, quarter hour by quarter hour (day by day,
+                     customer by customer), to what the orders say, with a roll-up folding changes in every
+                     second through the faults
     recovery         after the faults, both servers are ready, take an order and serve the latest price
 
 Exit status 0 when every check passes. --sabotage CHECK breaks that check on purpose (a unit of stock
 changed behind shop's back, a stale document planted in Redis, a doubled order row, an acknowledged transition
-undone, a 500 answered, an event written while no worker delivers) and exits 0 only if that check, and no
+undone, a 500 answered, an event written while no worker delivers, a summary change nobody made) and exits 0 only
+if that check, and no
 other, failed: proof that it can.
 
     python scripts/chaos.py --duration 60
@@ -73,8 +77,10 @@ from shop.security.provider_signatures import SIGNATURE_HEADER, sign  # noqa: E4
 # the payment provider the customers pay through: its captures are signed notifications, as a real one's are
 PAY_PROVIDER, PAY_SECRET = "chaos-pay", "chaos-pay-secret-" + uuid.uuid4().hex
 from shop.models.event import EventType  # noqa: E402
+from shop.models.order import COUNTED_SQL  # noqa: E402
+from shop.reports.summaries import ROLL_UP_LOCK, SUMMARIES  # noqa: E402
 
-CHECKS = ("stock", "orders", "transitions", "fresh", "no-500", "webhooks", "recovery")
+CHECKS = ("stock", "orders", "transitions", "fresh", "no-500", "webhooks", "summaries", "recovery")
 PRODUCTS = 12
 # half the products sell out during a run (out-of-stock answers, listings changing), half never do
 SCARCE_STOCK, AMPLE_STOCK = 60, 100_000
@@ -197,6 +203,8 @@ class Record:
     server_errors: list[tuple[float, str]] = field(default_factory=list)  # time, what
     statuses: dict[int, int] = field(default_factory=dict)
     retries: int = 0
+    rolled_up: int = 0  # summary changes folded in during the run
+    roll_up_failures: int = 0
 
     def count(self, status: int) -> None:
         with self.lock:
@@ -597,6 +605,104 @@ def check_fresh(run: Run) -> Outcome:
     return Outcome("fresh", not stale, figures)
 
 
+def keep_rolling_up(run: Run) -> None:
+    """`flask reports roll-up`'s work every second, through the faults: a roll-up cut off by a killed connection or
+    the crash must leave nothing lost or doubled."""
+    while not run.stop.wait(1.0):
+        try:
+            connection = run.postgres.connect("chaos")
+        except psycopg2.Error:
+            run.record.roll_up_failures += 1
+            continue
+        try:
+            with connection, connection.cursor() as cursor:
+                cursor.execute("SELECT pg_try_advisory_xact_lock(%s)", (ROLL_UP_LOCK,))
+                if cursor.fetchone()[0]:
+                    for summary in SUMMARIES:
+                        cursor.execute(summary.roll_up_statement().text)
+                        run.record.rolled_up += cursor.fetchone()[0]
+        except psycopg2.Error:
+            run.record.roll_up_failures += 1
+        finally:
+            connection.close()
+
+
+# each summary, with its pending changes, against the same figures from the orders: the keys that disagree
+SUMMARIES_WRONG = {
+    "revenue by quarter hour": f"""
+        WITH summed AS (
+            SELECT starts_at, sum(orders) AS orders, sum(units) AS units, sum(revenue) AS revenue,
+                   sum(first_orders) AS first_orders
+              FROM (SELECT starts_at, orders, units, revenue, first_orders FROM revenue_summary WHERE grain = 'q'
+                    UNION ALL
+                    SELECT starts_at, orders, units, revenue, first_orders FROM revenue_summary_changes) AS rows
+             GROUP BY starts_at
+        ), counted AS (
+            SELECT summary_quarter_hour(created_at) AS starts_at, count(*) AS orders, sum(units) AS units,
+                   sum(total) AS revenue, count(*) FILTER (WHERE previous_counted_at IS NULL) AS first_orders
+              FROM orders WHERE {COUNTED_SQL} GROUP BY 1
+        )
+        SELECT count(*) FROM summed s FULL JOIN counted c USING (starts_at)
+         WHERE (coalesce(s.orders, 0), coalesce(s.units, 0), coalesce(s.revenue, 0), coalesce(s.first_orders, 0))
+               <> (coalesce(c.orders, 0), coalesce(c.units, 0), coalesce(c.revenue, 0), coalesce(c.first_orders, 0))
+    """,  # noqa: S608 - the counted statuses, our constant
+    "repeat orders by day": f"""
+        WITH summed AS (
+            SELECT summary_floor('day', starts_at) AS day, previous_day, sum(pairs) AS pairs
+              FROM (SELECT starts_at, previous_day, pairs FROM order_pair_summary
+                    UNION ALL SELECT starts_at, previous_day, pairs FROM order_pair_summary_changes) AS rows
+             GROUP BY 1, 2
+        ), counted AS (
+            SELECT summary_floor('day', created_at) AS day,
+                   summary_floor('day', previous_counted_at) AS previous_day,
+                   count(*) AS pairs
+              FROM orders WHERE {COUNTED_SQL} AND previous_counted_at IS NOT NULL GROUP BY 1, 2
+        )
+        SELECT count(*) FROM summed s FULL JOIN counted c USING (day, previous_day)
+         WHERE coalesce(s.pairs, 0) <> coalesce(c.pairs, 0)
+    """,  # noqa: S608 - the counted statuses, our constant
+    "products by day": """
+        WITH summed AS (
+            SELECT summary_floor('day', starts_at) AS day, product_id, sum(units) AS units, sum(revenue) AS revenue
+              FROM (SELECT starts_at, product_id, units, revenue FROM product_summary WHERE grain = 'd'
+                    UNION ALL SELECT starts_at, product_id, units, revenue FROM product_summary_changes) AS rows
+             GROUP BY 1, 2
+        ), counted AS (
+            SELECT summary_floor('day', placed_at) AS day, product_id, sum(quantity) AS units,
+                   sum(line_total) AS revenue
+              FROM order_items WHERE counted GROUP BY 1, 2
+        )
+        SELECT count(*) FROM summed s FULL JOIN counted c USING (day, product_id)
+         WHERE (coalesce(s.units, 0), coalesce(s.revenue, 0)) <> (coalesce(c.units, 0), coalesce(c.revenue, 0))
+    """,
+    "customers' revenue": f"""
+        SELECT count(*)
+          FROM customer_revenue r
+          FULL JOIN (SELECT user_id, sum(total) AS revenue FROM orders WHERE {COUNTED_SQL} GROUP BY user_id) c
+            USING (user_id)
+         WHERE coalesce(r.revenue, 0) <> coalesce(c.revenue, 0)
+    """,  # noqa: S608 - the counted statuses, our constant
+}  # fmt: skip
+
+
+def check_summaries(run: Run) -> Outcome:
+    connection = run.postgres.connect("chaos")
+    with connection.cursor() as cursor:
+        wrong = {}
+        for name, query in SUMMARIES_WRONG.items():
+            cursor.execute(query)
+            wrong[name] = cursor.fetchone()[0]
+        cursor.execute(f"SELECT count(*) FROM orders WHERE {COUNTED_SQL}")  # noqa: S608 - our constant
+        (counted,) = cursor.fetchone()
+    connection.close()
+    problems = {name: count for name, count in wrong.items() if count}
+    figures = (
+        f"{counted} counted orders; {run.record.rolled_up} changes folded in during the run "
+        f"({run.record.roll_up_failures} roll-ups cut off); disagreeing: {problems or 'none'}"
+    )
+    return Outcome("summaries", not problems and counted > 0, figures)
+
+
 def check_no_500(run: Run) -> Outcome:
     outside = [
         (when, what)
@@ -801,6 +907,12 @@ def sabotage_after_run(run: Run) -> None:
             paid = [order_id for order_id, target in run.record.transitions.items() if target == "paid"]
             if paid:
                 cursor.execute("UPDATE orders SET status = 'shipped', shipped_at = now() WHERE id = %s", (paid[0],))
+        elif run.sabotage == "summaries":
+            # a change to the revenue summary that no order made
+            cursor.execute(
+                "INSERT INTO revenue_summary_changes (starts_at, orders, units, revenue, refunds, first_orders)"
+                " VALUES (summary_quarter_hour(now()), 1, 1, 1.00, 0, 0)"
+            )
         elif run.sabotage == "webhooks":
             # an event written while no worker delivers: it never arrives
             run.delivery.stop_worker()
@@ -859,6 +971,7 @@ def main() -> int:
             threads += [
                 threading.Thread(target=staff, args=(run,), daemon=True),
                 threading.Thread(target=faults, args=(run,), daemon=True),
+                threading.Thread(target=keep_rolling_up, args=(run,), daemon=True),
             ]
             for thread in threads:
                 thread.start()
@@ -876,6 +989,7 @@ def main() -> int:
                 check_fresh(run),
                 check_no_500(run),
                 check_webhooks(run),
+                check_summaries(run),
                 check_recovery(run),
             ]
         statuses = ", ".join(f"{status or 'dropped'}: {count}" for status, count in sorted(run.record.statuses.items()))
