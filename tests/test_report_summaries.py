@@ -420,3 +420,28 @@ def test_the_roll_up_command_and_the_expiry_sweeper_fold_the_changes_in(committi
     assert pending_changes(app) == 0
     summed, expected = summaries_against_the_orders(app)
     assert summed == expected
+
+
+def test_emptying_the_orders_with_truncate_empties_the_summaries(committing_app: Flask) -> None:
+    """TRUNCATE fires no row trigger; a statement trigger makes the summaries again from what is left."""
+    app = committing_app
+    ids = make_products(app, {"LAMP": 10})
+    (buyer,) = tokens(app, 1)
+    client, staff = app.test_client(), staff_headers(app)
+    body = {"items": [{"product_id": ids["LAMP"], "quantity": 1}], "shipping_address": ADDRESS}
+    order_id = client.post("/api/v1/orders", json=body, headers=buyer).get_json()["id"]
+    assert order_step(client, order_id, "pay", staff).status_code == 200
+    with app.app_context():
+        roll_up()
+        with db.engine.begin() as connection:
+            assert connection.scalar(sa.text("SELECT count(*) FROM revenue_summary")) == 3  # q, d and m
+            connection.execute(sa.text("TRUNCATE orders CASCADE"))
+        with db.engine.connect() as connection:
+            left = connection.scalar(
+                sa.text(
+                    "SELECT (SELECT count(*) FROM revenue_summary) + (SELECT count(*) FROM product_summary)"
+                    " + (SELECT count(*) FROM customer_revenue) + (SELECT count(*) FROM first_order_summary)"
+                )
+            )
+    assert left == 0
+    assert pending_changes(app) == 0

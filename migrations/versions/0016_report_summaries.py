@@ -228,6 +228,11 @@ TRIGGERS = f"""
 """  # noqa: S608 - the counted statuses, our constant
 
 DROP = """
+    DROP TRIGGER summaries_after_truncate ON orders;
+    DROP TRIGGER summaries_after_truncate ON order_items;
+    DROP TRIGGER summaries_after_truncate ON ledger_entries;
+    DROP TRIGGER summaries_after_truncate ON refund_lines;
+    DROP FUNCTION summaries_after_truncate();
     DROP TRIGGER summarize_refund ON ledger_entries;
     DROP TRIGGER summarize_refund_line ON refund_lines;
     DROP TRIGGER summarize_order_item_insert ON order_items;
@@ -256,9 +261,13 @@ REBUILD = f"""
         LOCK TABLE revenue_summary_changes, order_pair_summary_changes, first_order_summary_changes,
                    category_summary_changes, product_summary_changes, customer_revenue
             IN ACCESS EXCLUSIVE MODE;
-        TRUNCATE revenue_summary, revenue_summary_changes, order_pair_summary, order_pair_summary_changes,
-                 first_order_summary, first_order_summary_changes, category_summary, category_summary_changes,
-                 product_summary, product_summary_changes, customer_revenue;
+        -- DELETE, not TRUNCATE: this also runs inside a TRUNCATE of these tables (summaries_after_truncate())
+        DELETE FROM revenue_summary; DELETE FROM revenue_summary_changes;
+        DELETE FROM order_pair_summary; DELETE FROM order_pair_summary_changes;
+        DELETE FROM first_order_summary; DELETE FROM first_order_summary_changes;
+        DELETE FROM category_summary; DELETE FROM category_summary_changes;
+        DELETE FROM product_summary; DELETE FROM product_summary_changes;
+        DELETE FROM customer_revenue;
 
         INSERT INTO customer_revenue (user_id, revenue)
         SELECT user_id, sum(total) FROM orders WHERE status IN {COUNTED} GROUP BY user_id;
@@ -327,6 +336,20 @@ REBUILD = f"""
     $$;
 """  # noqa: S608 - the counted statuses, our constant
 
+
+# a TRUNCATE fires no row trigger: the summaries are made again from what is left (nothing, usually: a moment)
+ON_TRUNCATE = """
+    CREATE FUNCTION summaries_after_truncate() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        PERFORM rebuild_report_summaries();
+        RETURN NULL;
+    END
+    $$;
+""" + "".join(
+    f"CREATE TRIGGER summaries_after_truncate AFTER TRUNCATE ON {table}"
+    " FOR EACH STATEMENT EXECUTE FUNCTION summaries_after_truncate();\n"
+    for table in ("orders", "order_items", "ledger_entries", "refund_lines")
+)
 
 SUMMARIES = ("revenue_summary", "category_summary", "product_summary", "order_pair_summary", "first_order_summary")
 # the distinct-customer counts' reads of the orders at a period's partial days (shop/reports/sql/summary_spans.sql,
@@ -402,6 +425,7 @@ def upgrade() -> None:
     op.execute(FUNCTIONS)
     op.execute(TRIGGERS)
     op.execute(REBUILD)
+    op.execute(ON_TRUNCATE)
     op.execute("SELECT rebuild_report_summaries()")
     op.execute(f"ANALYZE {', '.join(SUMMARIES)}, customer_revenue")
 
