@@ -10,6 +10,7 @@ from __future__ import annotations
 import random
 import threading
 import time
+from collections.abc import Callable
 from datetime import date, timedelta
 from functools import cache
 from pathlib import Path
@@ -159,6 +160,21 @@ def place_orders_on_the_edges(app: Flask, staff: dict[str, str]) -> None:
             previous = placed
 
 
+def order_payer(app: Flask) -> Callable[[], int]:
+    """A new buyer's one-line orders, each placed through the API and paid by staff when called; its id."""
+    ids = make_products(app, {"LAMP": 100})
+    (buyer,) = tokens(app, 1)
+    client, staff = app.test_client(), staff_headers(app)
+    body = {"items": [{"product_id": ids["LAMP"], "quantity": 1}], "shipping_address": ADDRESS}
+
+    def pay_one() -> int:
+        order_id = int(client.post("/api/v1/orders", json=body, headers=buyer).get_json()["id"])
+        assert order_step(client, order_id, "pay", staff).status_code == 200
+        return order_id
+
+    return pay_one
+
+
 def change_some_orders(app: Flask) -> None:
     """Through the API, as staff would: cancel paid orders, pay pending ones, refund delivered ones by line and by
     amount; each writes summary changes that no roll-up has folded in yet."""
@@ -217,12 +233,8 @@ def test_a_range_in_a_zones_local_mean_time_reads_the_orders(committing_app: Fla
     """Before standard time (Amsterdam kept +00:19:32 until 1937) local midnights are not UTC quarter hours, which
     the summaries cannot cut at: the report reads the orders instead, and is exact."""
     app = committing_app
-    ids = make_products(app, {"LAMP": 10})
-    (buyer,) = tokens(app, 1)
-    client, staff = app.test_client(), staff_headers(app)
-    body = {"items": [{"product_id": ids["LAMP"], "quantity": 1}], "shipping_address": ADDRESS}
-    order_id = client.post("/api/v1/orders", json=body, headers=buyer).get_json()["id"]
-    assert order_step(client, order_id, "pay", staff).status_code == 200
+    order_id = order_payer(app)()
+    client, staff = app.test_client(), staff_headers(app, "boss@example.com")
     # placed at 23:42 UTC on 1 June 1930: 00:01:32 on 2 June in Amsterdam, but in the UTC quarter hour that began at
     # 23:30, 23:49:32 on the 1st there: a quarter-hour summary would put it on Amsterdam's 1 June
     placed = "1930-06-01 23:42:00+00"
@@ -388,13 +400,9 @@ def test_a_roll_up_racing_payments_and_cancellations_loses_and_doubles_nothing(
 
 def test_the_roll_up_command_and_the_expiry_sweeper_fold_the_changes_in(committing_app: Flask) -> None:
     app = committing_app
-    ids = make_products(app, {"LAMP": 10})
-    (buyer,) = tokens(app, 1)
-    client, staff = app.test_client(), staff_headers(app)
-    body = {"items": [{"product_id": ids["LAMP"], "quantity": 1}], "shipping_address": ADDRESS}
-    for _ in range(2):
-        order_id = client.post("/api/v1/orders", json=body, headers=buyer).get_json()["id"]
-        assert order_step(client, order_id, "pay", staff).status_code == 200
+    pay_one = order_payer(app)
+    pay_one()
+    pay_one()
     waiting = pending_changes(app)
     assert waiting > 0
 
@@ -403,8 +411,7 @@ def test_the_roll_up_command_and_the_expiry_sweeper_fold_the_changes_in(committi
     assert folded.output == f"Folded {waiting} changes into the report summaries.\n"
     assert pending_changes(app) == 0
 
-    order_id = client.post("/api/v1/orders", json=body, headers=buyer).get_json()["id"]
-    assert order_step(client, order_id, "pay", staff).status_code == 200
+    pay_one()
     assert pending_changes(app) > 0
     stop = threading.Event()
     sweeper = threading.Thread(target=sweep, args=(app, stop, 60.0))
@@ -425,12 +432,7 @@ def test_the_roll_up_command_and_the_expiry_sweeper_fold_the_changes_in(committi
 def test_emptying_the_orders_with_truncate_empties_the_summaries(committing_app: Flask) -> None:
     """TRUNCATE fires no row trigger; a statement trigger makes the summaries again from what is left."""
     app = committing_app
-    ids = make_products(app, {"LAMP": 10})
-    (buyer,) = tokens(app, 1)
-    client, staff = app.test_client(), staff_headers(app)
-    body = {"items": [{"product_id": ids["LAMP"], "quantity": 1}], "shipping_address": ADDRESS}
-    order_id = client.post("/api/v1/orders", json=body, headers=buyer).get_json()["id"]
-    assert order_step(client, order_id, "pay", staff).status_code == 200
+    order_payer(app)()
     with app.app_context():
         roll_up()
         with db.engine.begin() as connection:
