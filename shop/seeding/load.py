@@ -27,6 +27,7 @@ from shop.catalog import cache as catalog_cache
 from shop.extensions import db
 from shop.models.base import Base
 from shop.models.order import COUNTED_SQL, EXPIRED_REASON, counted_sql
+from shop.reports.summaries import SUMMARIES
 from shop.seeding import money
 from shop.seeding.generate import SeedPlan, StoreGenerator
 
@@ -45,10 +46,7 @@ SUMMARY_TRIGGERS = (
     ("ledger_entries", "summarize_refund"),
     ("refund_lines", "summarize_refund_line"),
 )  # fmt: skip
-SUMMARY_TABLES = (
-    "revenue_summary", "order_pair_summary", "first_order_summary", "category_summary", "product_summary",
-    "customer_revenue",
-)  # fmt: skip
+SUMMARY_TABLES = (*(summary.table for summary in SUMMARIES), "customer_revenue")
 
 USER_COLUMNS = "id, email, name, password_hash, role, is_active, created_at, updated_at"
 PRODUCT_COLUMNS = "id, sku, name, description, category, price, stock, is_active, created_at, updated_at, version"
