@@ -429,6 +429,39 @@ def test_the_roll_up_command_and_the_expiry_sweeper_fold_the_changes_in(committi
     assert summed == expected
 
 
+def test_a_rebuild_makes_the_rows_the_triggers_and_roll_ups_kept(committing_app: Flask) -> None:
+    """rebuild_report_summaries() (the seed's and the migrations'), row by row, against summaries kept by the
+    triggers and the roll-up through cancellations, payments and refunds of a seeded store."""
+    app = committing_app
+    seeded = app.test_cli_runner().invoke(args=["seed-db", *SEED[:4], "--orders", "1500", *SEED[6:]])
+    assert seeded.exit_code == 0, seeded.output
+    change_some_orders(app)
+    with app.app_context():
+        assert roll_up() > 0
+        kept = summary_rows()
+        with db.engine.begin() as connection:
+            connection.execute(sa.text("SELECT rebuild_report_summaries()"))
+        rebuilt = summary_rows()
+    assert len(rebuilt["revenue_summary"]) > 1000  # not a comparison of nothing
+    assert len(rebuilt["customer_revenue"]) > 100
+    assert rebuilt == kept
+
+
+def summary_rows() -> dict[str, set[tuple[Any, ...]]]:
+    """Every summary's rows but those a roll-up leaves at zero (a cancelled order's), and each customer's revenue."""
+    rows: dict[str, set[tuple[Any, ...]]] = {}
+    with db.engine.connect() as connection:
+        for summary in SUMMARIES:
+            nonzero = " OR ".join(f"{figure} <> 0" for figure in summary.figures)
+            rows[summary.table] = set(
+                connection.execute(sa.text(f"SELECT * FROM {summary.table} WHERE {nonzero}")).all()  # noqa: S608
+            )
+        rows["customer_revenue"] = set(
+            connection.execute(sa.text("SELECT * FROM customer_revenue WHERE revenue <> 0")).all()
+        )
+    return rows
+
+
 def test_emptying_the_orders_with_truncate_empties_the_summaries(committing_app: Flask) -> None:
     """TRUNCATE fires no row trigger; a statement trigger makes the summaries again from what is left."""
     app = committing_app
