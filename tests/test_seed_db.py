@@ -84,6 +84,11 @@ def test_seeded_data_holds_every_invariant(committing_app: Flask) -> None:
             SELECT count(*) FROM orders o
              WHERE o.status <> (SELECT to_status FROM order_status_changes
                                  WHERE order_id = o.id ORDER BY changed_at DESC, id DESC LIMIT 1)""",
+        "an order's lifecycle steps whose ids do not follow their time (its history is read in id order)": """
+            SELECT count(*) FROM (
+                SELECT changed_at < lag(changed_at) OVER (PARTITION BY order_id ORDER BY id) AS back_in_time
+                  FROM order_status_changes WHERE event LIKE 'order.%' OR event = 'payment.captured') h
+             WHERE back_in_time""",
         "an order whose history does not start with pending": """
             SELECT count(*) FROM orders o
              WHERE NOT EXISTS (SELECT FROM order_status_changes

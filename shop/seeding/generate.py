@@ -13,8 +13,9 @@ import array
 import bisect
 import itertools
 import json
+import math
 import random
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
@@ -59,18 +60,19 @@ def money(cents: int) -> str:
 
 
 class Timestamps:
-    """Epoch seconds as timestamptz text, fast: the date part is formatted once per day."""
+    """Epoch seconds as timestamptz text, fast: the date part is formatted once per day and the time of day once
+    per second of the day (formatting each took half the time of making ten million orders)."""
 
     def __init__(self) -> None:
         self._days: dict[int, str] = {}
+        self._times = [f"{second // HOUR:02d}:{second // 60 % 60:02d}:{second % 60:02d}+00" for second in range(DAY)]
 
     def __call__(self, seconds: int) -> str:
         day, second = divmod(seconds, DAY)
         prefix = self._days.get(day)
         if prefix is None:
             prefix = self._days[day] = (datetime(1970, 1, 1, tzinfo=UTC) + timedelta(days=day)).strftime("%Y-%m-%d ")
-        hour, rest = divmod(second, HOUR)
-        return f"{prefix}{hour:02d}:{rest // 60:02d}:{rest % 60:02d}+00"
+        return prefix + self._times[second]
 
 
 def _epoch(day: date) -> int:
@@ -205,13 +207,15 @@ class StoreGenerator:
 
     def order_items(self) -> Iterator[str]:
         """Rows of `order_items`; decides each order's customer, time and status on the way."""
-        orders = self._orders = _OrderHeaders.draw(self)
+        orders = self._orders = _OrderHeaders.allocate(self.plan.orders)
         if not self.plan.orders:
             return
         rng, catalog = self.rng, self.catalog
         product_count = self.plan.products
         popularity, last_weight = catalog.popularity, catalog.popularity[-1]
-        line_counts = rng.choices(list(LINES_WEIGHT), weights=list(LINES_WEIGHT.values()), k=self.plan.orders)
+        line_counts = list(LINES_WEIGHT)
+        line_count_weights = _cumulative([float(weight) for weight in LINES_WEIGHT.values()])
+        last_line_count_weight = line_count_weights[-1]
         quantities = list(QUANTITY_WEIGHT)
         quantity_weights = _cumulative([float(weight) for weight in QUANTITY_WEIGHT.values()])
         last_quantity_weight = quantity_weights[-1]
@@ -225,8 +229,9 @@ class StoreGenerator:
         categories = catalog.categories
         line_id = 0
         random_ = rng.random
-        for order_index in range(self.plan.orders):
-            wanted = min(line_counts[order_index], product_count)
+        for order_index in orders.drawn(self):
+            line_count = line_counts[bisect.bisect(line_count_weights, random_() * last_line_count_weight)]
+            wanted = min(line_count, product_count)
             chosen: list[int] = []
             while len(chosen) < wanted:
                 product = bisect.bisect(popularity, random_() * last_weight)
@@ -271,10 +276,11 @@ class StoreGenerator:
             user = orders.user[index]
             if orders.status[index] in COUNTED:
                 previous = last_counted.get(user, NULL)
-                last_counted[user] = stamp(orders.created[index])
-                first = first_counted.setdefault(user, last_counted[user])
+                last_counted[user] = created_text = stamp(orders.created[index])
+                first = first_counted.setdefault(user, created_text)
             else:
                 previous = first = NULL
+                created_text = stamp(orders.created[index])
             status = STATUSES[orders.status[index]]
             created, paid, shipped, delivered, cancelled = (
                 orders.created[index],
@@ -285,32 +291,90 @@ class StoreGenerator:
             )
             updated = max(created, paid, shipped, delivered, cancelled)
             reference = f"pay_{index + 1:09d}" if paid else "\\N"
-            # an unpaid order cancelled exactly at the window's end expired; customers cancel within it
-            expired = cancelled and not paid and cancelled - created == PAYMENT_WINDOW
-            reason = EXPIRED_REASON if expired else "Changed my mind" if cancelled else "\\N"
+            reason = NULL if not cancelled else EXPIRED_REASON if _expired(created, paid, cancelled) else CHANGED_MIND
             yield (
                 f"{index + 1}\t{user + 1}\t{status}\t{currency}\t"
                 f"{money(orders.total_cents[index])}\t{orders.units[index]}\t"
                 f"{self.customers.addresses[user]}\t{reference}\t{reason}\t"
                 f"{stamp(paid) if paid else NULL}\t{stamp(shipped) if shipped else NULL}\t"
                 f"{stamp(delivered) if delivered else NULL}\t{stamp(cancelled) if cancelled else NULL}\t"
-                f"{stamp(created)}\t{stamp(updated)}\t[]\t{previous}\t{first}\n"
+                f"{created_text}\t{stamp(updated)}\t[]\t{previous}\t{first}\n"
             )
+
+    def history_rows(self, currency: str) -> Iterator[str]:
+        """Rows of `order_status_changes`, after the orders: every step of every order as the lifecycle would have
+        recorded it, order by order and each order's in the order they happened (its history is read in id order).
+        Customers place, pay and cancel; staff (the demo staff account, or nobody in production) ship and deliver;
+        nobody (shop) expires the unpaid."""
+        orders = self._orders
+        if orders is None:
+            raise RuntimeError("order_items() decides the orders; run it first")
+        stamp = self.timestamp
+        staff = NULL if self.customers.staff_id is None else str(self.customers.staff_id)
+        change_id = 0
+        for index in range(self.plan.orders):
+            order_id, customer = index + 1, orders.user[index] + 1
+            created, paid, cancelled = orders.created[index], orders.paid[index], orders.cancelled[index]
+            steps = [f"{order_id}\t{NULL}\tpending\t{customer}\t{stamp(created)}\t{NULL}\torder.placed\n"]
+            if paid:
+                paid_at, total = stamp(paid), money(orders.total_cents[index])
+                capture = f"capture of {total} {currency}"
+                steps.append(f"{order_id}\tpending\tpending\t{NULL}\t{paid_at}\t{capture}\tpayment.captured\n")
+                steps.append(f"{order_id}\tpending\tpaid\t{NULL}\t{paid_at}\tpay_{order_id:09d}\torder.paid\n")
+            if orders.shipped[index]:
+                steps.append(
+                    f"{order_id}\tpaid\tshipped\t{staff}\t{stamp(orders.shipped[index])}\t{NULL}\torder.shipped\n"
+                )
+            if orders.delivered[index]:
+                delivered_at = stamp(orders.delivered[index])
+                steps.append(f"{order_id}\tshipped\tdelivered\t{staff}\t{delivered_at}\t{NULL}\torder.delivered\n")
+            if cancelled:
+                before = "paid" if paid else "pending"
+                if _expired(created, paid, cancelled):
+                    who, reason, event = NULL, EXPIRED_REASON, "order.expired"
+                else:
+                    who, reason, event = str(customer), CHANGED_MIND, "order.cancelled"
+                steps.append(f"{order_id}\t{before}\tcancelled\t{who}\t{stamp(cancelled)}\t{reason}\t{event}\n")
+            for step in steps:
+                change_id += 1
+                yield f"{change_id}\t{step}"
+
+    def capture_rows(self, currency: str, provider: str) -> Iterator[str]:
+        """Rows of `ledger_entries`, after the orders: a capture of its total for every order that was paid, when it
+        was paid, under its payment reference (refunds follow, made in SQL: seeding/money.py)."""
+        orders = self._orders
+        if orders is None:
+            raise RuntimeError("order_items() decides the orders; run it first")
+        stamp = self.timestamp
+        entry_id = 0
+        for index in range(self.plan.orders):
+            if orders.paid[index]:
+                entry_id += 1
+                yield (
+                    f"{entry_id}\t{index + 1}\tcapture\t{money(orders.total_cents[index])}\t{currency}\t"
+                    f"{stamp(orders.paid[index])}\t{provider}\tpay_{index + 1:09d}\n"
+                )
 
     def staff_id(self) -> int | None:
         return self.customers.staff_id
 
 
 NULL = "\\N"
+CHANGED_MIND = "Changed my mind"  # a customer's reason for cancelling
 PENDING, PAID, SHIPPED, DELIVERED, CANCELLED = range(5)
 STATUSES = ("pending", "paid", "shipped", "delivered", "cancelled")
 COUNTED = frozenset({PAID, SHIPPED, DELIVERED})  # revenue
 DEMO_ACCOUNTS = {"staff": "staff@example.com", "customer": "customer@example.com"}
 
 
-def _pick(cumulative: list[float], fraction: float) -> int:
-    """The index a uniform `fraction` in [0, 1) falls on, given cumulative weights."""
-    return min(bisect.bisect(cumulative, fraction * cumulative[-1]), len(cumulative) - 1)
+def _expired(created: int, paid: int, cancelled: int) -> bool:
+    """An unpaid order cancelled exactly at the payment window's end expired; customers cancel within it."""
+    return not paid and cancelled - created == PAYMENT_WINDOW
+
+
+def _between(random_: Callable[[], float], low: int, high: int) -> int:
+    """A whole number in [low, high): randrange's job at a third of its cost (a float has bits enough here)."""
+    return low + int(random_() * (high - low))
 
 
 def _ascii(text: str) -> str:
@@ -335,59 +399,71 @@ class _OrderHeaders:
     units: array.array[int]
 
     @classmethod
-    def draw(cls, store: StoreGenerator) -> _OrderHeaders:
-        rng, plan = store.rng, store.plan
-        count = plan.orders
-        headers = cls(
+    def allocate(cls, count: int) -> _OrderHeaders:
+        return cls(
             *(
                 array.array("b", bytes(count)) if name == "status" else array.array("q", bytes(8 * count))
                 for name in HEADER_FIELDS
             )
         )
+
+    def drawn(self, store: StoreGenerator) -> Iterator[int]:
+        """Each order's index, once its customer, time and steps are drawn: one at a time, in time order, so that
+        its lines can be written (and loaded) while the orders after it are still to be drawn."""
+        rng, plan = store.rng, store.plan
+        count = plan.orders
         if not count:
-            return headers
+            return
         days = [plan.since + timedelta(days=n) for n in range((plan.until - plan.since).days)]
         growth = 1 / max(len(days), 1)
-        day_weights = _cumulative(
-            [
-                WEEKDAY_WEIGHT[day.weekday()] * MONTH_WEIGHT[day.month - 1] * (0.8 + 0.4 * n * growth)
-                for n, day in enumerate(days)
-            ]
-        )
-        hour_weights = _cumulative([float(weight) for weight in HOUR_WEIGHT])
-        created = sorted(
-            _epoch(days[_pick(day_weights, rng.random())])
-            + _pick(hour_weights, rng.random()) * HOUR
-            + rng.randrange(HOUR)
-            for _ in range(count)
-        )
+        day_weights = [
+            WEEKDAY_WEIGHT[day.weekday()] * MONTH_WEIGHT[day.month - 1] * (0.8 + 0.4 * n * growth)
+            for n, day in enumerate(days)
+        ]
+        # the year as hours, each weighted by its day and its hour of the day; a time is the point a uniform
+        # number falls on along their cumulative weights (through the hour, evenly)
+        hour_starts = [_epoch(day) + hour * HOUR for day in days for hour in range(24)]
+        hour_weights = [day_weight * weight for day_weight in day_weights for weight in HOUR_WEIGHT]
+        cumulative = _cumulative(hour_weights)
+        total, last_hour = cumulative[-1], len(cumulative) - 1
         activity = store.customers.activity
-        headers.created = array.array("q", created)
-        headers.user = array.array("q", (_pick(activity, rng.random()) for _ in range(count)))
+        activity_total, last_customer = activity[-1], len(activity) - 1
+        random_, bisect_, log, expm1 = rng.random, bisect.bisect, math.log, math.expm1
         now = store.end
-        for index, placed in enumerate(created):
-            headers._live(index, placed, now, rng)
-        return headers
+        point = 0.0
+        for index in range(count):
+            # the next of `count` sorted uniform numbers: the least of the count - index still to come, all above
+            # the last (sorted without holding them all; Bentley and Saxe, "Generating sorted lists of random
+            # numbers", 1980)
+            point += (1.0 - point) * -expm1(log(1.0 - random_()) / (count - index))
+            at = point * total
+            hour = min(bisect_(cumulative, at), last_hour)
+            into_hour = (at - (cumulative[hour] - hour_weights[hour])) / hour_weights[hour]
+            placed = hour_starts[hour] + min(int(into_hour * HOUR), HOUR - 1)
+            self.created[index] = placed
+            self.user[index] = min(bisect_(activity, random_() * activity_total), last_customer)
+            self._live(index, placed, now, random_)
+            yield index
 
-    def _live(self, index: int, placed: int, now: int, rng: random.Random) -> None:
+    def _live(self, index: int, placed: int, now: int, random_: Callable[[], float]) -> None:
         """What happened to an order placed at `placed`, as far as `now`: each step after the last, never later."""
-        if rng.random() < 0.07:  # cancelled: before paying, within the payment window; after, within two days
-            if rng.random() < 0.5:
-                self.paid[index] = placed + rng.randrange(60, PAYMENT_WINDOW)
-                when = self.paid[index] + rng.randrange(600, 2 * DAY)
+        if random_() < 0.07:  # cancelled: before paying, within the payment window; after, within two days
+            if random_() < 0.5:
+                self.paid[index] = placed + _between(random_, 60, PAYMENT_WINDOW)
+                when = self.paid[index] + _between(random_, 600, 2 * DAY)
             else:
-                when = placed + rng.randrange(60, PAYMENT_WINDOW)  # never the window's end: that is an expiry
+                when = placed + _between(random_, 60, PAYMENT_WINDOW)  # never the window's end: that is an expiry
             if when < now:
                 self.status[index], self.cancelled[index] = CANCELLED, when
                 return
             self.paid[index] = 0
-        if rng.random() < 0.01:  # a few never paid: expired at the window's end, as `flask orders expire` does
+        if random_() < 0.01:  # a few never paid: expired at the window's end, as `flask orders expire` does
             if placed + PAYMENT_WINDOW < now:
                 self.status[index], self.cancelled[index] = CANCELLED, placed + PAYMENT_WINDOW
             return
-        paid = placed + rng.randrange(60, PAYMENT_WINDOW)
-        shipped = paid + rng.randrange(4 * HOUR, 3 * DAY)
-        delivered = shipped + rng.randrange(DAY, 6 * DAY)
+        paid = placed + _between(random_, 60, PAYMENT_WINDOW)
+        shipped = paid + _between(random_, 4 * HOUR, 3 * DAY)
+        delivered = shipped + _between(random_, DAY, 6 * DAY)
         steps = ((PAID, paid), (SHIPPED, shipped), (DELIVERED, delivered))
         for status, when in steps:
             if when >= now:

@@ -1,9 +1,10 @@
-"""The money of a seeded store, made from its orders in SQL once they are loaded: a capture in the ledger for every
-order that was paid; a full refund for every paid order later cancelled; returns of about 3% of delivered orders
-(one unit of their first line, back in stock unless it is one of the one in five damaged) each refunded; and a
-goodwill refund (a tenth of the total) on about 1% of shipped orders. The picks hash the order's id, so the same
-seed gives the same rows. Each step is in its order's history, as the service would have written it. Nothing happens
-at or after `until` (the seed's "now").
+"""The money of a seeded store, made from its orders in SQL once they are loaded: a full refund for every paid order
+later cancelled; returns of about 3% of delivered orders (one unit of their first line, back in stock unless it is
+one of the one in five damaged) each refunded; and a goodwill refund (a tenth of the total) on about 1% of shipped
+orders. (The ledger's captures, one of its total for every paid order, are loaded with the orders:
+StoreGenerator.capture_rows().) The picks hash the order's id, so the same seed gives the same rows. Each step is
+in its order's history, as the service would have written it. Nothing happens at or after `until` (the seed's
+"now").
 """
 
 from __future__ import annotations
@@ -12,13 +13,6 @@ import sqlalchemy as sa
 
 PROVIDER = "demo-pay"
 
-CAPTURES = sa.text(
-    """
-    INSERT INTO ledger_entries (order_id, kind, amount, currency, occurred_at, provider, reference)
-    SELECT id, 'capture', total, currency, paid_at, :provider, coalesce(payment_reference, 'seed-' || id)
-      FROM orders WHERE paid_at IS NOT NULL
-    """
-)
 # the refunds to make, numbered: returns (with their line), refunds of cancelled paid orders, goodwill
 PLAN = sa.text(
     """
