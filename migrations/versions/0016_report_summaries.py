@@ -252,12 +252,8 @@ DROP = """
     DROP FUNCTION summary_quarter_hour(timestamptz);
 """
 
-# Every summary made again from the orders, lines and ledger there are, its changes dropped: the migration's
-# backfill, and the seed's after its bulk load (which it makes with these triggers off). The changes tables are
-# locked first, so that a writer's change is either in what this reads or appended after it commits, never lost.
-REBUILD = f"""
-    CREATE FUNCTION rebuild_report_summaries() RETURNS void LANGUAGE plpgsql AS $$
-    BEGIN
+# The pieces of the rebuild below that migration 0017's one-pass rebuild shares (it loads them from here)
+CLEAR_SUMMARIES = """\
         LOCK TABLE revenue_summary_changes, order_pair_summary_changes, first_order_summary_changes,
                    category_summary_changes, product_summary_changes, customer_revenue
             IN ACCESS EXCLUSIVE MODE;
@@ -268,7 +264,35 @@ REBUILD = f"""
         DELETE FROM category_summary; DELETE FROM category_summary_changes;
         DELETE FROM product_summary; DELETE FROM product_summary_changes;
         DELETE FROM customer_revenue;
+"""
+DAYS_FROM_QUARTERS = """\
+        INSERT INTO revenue_summary (grain, starts_at, orders, units, revenue, refunds, first_orders)
+        SELECT 'd', summary_floor('day', starts_at), sum(orders), sum(units), sum(revenue), sum(refunds),
+               sum(first_orders)
+          FROM revenue_summary WHERE grain = 'q' GROUP BY 2;
+"""
+MONTHS_FROM_DAYS = """\
+        -- the months, from the days
+        INSERT INTO revenue_summary (grain, starts_at, orders, units, revenue, refunds, first_orders)
+        SELECT 'm', summary_floor('month', starts_at), sum(orders), sum(units), sum(revenue), sum(refunds),
+               sum(first_orders)
+          FROM revenue_summary WHERE grain = 'd' GROUP BY 2;
+        INSERT INTO category_summary (grain, starts_at, category, orders, units, revenue, refunded_units, refunds)
+        SELECT 'm', summary_floor('month', starts_at), category, sum(orders), sum(units), sum(revenue),
+               sum(refunded_units), sum(refunds)
+          FROM category_summary WHERE grain = 'd' GROUP BY 2, 3;
+        INSERT INTO product_summary (grain, starts_at, product_id, units, revenue, refunded_units, refunds)
+        SELECT 'm', summary_floor('month', starts_at), product_id, sum(units), sum(revenue), sum(refunded_units),
+               sum(refunds)
+          FROM product_summary WHERE grain = 'd' GROUP BY 2, 3;"""
 
+# Every summary made again from the orders, lines and ledger there are, its changes dropped: the migration's
+# backfill, and the seed's after its bulk load (which it makes with these triggers off). The changes tables are
+# locked first, so that a writer's change is either in what this reads or appended after it commits, never lost.
+REBUILD = f"""
+    CREATE FUNCTION rebuild_report_summaries() RETURNS void LANGUAGE plpgsql AS $$
+    BEGIN
+{CLEAR_SUMMARIES}
         INSERT INTO customer_revenue (user_id, revenue)
         SELECT user_id, sum(total) FROM orders WHERE status IN {COUNTED} GROUP BY user_id;
 
@@ -282,11 +306,7 @@ REBUILD = f"""
                 SELECT summary_quarter_hour(occurred_at), 0, 0, 0, sum(amount), 0
                   FROM ledger_entries WHERE kind = 'refund' AND in_revenue GROUP BY 1) AS quarters
          GROUP BY starts_at;
-        INSERT INTO revenue_summary (grain, starts_at, orders, units, revenue, refunds, first_orders)
-        SELECT 'd', summary_floor('day', starts_at), sum(orders), sum(units), sum(revenue), sum(refunds),
-               sum(first_orders)
-          FROM revenue_summary WHERE grain = 'q' GROUP BY 2;
-
+{DAYS_FROM_QUARTERS}
         INSERT INTO first_order_summary (grain, starts_at, first_day, orders, revenue, second_orders)
         SELECT 'd', summary_floor('day', created_at), summary_floor('day', first_counted_at), count(*), sum(total),
                count(*) FILTER (WHERE previous_counted_at = first_counted_at AND created_at > first_counted_at)
@@ -319,19 +339,7 @@ REBUILD = f"""
                  WHERE e.kind = 'refund' AND e.in_revenue GROUP BY 1, 2) AS days
          GROUP BY starts_at, product_id;
 
-        -- the months, from the days
-        INSERT INTO revenue_summary (grain, starts_at, orders, units, revenue, refunds, first_orders)
-        SELECT 'm', summary_floor('month', starts_at), sum(orders), sum(units), sum(revenue), sum(refunds),
-               sum(first_orders)
-          FROM revenue_summary WHERE grain = 'd' GROUP BY 2;
-        INSERT INTO category_summary (grain, starts_at, category, orders, units, revenue, refunded_units, refunds)
-        SELECT 'm', summary_floor('month', starts_at), category, sum(orders), sum(units), sum(revenue),
-               sum(refunded_units), sum(refunds)
-          FROM category_summary WHERE grain = 'd' GROUP BY 2, 3;
-        INSERT INTO product_summary (grain, starts_at, product_id, units, revenue, refunded_units, refunds)
-        SELECT 'm', summary_floor('month', starts_at), product_id, sum(units), sum(revenue), sum(refunded_units),
-               sum(refunds)
-          FROM product_summary WHERE grain = 'd' GROUP BY 2, 3;
+{MONTHS_FROM_DAYS}
     END
     $$;
 """  # noqa: S608 - the counted statuses, our constant

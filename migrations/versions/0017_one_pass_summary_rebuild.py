@@ -10,6 +10,7 @@ Create Date: 2026-12-03
 
 from importlib import util
 from pathlib import Path
+from types import ModuleType
 
 from alembic import op
 
@@ -18,7 +19,19 @@ down_revision = "0016_report_summaries"
 branch_labels = None
 depends_on = None
 
-COUNTED = "('paid', 'shipped', 'delivered')"
+
+def _report_summaries() -> ModuleType:
+    """Migration 0016, whose rebuild this one replaces: its function for the downgrade, and the pieces they share."""
+    spec = util.spec_from_file_location("report_summaries", Path(__file__).with_name("0016_report_summaries.py"))
+    if spec is None or spec.loader is None:
+        raise RuntimeError("migration 0016 is missing beside 0017")
+    module = util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+REPORT_SUMMARIES = _report_summaries()
+COUNTED = REPORT_SUMMARIES.COUNTED
 
 # GROUPING(user_id, quarter, day, first_day, previous_day) has a bit set for each column a set leaves out
 BY_CUSTOMER, BY_QUARTER, BY_FIRST_DAY, BY_PREVIOUS_DAY = 0b01111, 0b10111, 0b11001, 0b11010
@@ -26,17 +39,7 @@ BY_CUSTOMER, BY_QUARTER, BY_FIRST_DAY, BY_PREVIOUS_DAY = 0b01111, 0b10111, 0b110
 REBUILD = f"""
     CREATE OR REPLACE FUNCTION rebuild_report_summaries() RETURNS void LANGUAGE plpgsql AS $$
     BEGIN
-        LOCK TABLE revenue_summary_changes, order_pair_summary_changes, first_order_summary_changes,
-                   category_summary_changes, product_summary_changes, customer_revenue
-            IN ACCESS EXCLUSIVE MODE;
-        -- DELETE, not TRUNCATE: this also runs inside a TRUNCATE of these tables (summaries_after_truncate())
-        DELETE FROM revenue_summary; DELETE FROM revenue_summary_changes;
-        DELETE FROM order_pair_summary; DELETE FROM order_pair_summary_changes;
-        DELETE FROM first_order_summary; DELETE FROM first_order_summary_changes;
-        DELETE FROM category_summary; DELETE FROM category_summary_changes;
-        DELETE FROM product_summary; DELETE FROM product_summary_changes;
-        DELETE FROM customer_revenue;
-
+{REPORT_SUMMARIES.CLEAR_SUMMARIES}
         -- the counted orders, once: four groupings, told apart by GROUPING()
         WITH orders_grouped AS MATERIALIZED (
             SELECT GROUPING(user_id, quarter, day, first_day, previous_day) AS grouping_set,
@@ -71,11 +74,7 @@ REBUILD = f"""
                 SELECT summary_quarter_hour(occurred_at), 0, 0, 0, sum(amount), 0
                   FROM ledger_entries WHERE kind = 'refund' AND in_revenue GROUP BY 1) AS quarters
          GROUP BY starts_at;
-        INSERT INTO revenue_summary (grain, starts_at, orders, units, revenue, refunds, first_orders)
-        SELECT 'd', summary_floor('day', starts_at), sum(orders), sum(units), sum(revenue), sum(refunds),
-               sum(first_orders)
-          FROM revenue_summary WHERE grain = 'q' GROUP BY 2;
-
+{REPORT_SUMMARIES.DAYS_FROM_QUARTERS}
         -- the counted lines, once, by day, product and category; then the refunded lines
         WITH lines AS MATERIALIZED (
             SELECT summary_floor('day', placed_at) AS day, product_id, category,
@@ -97,19 +96,7 @@ REBUILD = f"""
         SELECT 'd', day, category, sum(orders), sum(units), sum(revenue), sum(refunded_units), sum(refunds)
           FROM lines GROUP BY day, category;
 
-        -- the months, from the days
-        INSERT INTO revenue_summary (grain, starts_at, orders, units, revenue, refunds, first_orders)
-        SELECT 'm', summary_floor('month', starts_at), sum(orders), sum(units), sum(revenue), sum(refunds),
-               sum(first_orders)
-          FROM revenue_summary WHERE grain = 'd' GROUP BY 2;
-        INSERT INTO category_summary (grain, starts_at, category, orders, units, revenue, refunded_units, refunds)
-        SELECT 'm', summary_floor('month', starts_at), category, sum(orders), sum(units), sum(revenue),
-               sum(refunded_units), sum(refunds)
-          FROM category_summary WHERE grain = 'd' GROUP BY 2, 3;
-        INSERT INTO product_summary (grain, starts_at, product_id, units, revenue, refunded_units, refunds)
-        SELECT 'm', summary_floor('month', starts_at), product_id, sum(units), sum(revenue), sum(refunded_units),
-               sum(refunds)
-          FROM product_summary WHERE grain = 'd' GROUP BY 2, 3;
+{REPORT_SUMMARIES.MONTHS_FROM_DAYS}
     END
     $$;
 """  # noqa: S608 - the counted statuses, our constant
@@ -120,10 +107,5 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    # 0016's function, from 0016 itself (CREATE FUNCTION there; it is replaced here)
-    spec = util.spec_from_file_location("report_summaries", Path(__file__).with_name("0016_report_summaries.py"))
-    if spec is None or spec.loader is None:
-        raise RuntimeError("migration 0016 is missing beside 0017")
-    previous = util.module_from_spec(spec)
-    spec.loader.exec_module(previous)
-    op.execute(previous.REBUILD.replace("CREATE FUNCTION", "CREATE OR REPLACE FUNCTION", 1))
+    # 0016's function (CREATE FUNCTION there; it is replaced here)
+    op.execute(REPORT_SUMMARIES.REBUILD.replace("CREATE FUNCTION", "CREATE OR REPLACE FUNCTION", 1))

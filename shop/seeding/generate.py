@@ -264,9 +264,7 @@ class StoreGenerator:
 
     def order_rows(self, currency: str) -> Iterator[str]:
         """Rows of `orders`, after their lines (their totals are the sums of those lines)."""
-        orders = self._orders
-        if orders is None:
-            raise RuntimeError("order_items() decides the orders; run it first")
+        orders = self._drawn_orders()
         stamp = self.timestamp
         # each customer's previous counted order, for the reports (orders come in time order: id order)
         # and their first (every counted order carries it)
@@ -306,9 +304,7 @@ class StoreGenerator:
         recorded it, order by order and each order's in the order they happened (its history is read in id order).
         Customers place, pay and cancel; staff (the demo staff account, or nobody in production) ship and deliver;
         nobody (shop) expires the unpaid."""
-        orders = self._orders
-        if orders is None:
-            raise RuntimeError("order_items() decides the orders; run it first")
+        orders = self._drawn_orders()
         stamp = self.timestamp
         staff = NULL if self.customers.staff_id is None else str(self.customers.staff_id)
         change_id = 0
@@ -342,9 +338,7 @@ class StoreGenerator:
     def capture_rows(self, currency: str, provider: str) -> Iterator[str]:
         """Rows of `ledger_entries`, after the orders: a capture of its total for every order that was paid, when it
         was paid, under its payment reference (refunds follow, made in SQL: seeding/money.py)."""
-        orders = self._orders
-        if orders is None:
-            raise RuntimeError("order_items() decides the orders; run it first")
+        orders = self._drawn_orders()
         stamp = self.timestamp
         entry_id = 0
         for index in range(self.plan.orders):
@@ -354,6 +348,12 @@ class StoreGenerator:
                     f"{entry_id}\t{index + 1}\tcapture\t{money(orders.total_cents[index])}\t{currency}\t"
                     f"{stamp(orders.paid[index])}\t{provider}\tpay_{index + 1:09d}\n"
                 )
+
+    def _drawn_orders(self) -> _OrderHeaders:
+        """The orders order_items() drew: the rows written after the lines (orders, history, captures) follow them."""
+        if self._orders is None:
+            raise RuntimeError("order_items() decides the orders; run it first")
+        return self._orders
 
     def staff_id(self) -> int | None:
         return self.customers.staff_id
