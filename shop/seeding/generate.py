@@ -44,6 +44,26 @@ Rows = Iterator[tuple[str, int]]
 BATCH_ROWS = 4096
 
 
+class _Batches:
+    """Rows written one or a few at a time (`write`), handed on as one string with its count: `take(n)` once the
+    batch holds BATCH_ROWS or more strings (`parts`), n being the rows written so far, then `rest(n)` at the end."""
+
+    def __init__(self) -> None:
+        self.parts: list[str] = []
+        self.write = self.parts.append
+        self._handed = 0
+
+    def take(self, written: int) -> tuple[str, int]:
+        text = "".join(self.parts)
+        self.parts.clear()
+        count, self._handed = written - self._handed, written
+        return text, count
+
+    def rest(self, written: int) -> Rows:
+        if self.parts:
+            yield self.take(written)
+
+
 @dataclass(frozen=True)
 class SeedPlan:
     users: int
@@ -247,9 +267,9 @@ class StoreGenerator:
         categories, price_cents, sold = catalog.categories, catalog.price_cents, catalog.sold
         status_of, created_of, total_of, units_of = orders.status, orders.created, orders.total_cents, orders.units
         random_, bisect_, stamp = rng.random, bisect.bisect, self.timestamp.text
-        batch: list[str] = []
-        write = batch.append
-        line_id = written = 0
+        batches = _Batches()
+        write, parts = batches.write, batches.parts
+        line_id = 0
         for order_index in orders.drawn(self):
             wanted = min(line_counts[int(random_() * 100.0)], product_count)
             chosen: list[int] = []
@@ -276,12 +296,9 @@ class StoreGenerator:
                 seen.append(category)
             total_of[order_index] = total
             units_of[order_index] = units
-            if len(batch) >= BATCH_ROWS:
-                yield "".join(batch), line_id - written
-                batch.clear()
-                written = line_id
-        if batch:
-            yield "".join(batch), line_id - written
+            if len(parts) >= BATCH_ROWS:
+                yield batches.take(line_id)
+        yield from batches.rest(line_id)
 
     def order_rows(self, currency: str) -> Rows:
         """Rows of `orders`, after their lines (their totals are the sums of those lines)."""
@@ -294,8 +311,8 @@ class StoreGenerator:
         # and their first (every counted order carries it)
         last_counted: dict[int, str] = {}
         first_counted: dict[int, str] = {}
-        batch: list[str] = []
-        write = batch.append
+        batches = _Batches()
+        write, parts = batches.write, batches.parts
         for index in range(self.plan.orders):
             user, status = user_of[index], status_of[index]
             created, paid, shipped = created_of[index], paid_of[index], shipped_of[index]
@@ -324,11 +341,9 @@ class StoreGenerator:
                 f"{units_of[index]}\t{addresses[user]}\t{reference}\t{reason}\t{paid_text}\t{shipped_text}\t"
                 f"{delivered_text}\t{cancelled_text}\t{created_text}\t{updated}\t[]\t{previous}\t{first}\n"
             )
-            if len(batch) >= BATCH_ROWS:
-                yield "".join(batch), len(batch)
-                batch.clear()
-        if batch:
-            yield "".join(batch), len(batch)
+            if len(parts) >= BATCH_ROWS:
+                yield batches.take(index + 1)
+        yield from batches.rest(self.plan.orders)
 
     def history_rows(self, currency: str) -> Rows:
         """Rows of `order_status_changes`, after the orders: every step of every order as the lifecycle would have
@@ -342,9 +357,9 @@ class StoreGenerator:
             orders.total_cents,
         )  # fmt: skip
         staff = NULL if self.customers.staff_id is None else str(self.customers.staff_id)
-        batch: list[str] = []
-        write = batch.append
-        change_id = written = 0
+        batches = _Batches()
+        write, parts = batches.write, batches.parts
+        change_id = 0
         for index in range(self.plan.orders):
             order_id, customer = index + 1, user_of[index] + 1
             created, paid, cancelled = created_of[index], paid_of[index], cancelled_of[index]
@@ -375,21 +390,18 @@ class StoreGenerator:
                     who, reason, event = str(customer), CHANGED_MIND, "order.cancelled"
                 change_id += 1
                 write(f"{change_id}\t{order_id}\t{before}\tcancelled\t{who}\t{stamp(cancelled)}\t{reason}\t{event}\n")
-            if len(batch) >= BATCH_ROWS:
-                yield "".join(batch), change_id - written
-                batch.clear()
-                written = change_id
-        if batch:
-            yield "".join(batch), change_id - written
+            if len(parts) >= BATCH_ROWS:
+                yield batches.take(change_id)
+        yield from batches.rest(change_id)
 
     def capture_rows(self, currency: str, provider: str) -> Rows:
         """Rows of `ledger_entries`, after the orders: a capture of its total for every order that was paid, when it
         was paid, under its payment reference (refunds follow, made in SQL: seeding/money.py)."""
         orders = self._drawn_orders()
         stamp, paid_of, total_of = self.timestamp.text, orders.paid, orders.total_cents
-        batch: list[str] = []
-        write = batch.append
-        entry_id = written = 0
+        batches = _Batches()
+        write, parts = batches.write, batches.parts
+        entry_id = 0
         for index in range(self.plan.orders):
             if paid := paid_of[index]:
                 entry_id += 1
@@ -397,12 +409,9 @@ class StoreGenerator:
                     f"{entry_id}\t{index + 1}\tcapture\t{money(total_of[index])}\t{currency}\t{stamp(paid)}\t"
                     f"{provider}\tpay_{index + 1:09d}\n"
                 )
-                if len(batch) >= BATCH_ROWS:
-                    yield "".join(batch), entry_id - written
-                    batch.clear()
-                    written = entry_id
-        if batch:
-            yield "".join(batch), entry_id - written
+                if len(parts) >= BATCH_ROWS:
+                    yield batches.take(entry_id)
+        yield from batches.rest(entry_id)
 
     def _drawn_orders(self) -> _OrderHeaders:
         """The orders order_items() drew: the rows written after the lines (orders, history, captures) follow them."""
