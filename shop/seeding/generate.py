@@ -163,12 +163,16 @@ class StoreGenerator:
         streets = [fake.street_address() for _ in range(500)]
         cities = [(fake.city(), fake.postcode()) for _ in range(300)]
         domains = [self.fake.free_email_domain() for _ in range(12)]
+        # each name as an address's local part, made once for the pool
+        ascii_names = {name: _ascii(name) for name in (*first_names, *last_names)}
         joined_span = max(self.end - self.start, DAY)
         activity = []
+        batches = _Batches()
+        write, parts = batches.write, batches.parts
         for number in range(1, self.plan.users + 1):
             first, last = rng.choice(first_names), rng.choice(last_names)
             name = f"{first} {last}"
-            email = f"{_ascii(first)}.{_ascii(last)}.{number}@{rng.choice(domains)}".lower()
+            email = f"{ascii_names[first]}.{ascii_names[last]}.{number}@{rng.choice(domains)}".lower()
             city, postal_code = rng.choice(cities)
             address = {
                 "name": name,
@@ -182,8 +186,10 @@ class StoreGenerator:
             # repeat customers: a few order often, most now and then (a Pareto tail, capped)
             activity.append(min(rng.paretovariate(1.3), 60.0))
             joined = self.timestamp.text(self.start - rng.randrange(0, joined_span))
-            row = f"{number}\t{copy_text(email)}\t{copy_text(name)}\t{NO_PASSWORD}\tcustomer\tt\t{joined}\t{joined}\n"
-            yield row, 1
+            write(f"{number}\t{copy_text(email)}\t{copy_text(name)}\t{NO_PASSWORD}\tcustomer\tt\t{joined}\t{joined}\n")
+            if len(parts) >= BATCH_ROWS:
+                yield batches.take(number)
+        yield from batches.rest(self.plan.users)
         if demo_password_hashes is not None:
             joined = self.timestamp.text(self.start)
             for offset, (role, email) in enumerate(DEMO_ACCOUNTS.items(), start=1):
