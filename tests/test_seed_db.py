@@ -179,6 +179,11 @@ def test_seeded_data_holds_every_invariant(committing_app: Flask) -> None:
     assert top > 4 * median
     # the sequences continue after the seeded ids
     assert scalar(committing_app, "SELECT nextval(pg_get_serial_sequence('orders', 'id'))") == 401
+    # the refunds' history steps and ledger entries were numbered on from the loaded ones: no gap, none twice
+    for table in ("order_status_changes", "ledger_entries"):
+        last, count = _rows(committing_app, f"SELECT max(id), count(*) FROM {table}")[0]  # noqa: S608 - our names
+        assert last == count
+        assert scalar(committing_app, f"SELECT nextval(pg_get_serial_sequence('{table}', 'id'))") == last + 1
 
 
 def _rows(app: Flask, sql: str) -> list[Any]:
