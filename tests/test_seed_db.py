@@ -46,6 +46,36 @@ def counts(app: Flask) -> dict[str, int]:
     return {table: scalar(app, f"SELECT count(*) FROM {table}") for table in TABLES}  # noqa: S608
 
 
+# the schema objects the seed drops or disables for its load and must leave as the migrations made them
+SCHEMA = {
+    "indexes": "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = 'public'",
+    "constraints": """SELECT conrelid::regclass::text, conname, pg_get_constraintdef(oid), convalidated
+                        FROM pg_constraint WHERE connamespace = 'public'::regnamespace""",
+    "triggers": "SELECT tgrelid::regclass::text, tgname, tgenabled FROM pg_trigger WHERE NOT tgisinternal",
+}
+
+
+def schema(app: Flask) -> dict[str, set[tuple[Any, ...]]]:
+    with app.app_context(), db.engine.connect() as connection:
+        return {kind: {tuple(row) for row in connection.execute(sa.text(sql))} for kind, sql in SCHEMA.items()}
+
+
+def test_the_seed_leaves_every_index_key_and_trigger_as_the_migrations_made_them(committing_app: Flask) -> None:
+    before = schema(committing_app)
+    # a few of what it drops and disables, to show the comparison covers them
+    assert {"uq_users_email_lower", "ix_orders_revenue", "pk_order_status_changes"} <= {
+        name for name, _ in before["indexes"]
+    }
+    assert any(
+        table == "order_items" and definition.startswith("FOREIGN KEY (order_id)")
+        for table, _, definition, _ in before["constraints"]
+    )
+    assert ("orders", "trg_orders_total_matches_lines", "O") in before["triggers"]
+    result = seed(committing_app, *SMALL)
+    assert result.exit_code == 0, result.output
+    assert schema(committing_app) == before
+
+
 def test_the_same_options_and_seed_give_the_same_rows(committing_app: Flask) -> None:
     first = seed(committing_app, *SMALL, "--seed", "7")
     assert first.exit_code == 0, first.output
