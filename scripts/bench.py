@@ -823,7 +823,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     chosen = [dataclasses.replace(s, path=s.path.replace("{product}", product)) for s in chosen]
     results: list[Result] = []
     run = Run(args, wrk, database_url)
-    ordering = any(s.orders for s in chosen)
+    # pgbench's clients order as customers of their own too: the accounts are made for it alone as well
+    ordering = any(s.orders or s.pgbench for s in chosen)
     if ordering:
         run.meter = CpuMeter(database_url, os.environ["REDIS_URL"])
     pooling = contextlib.ExitStack()
