@@ -244,18 +244,15 @@ def _streaming_plan(connection: Connection) -> Iterator[None]:
         connection.execute(sa.text(f"RESET {setting}"))
 
 
-def _continue_ids(connection: Connection, table: str) -> None:
-    """Ids were written explicitly: the next one the database hands out must follow them."""
-    next_id = f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), coalesce(max(id), 0) + 1, false)"
-    connection.execute(sa.text(f"{next_id} FROM {table}"))
-
-
-def _continue_after(connection: Connection, table: str, written: int) -> None:
-    """`_continue_ids` for a table just loaded with ids 1 to `written`, before it has a key to find the largest by:
-    at ten million orders, max(id) read the whole history (4.7 GB) to learn what the load had counted."""
-    connection.execute(
-        sa.text(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), :next, false)"), {"next": written + 1}
-    )
+def _continue_ids(connection: Connection, table: str, loaded: int | None = None) -> None:
+    """Ids were written explicitly: the next one the database hands out must follow them. `loaded`: the table was
+    just loaded with ids 1 to `loaded` and has no key yet to find the largest by (at ten million orders, max(id)
+    read the whole 4.7 GB history to learn what the load had counted)."""
+    next_id = f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
+    if loaded is None:
+        connection.execute(sa.text(f"{next_id}coalesce(max(id), 0) + 1, false) FROM {table}"))
+    else:
+        connection.execute(sa.text(f"{next_id}:next, false)"), {"next": loaded + 1})
 
 
 def seed_money(connection: Connection, staff_id: int | None, until: date) -> None:
@@ -350,8 +347,8 @@ def seed_store(
             show.table("ledger_entries", store.capture_rows(currency, money.PROVIDER), plan.orders),
         )
         # the refunds' steps and entries follow (both numbered from 1, row by row)
-        _continue_after(connection, "order_status_changes", report.rows["order_status_changes"])
-        _continue_after(connection, "ledger_entries", captures)
+        _continue_ids(connection, "order_status_changes", loaded=report.rows["order_status_changes"])
+        _continue_ids(connection, "ledger_entries", loaded=captures)
 
         def rebuild(table: str) -> None:
             """A table's keys (each checks its uniqueness as it builds its index), indexes and foreign keys (each
